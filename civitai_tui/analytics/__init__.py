@@ -1,0 +1,1 @@
+"""Analytics: the SQLite collector, the analyzer and the reports."""

@@ -1,0 +1,1 @@
+"""The CivitAI side: API client, target parsing, file selection, folder layouts."""

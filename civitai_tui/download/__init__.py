@@ -1,0 +1,1 @@
+"""The file downloader: segments, resume state, retry policy, HTTP session."""

@@ -1,0 +1,1 @@
+"""Security: secret redaction, hash verification, format checks, pickle scans, quarantine."""

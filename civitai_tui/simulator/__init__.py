@@ -1,0 +1,1 @@
+"""A local CivitAI stand-in (API origin + storage origin) with fault knobs."""
