@@ -1,0 +1,133 @@
+"""Rich output for the command line: live progress bars fed by the event bus, and summaries.
+
+:class:`ProgressDisplay` is a bus callback: it turns ``FileStarted`` /
+``FileProgress`` / ``FileCompleted`` / ``FileFailed`` into one bar per file plus
+an overall bar (speed and ETA), on stderr so ``--json`` keeps stdout clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from civitai_tui.events import Event, FileCompleted, FileFailed, FileProgress, FileStarted
+
+
+def _short(name: str, width: int = 40) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+class ProgressDisplay:
+    """Per-file and overall progress bars, updated from bus events."""
+
+    def __init__(self, console: Console, total_files: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._overall = self.progress.add_task(f"[bold]all {total_files} file(s)", total=0)
+        self._tasks: dict[str, TaskID] = {}
+        self._done: dict[str, int] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        """Bus callback."""
+        if isinstance(event, FileStarted):
+            self._start(event)
+        elif isinstance(event, FileProgress):
+            self._advance(event.key, event.done, event.total)
+        elif isinstance(event, FileCompleted):
+            self._finish(event.file.key, "[green]✓", event.bytes)
+        elif isinstance(event, FileFailed):
+            self._finish(event.file.key, "[red]✗", None)
+
+    def _start(self, event: FileStarted) -> None:
+        info = event.file
+        if info.key in self._tasks:
+            return
+        self._tasks[info.key] = self.progress.add_task(
+            _short(info.name), total=info.size, completed=event.resumed_bytes
+        )
+        self._done[info.key] = event.resumed_bytes
+        overall = self.progress.tasks[self._overall]
+        self.progress.update(
+            self._overall,
+            total=(overall.total or 0) + (info.size or 0),
+            advance=event.resumed_bytes,
+        )
+
+    def _advance(self, key: str, done: int, total: int | None) -> None:
+        task = self._tasks.get(key)
+        if task is None:
+            return
+        delta = done - self._done.get(key, 0)
+        self._done[key] = done
+        self.progress.update(task, completed=done, total=total)
+        self.progress.update(self._overall, advance=delta)
+
+    def _finish(self, key: str, mark: str, size: int | None) -> None:
+        task = self._tasks.get(key)
+        if task is None:
+            return
+        name = self.progress.tasks[task].description
+        if size is not None:
+            self._advance(key, size, size)
+        self.progress.update(task, description=f"{mark} {name}")
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the final summary."""
+
+    name: str
+    status: str
+    bytes: int
+    detail: str
+
+
+def print_summary(console: Console, rows: Sequence[SummaryRow]) -> None:
+    """A table of every file and what happened to it."""
+    table = Table(title="Summary", show_lines=False, expand=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("status")
+    table.add_column("size", justify="right")
+    table.add_column("detail", overflow="fold")
+    styles = {"completed": "green", "skipped": "cyan", "failed": "red"}
+    for row in rows:
+        style = styles.get(row.status, "")
+        table.add_row(row.name, f"[{style}]{row.status}", _human(row.bytes), row.detail)
+    console.print(table)
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
