@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from civitai_tui.simulator.server import Simulator, start_simulator
+if TYPE_CHECKING:
+    from civitai_tui.simulator.server import Simulator
+
 
 #: A realistic-looking CivitAI key (32 lowercase hex) that the simulator accepts.
 TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -26,6 +29,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     """A fresh simulator (API + storage origins on ephemeral loopback ports)."""
+    from civitai_tui.simulator.server import start_simulator
+
     simulator = await start_simulator(tokens={TOKEN})
     try:
         yield simulator
