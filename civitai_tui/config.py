@@ -1,21 +1,35 @@
-"""Where things live and what the environment says: state dir, API origin, token.
+"""Configuration: where things live, the environment, and the TOML settings file.
 
 Environment (DESIGN.md): ``CIVITAI_API_KEY`` (token), ``CIVITAI_BASE_URL`` (API
 origin, default ``https://civitai.com``), ``CIVITAI_TUI_HOME`` (state dir; default
-from platformdirs). The full TOML configuration with dotted keys arrives with the
-bulk engine; this module owns only what every command needs.
+from platformdirs).
+
+Settings live in ``<state dir>/config.toml`` under dotted keys
+(``bulk.batch_size``, ``performance.max_connections``, ...). Every key is declared
+once in :data:`OPTIONS` with its type, default, bounds and help; a value that
+breaks the rules is refused with a :class:`ConfigError` naming the key and what
+is allowed. Environment variables override the file:
+``CIVITAI_TUI_BULK__BATCH_SIZE=3`` sets ``bulk.batch_size``. Writes keep the
+file's comments (tomlkit).
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+import tomlkit
+
+from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 APP_NAME = "civitai-tui"
 DEFAULT_BASE_URL = "https://civitai.com"
+ENV_PREFIX = "CIVITAI_TUI_"
 
 
 def state_dir() -> Path:
@@ -38,3 +52,264 @@ class Environment:
         base = os.environ.get("CIVITAI_BASE_URL", "").strip() or DEFAULT_BASE_URL
         key = os.environ.get("CIVITAI_API_KEY", "").strip() or None
         return cls(base_url=base.rstrip("/"), api_key=key)
+
+
+class ConfigError(CivitaiTuiError):
+    """A malformed config file, an unknown key or a value outside its rules."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(FailureKind.BAD_CONFIG, message)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration key: its type, default, allowed values and meaning."""
+
+    key: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def allowed(self) -> str:
+        """The allowed values, in words."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        bounds = [f">= {self.minimum:g}" if self.minimum is not None else ""]
+        bounds.append(f"<= {self.maximum:g}" if self.maximum is not None else "")
+        text = " and ".join(b for b in bounds if b)
+        return f"{'an integer' if self.kind is int else 'a number' if self.kind is float else 'text'}" + (
+            f" {text}" if text else ""
+        )
+
+    def coerce(self, raw: Any) -> Any:
+        """``raw`` (a TOML value or a string from the shell) as this option's type."""
+        try:
+            value = self._convert(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.key}: {raw!r} is not valid; expected {self.allowed()}") from None
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{self.key}: {raw!r} is not allowed; expected {self.allowed()}")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{self.key}: {raw!r} is too small; expected {self.allowed()}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"{self.key}: {raw!r} is too large; expected {self.allowed()}")
+        return value
+
+    def _convert(self, raw: Any) -> Any:
+        if self.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"true", "1", "yes", "on"}:
+                return True
+            if text in {"false", "0", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if self.kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            return int(raw)
+        if self.kind is float:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return float(raw)
+        if not isinstance(raw, str):
+            raise TypeError(raw)
+        value = raw.strip()
+        return value.lower() if self.choices else value
+
+
+def _options(*options: Option) -> dict[str, Option]:
+    return {o.key: o for o in options}
+
+
+MIB = 1024 * 1024
+
+OPTIONS: dict[str, Option] = _options(
+    # bulk queue
+    Option("bulk.batch_size", int, 5, "Files per batch.", minimum=1, maximum=1000),
+    Option("bulk.concurrent_batches", int, 2, "Batches run at once.", minimum=1, maximum=32),
+    Option(
+        "bulk.strategy",
+        str,
+        "adaptive",
+        "How batches run: one after another, all at once, or sized from throughput and errors.",
+        choices=("sequential", "parallel", "adaptive"),
+    ),
+    Option(
+        "bulk.pause_between_batches", float, 0.0, "Seconds between batches.", minimum=0, maximum=3600
+    ),
+    Option("bulk.max_files", int, 4, "Files downloading at once.", minimum=1, maximum=64),
+    Option(
+        "bulk.layout",
+        str,
+        "flat",
+        "Folder layout of the model library.",
+        choices=("flat", "comfyui", "a1111", "template"),
+    ),
+    Option(
+        "bulk.template",
+        str,
+        "{type}/{base_model}/{model_name}/{file_name}",
+        "Folder template used when bulk.layout is 'template'.",
+    ),
+    Option("bulk.dest", str, "", "Default destination folder (empty: ./ for `get`)."),
+    # one file
+    Option("download.connections", int, 16, "Connections per file.", minimum=1, maximum=64),
+    Option(
+        "download.min_split", int, 4 * MIB, "Never split a range below this (bytes).", minimum=65536
+    ),
+    Option(
+        "download.checkpoint_seconds",
+        float,
+        2.0,
+        "Resume state saved at least this often (s).",
+        minimum=0.1,
+        maximum=600,
+    ),
+    Option("download.stall_timeout", float, 30.0, "Drop a connection idle this long (s).", minimum=1),
+    Option("download.max_attempts", int, 8, "Attempts per file before giving up.", minimum=1),
+    # performance optimizer
+    Option(
+        "performance.mode",
+        str,
+        "adaptive",
+        "Optimizer mode.",
+        choices=("speed", "efficiency", "minimal", "adaptive"),
+    ),
+    Option("performance.cpu_threshold", float, 75.0, "CPU % that sheds connections.", minimum=1, maximum=100),
+    Option(
+        "performance.memory_threshold",
+        float,
+        75.0,
+        "Memory % that sheds connections.",
+        minimum=1,
+        maximum=100,
+    ),
+    Option("performance.max_connections", int, 64, "Connections per host, at most.", minimum=1, maximum=256),
+    Option("performance.min_chunk_size", int, 64 * 1024, "Smallest read buffer (bytes).", minimum=4096),
+    Option("performance.max_chunk_size", int, 4 * MIB, "Largest read buffer (bytes).", minimum=4096),
+    Option("performance.enable_adaptive_retry", bool, True, "Retry delays follow the network."),
+    # API politeness
+    Option("api.requests_per_second", float, 5.0, "API calls per second, at most.", minimum=0.1, maximum=100),
+    # analytics
+    Option("analytics.enabled", bool, True, "Record analytics events."),
+    Option("analytics.anonymize_users", bool, False, "Pseudonymise creator names and ids."),
+    Option("analytics.retention_days", int, 30, "Days of events kept.", minimum=1),
+    Option("analytics.max_db_mb", int, 500, "Size cap of analytics.db (MiB).", minimum=1),
+    # user interface
+    Option("ui.theme", str, "civitai-dark", "Theme name."),
+    Option("ui.refresh_hz", float, 5.0, "Table refreshes per second.", minimum=0.5, maximum=30),
+)
+
+
+def _env_name(key: str) -> str:
+    section, name = key.split(".", 1)
+    return f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+
+
+def option(key: str) -> Option:
+    """The :class:`Option` for ``key``, or a ConfigError listing close keys."""
+    try:
+        return OPTIONS[key]
+    except KeyError:
+        section = key.split(".", 1)[0]
+        near = [k for k in OPTIONS if k.startswith(section + ".")] or list(OPTIONS)
+        raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(near)}") from None
+
+
+Listener = Callable[[str, Any], None]
+
+
+class Config:
+    """The settings in force: defaults, then the TOML file, then the environment."""
+
+    def __init__(self, path: Path, values: Mapping[str, Any], env_keys: frozenset[str]) -> None:
+        self.path = path
+        self._values = dict(values)
+        self._env_keys = env_keys
+        self._listeners: list[Listener] = []
+
+    @classmethod
+    def load(cls, path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """Read ``path`` (default ``<state dir>/config.toml``) and the environment."""
+        path = path or state_dir() / "config.toml"
+        environ = os.environ if environ is None else environ
+        values = {key: opt.default for key, opt in OPTIONS.items()}
+        values.update(_read_file(path))
+        env_keys = set()
+        for key, opt in OPTIONS.items():
+            raw = environ.get(_env_name(key))
+            if raw is not None:
+                try:
+                    values[key] = opt.coerce(raw)
+                except ConfigError as exc:
+                    raise ConfigError(f"environment {_env_name(key)}: {exc.message}") from None
+                env_keys.add(key)
+        return cls(path, values, frozenset(env_keys))
+
+    def get(self, key: str) -> Any:
+        option(key)
+        return self._values[key]
+
+    def set(self, key: str, raw: Any, *, persist: bool = True) -> Any:
+        """Validate and set ``key``; write it to the file unless ``persist`` is False."""
+        value = option(key).coerce(raw)
+        if persist:
+            _write_key(self.path, key, value)
+        self._values[key] = value
+        for listener in list(self._listeners):
+            listener(key, value)
+        return value
+
+    def overridden_by_env(self, key: str) -> bool:
+        return key in self._env_keys
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener(key, value)`` after every ``set``."""
+        self._listeners.append(listener)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or delete the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    values: dict[str, Any] = {}
+    for section, table in data.items():
+        if section == "keymap":  # free-form table read by the TUI
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section!r} must be a [section] table")
+        for name, raw in table.items():
+            key = f"{section}.{name}"
+            try:
+                values[key] = option(key).coerce(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc.message}") from None
+    return values
+
+
+def _write_key(path: Path, key: str, value: Any) -> None:
+    section, name = key.split(".", 1)
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    table = doc.get(section)
+    if table is None:
+        table = tomlkit.table()
+        doc[section] = table
+    table[name] = value
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)

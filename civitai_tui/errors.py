@@ -18,6 +18,7 @@ class FailureKind(StrEnum):
     """Why something failed; the value is what events and analytics store."""
 
     BAD_TARGET = "bad_target"  # the user's input cannot be understood
+    BAD_CONFIG = "bad_config"  # a malformed config file, unknown key or invalid value
     INSECURE_URL = "insecure_url"  # http:// to a non-loopback host, bad redirect
     AUTH_REQUIRED = "auth_required"  # 401: no token, or the token is wrong
     FORBIDDEN = "forbidden"  # 403 without a more precise reason
