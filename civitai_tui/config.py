@@ -79,19 +79,20 @@ class Option:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
             return "true or false"
-        bounds = [f">= {self.minimum:g}" if self.minimum is not None else ""]
-        bounds.append(f"<= {self.maximum:g}" if self.maximum is not None else "")
-        text = " and ".join(b for b in bounds if b)
-        return f"{'an integer' if self.kind is int else 'a number' if self.kind is float else 'text'}" + (
-            f" {text}" if text else ""
-        )
+        words = {int: "an integer", float: "a number"}.get(self.kind, "text")
+        if self.minimum is not None:
+            words += f" >= {self.minimum:g}"
+        if self.maximum is not None:
+            words += (" and" if self.minimum is not None else "") + f" <= {self.maximum:g}"
+        return words
 
     def coerce(self, raw: Any) -> Any:
         """``raw`` (a TOML value or a string from the shell) as this option's type."""
         try:
             value = self._convert(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{self.key}: {raw!r} is not valid; expected {self.allowed()}") from None
+            message = f"{self.key}: {raw!r} is not valid; expected {self.allowed()}"
+            raise ConfigError(message) from None
         if self.choices and value not in self.choices:
             raise ConfigError(f"{self.key}: {raw!r} is not allowed; expected {self.allowed()}")
         if self.minimum is not None and value < self.minimum:
@@ -142,7 +143,12 @@ OPTIONS: dict[str, Option] = _options(
         choices=("sequential", "parallel", "adaptive"),
     ),
     Option(
-        "bulk.pause_between_batches", float, 0.0, "Seconds between batches.", minimum=0, maximum=3600
+        "bulk.pause_between_batches",
+        float,
+        0.0,
+        "Seconds between batches.",
+        minimum=0,
+        maximum=3600,
     ),
     Option("bulk.max_files", int, 4, "Files downloading at once.", minimum=1, maximum=64),
     Option(
@@ -172,7 +178,9 @@ OPTIONS: dict[str, Option] = _options(
         minimum=0.1,
         maximum=600,
     ),
-    Option("download.stall_timeout", float, 30.0, "Drop a connection idle this long (s).", minimum=1),
+    Option(
+        "download.stall_timeout", float, 30.0, "Drop a connection idle this long (s).", minimum=1
+    ),
     Option("download.max_attempts", int, 8, "Attempts per file before giving up.", minimum=1),
     # performance optimizer
     Option(
@@ -182,7 +190,14 @@ OPTIONS: dict[str, Option] = _options(
         "Optimizer mode.",
         choices=("speed", "efficiency", "minimal", "adaptive"),
     ),
-    Option("performance.cpu_threshold", float, 75.0, "CPU % that sheds connections.", minimum=1, maximum=100),
+    Option(
+        "performance.cpu_threshold",
+        float,
+        75.0,
+        "CPU % that sheds connections.",
+        minimum=1,
+        maximum=100,
+    ),
     Option(
         "performance.memory_threshold",
         float,
@@ -191,12 +206,30 @@ OPTIONS: dict[str, Option] = _options(
         minimum=1,
         maximum=100,
     ),
-    Option("performance.max_connections", int, 64, "Connections per host, at most.", minimum=1, maximum=256),
-    Option("performance.min_chunk_size", int, 64 * 1024, "Smallest read buffer (bytes).", minimum=4096),
-    Option("performance.max_chunk_size", int, 4 * MIB, "Largest read buffer (bytes).", minimum=4096),
+    Option(
+        "performance.max_connections",
+        int,
+        64,
+        "Connections per host, at most.",
+        minimum=1,
+        maximum=256,
+    ),
+    Option(
+        "performance.min_chunk_size", int, 64 * 1024, "Smallest read buffer (bytes).", minimum=4096
+    ),
+    Option(
+        "performance.max_chunk_size", int, 4 * MIB, "Largest read buffer (bytes).", minimum=4096
+    ),
     Option("performance.enable_adaptive_retry", bool, True, "Retry delays follow the network."),
     # API politeness
-    Option("api.requests_per_second", float, 5.0, "API calls per second, at most.", minimum=0.1, maximum=100),
+    Option(
+        "api.requests_per_second",
+        float,
+        5.0,
+        "API calls per second, at most.",
+        minimum=0.1,
+        maximum=100,
+    ),
     # analytics
     Option("analytics.enabled", bool, True, "Record analytics events."),
     Option("analytics.anonymize_users", bool, False, "Pseudonymise creator names and ids."),

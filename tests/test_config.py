@@ -67,7 +67,9 @@ def test_invalid_values_name_the_key_and_the_rule(
 
 def test_unknown_key_lists_the_section_keys(tmp_path: Path) -> None:
     cfg = Config.load(tmp_path / "config.toml", environ={})
-    with pytest.raises(ConfigError, match=r"unknown config key 'bulk\.batchsize'.*bulk\.batch_size"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'bulk\.batchsize'.*bulk\.batch_size"
+    ):
         cfg.get("bulk.batchsize")
 
 

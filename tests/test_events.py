@@ -31,7 +31,9 @@ def test_progress_coalesces_in_place_and_keeps_order() -> None:
     bus.publish(JobStateChanged(job_id="j", old="PENDING", new="PROCESSING"))
     bus.publish(progress("b", 5))
     bus.publish(progress("a", 9))
-    bus.publish(FileCompleted(file=INFO, path="/x", bytes=10, fetched_bytes=10, sha256="", duration=1))
+    bus.publish(
+        FileCompleted(file=INFO, path="/x", bytes=10, fetched_bytes=10, sha256="", duration=1)
+    )
     events = sub.drain()
     assert [e.type for e in events] == [
         "file_progress",

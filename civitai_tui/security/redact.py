@@ -38,6 +38,7 @@ SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
 
+
 def _mask_credential(m: re.Match[str]) -> str:
     scheme = f"{m.group(3)} " if m.group(3) else ""
     return f"{m.group(1)}{m.group(2)}{scheme}{MASK}"
@@ -59,7 +60,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = 
         r"\1" + MASK,
     ),
     (
-        re.compile(r"(?i)\b(civitai_?(?:api_?)?(?:token|key)|hf_token|api_?key)(\s*[:=]\s*['\"]?)[^\s'\",;]+"),
+        re.compile(
+            r"(?i)\b(civitai_?(?:api_?)?(?:token|key)|hf_token|api_?key)(\s*[:=]\s*['\"]?)[^\s'\",;]+"
+        ),
         r"\1\2" + MASK,
     ),
     (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), "hf_" + MASK),
@@ -104,7 +107,9 @@ def mask_url(url: str) -> str:
 
 def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` with credential headers masked."""
-    return {k: (MASK if k.lower() in SENSITIVE_HEADERS else mask_text(v)) for k, v in headers.items()}
+    return {
+        k: (MASK if k.lower() in SENSITIVE_HEADERS else mask_text(v)) for k, v in headers.items()
+    }
 
 
 class RedactingFilter(logging.Filter):
