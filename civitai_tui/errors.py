@@ -41,6 +41,8 @@ class FailureKind(StrEnum):
     FILESYSTEM = "filesystem"  # permissions, bad destination
     CANCELLED = "cancelled"
     API = "api"  # an unexpected API answer (bad JSON, 400 from validation)
+    INVALID_STATE = "invalid_state"  # a job action its state does not allow
+    UNKNOWN_JOB = "unknown_job"
 
 
 #: Kinds where trying again (after a delay) can help.

@@ -1,0 +1,1 @@
+"""The bulk download engine: jobs, the priority queue, the state machine, batch strategies."""

@@ -1,0 +1,166 @@
+"""Jobs and their files: what the user asked for, and what it expanded to.
+
+A :class:`BulkDownloadJob` is one request (a model, a version, a creator, a
+search, a URL list); once expanded it owns :class:`JobFile` rows, each enough
+to rebuild a :class:`~civitai_tui.download.request.DownloadRequest` after a
+restart. Job-level progress is derived from the files, never stored twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from civitai_tui.bulk.states import JobState, check_transition
+from civitai_tui.events import FileInfo
+
+
+class FileState(StrEnum):
+    PENDING = "pending"
+    DOWNLOADING = "downloading"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"  # already present and verified
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def done(self) -> bool:
+        return self in {FileState.COMPLETED, FileState.SKIPPED}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job's targets expand and where its files go."""
+
+    dest: str = ""
+    latest_only: bool = True
+    limit: int | None = None  # bulk targets: at most this many models
+    types: tuple[str, ...] = ()
+    base_models: tuple[str, ...] = ()
+    sort: str | None = None
+    period: str | None = None
+    nsfw: bool | None = None
+    primary_only: bool = True
+    formats: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobOptions:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("types", "base_models", "formats"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+
+@dataclass
+class JobFile:
+    """One file of a job, with its download state and what failed last."""
+
+    info: FileInfo
+    dest_dir: str
+    #: How to fetch it: {"kind": "civitai", "version_id": v, "file_id": f}
+    #: or {"kind": "url", "url": u}.
+    source: dict[str, Any]
+    filename: str | None = None
+    sha256: str | None = None
+    blake3: str | None = None
+    remote_scans: tuple[str, ...] = ()
+    file_format: str | None = None
+    state: FileState = FileState.PENDING
+    done: int = 0
+    attempts: int = 0
+    last_status: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    path: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.info.key
+
+    @property
+    def size(self) -> int | None:
+        return self.info.size
+
+
+@dataclass
+class BulkDownloadJob:
+    """A user's request, its priority and state, and the files it expanded to."""
+
+    name: str
+    targets: tuple[str, ...]
+    options: JobOptions = field(default_factory=JobOptions)
+    priority: int = 0
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: JobState = JobState.PENDING
+    seq: int = 0  # FIFO order within a priority level
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    expanded: bool = False
+    error: str | None = None  # job-level failure (e.g. a target that does not exist)
+    files: list[JobFile] = field(default_factory=list)
+
+    def transition(self, new: JobState) -> JobState:
+        """Move to ``new`` (raising on an illegal change); returns the old state."""
+        old = self.state
+        check_transition(self.id, old, new)
+        self.state = new
+        now = time.time()
+        if new is JobState.PROCESSING and self.started_at is None:
+            self.started_at = now
+        self.finished_at = now if new.finished else None
+        return old
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+    @property
+    def done_bytes(self) -> int:
+        return sum((f.size or f.done) if f.state.done else f.done for f in self.files)
+
+    @property
+    def files_done(self) -> int:
+        return sum(1 for f in self.files if f.state.done)
+
+    @property
+    def failures(self) -> list[JobFile]:
+        return [f for f in self.files if f.state is FileState.FAILED]
+
+    def failure_summary(self) -> str:
+        """The failures aggregated: per file, reason, attempts and last HTTP status."""
+        parts = []
+        for f in self.failures:
+            status = f" HTTP {f.last_status}" if f.last_status else ""
+            parts.append(
+                f"{f.info.name}: {f.error_kind}{status} after {f.attempts} attempt(s): {f.error}"
+            )
+        if self.error:
+            parts.insert(0, self.error)
+        return "; ".join(parts)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready view for the control API and ``ls``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": str(self.state),
+            "priority": self.priority,
+            "targets": list(self.targets),
+            "files_total": len(self.files),
+            "files_done": self.files_done,
+            "files_failed": len(self.failures),
+            "total_bytes": self.total_bytes,
+            "done_bytes": self.done_bytes,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.failure_summary() or None,
+        }

@@ -1,0 +1,249 @@
+"""``state.db``: jobs and their files in SQLite (WAL), so a restart continues the queue.
+
+The store owns the schema and the row mapping; the manager decides when to
+save. Writes are small and grouped in one transaction per call.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
+from civitai_tui.bulk.states import JobState
+from civitai_tui.events import FileInfo
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    options TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    expanded INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS files (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    info TEXT NOT NULL,
+    dest_dir TEXT NOT NULL,
+    source TEXT NOT NULL,
+    filename TEXT,
+    sha256 TEXT,
+    blake3 TEXT,
+    remote_scans TEXT NOT NULL,
+    file_format TEXT,
+    state TEXT NOT NULL,
+    done INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_status INTEGER,
+    error_kind TEXT,
+    error TEXT,
+    path TEXT,
+    PRIMARY KEY (job_id, key)
+);
+CREATE INDEX IF NOT EXISTS files_sha256 ON files(sha256);
+"""
+
+_JOB_COLUMNS = (
+    "id, seq, name, targets, options, priority, state, created_at, started_at, finished_at,"
+    " expanded, error"
+)
+_JOB_UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _JOB_COLUMNS.split(",")[1:])
+_FILE_COLUMNS = (
+    "job_id, key, ord, info, dest_dir, source, filename, sha256, blake3, remote_scans,"
+    " file_format, state, done, attempts, last_status, error_kind, error, path"
+)
+
+
+class JobStore:
+    """Reads and writes jobs and files in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path} was written by a newer civitai-tui (schema {version})")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def next_seq(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()
+        return int(row[0])
+
+    def save_job(self, job: BulkDownloadJob, *, with_files: bool = True) -> None:
+        """Insert or replace a job (and, by default, all its files)."""
+        with self._transaction():
+            # An upsert, not INSERT OR REPLACE: a replace would cascade-delete the files.
+            self._db.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_marks(12)})"
+                f" ON CONFLICT(id) DO UPDATE SET {_JOB_UPDATES}",
+                _job_row(job),
+            )
+            if with_files:
+                self._db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
+                self._db.executemany(
+                    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({_marks(18)})",
+                    (_file_row(job.id, i, f) for i, f in enumerate(job.files)),
+                )
+
+    def save_files(self, job_id: str, files: Iterable[JobFile]) -> None:
+        """Update the mutable columns of some files."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE files SET state=?, done=?, attempts=?, last_status=?, error_kind=?,"
+                " error=?, path=?, filename=? WHERE job_id=? AND key=?",
+                (
+                    (
+                        str(f.state),
+                        f.done,
+                        f.attempts,
+                        f.last_status,
+                        f.error_kind,
+                        f.error,
+                        f.path,
+                        f.filename,
+                        job_id,
+                        f.key,
+                    )
+                    for f in files
+                ),
+            )
+
+    def delete_job(self, job_id: str) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def load_jobs(self) -> list[BulkDownloadJob]:
+        """Every job with its files, in arrival order."""
+        files: dict[str, list[JobFile]] = {}
+        for row in self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY job_id, ord"):
+            files.setdefault(row[0], []).append(_file_from_row(row))
+        return [
+            _job_from_row(row, files.get(row[0], []))
+            for row in self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY seq")
+        ]
+
+    def completed_sha256(self) -> set[str]:
+        """SHA256s (upper-case) of every file already completed, for skip-if-present."""
+        rows = self._db.execute(
+            "SELECT DISTINCT upper(sha256) FROM files WHERE sha256 IS NOT NULL AND state IN (?, ?)",
+            (str(FileState.COMPLETED), str(FileState.SKIPPED)),
+        )
+        return {r[0] for r in rows}
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _job_row(job: BulkDownloadJob) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.seq,
+        job.name,
+        json.dumps(list(job.targets)),
+        json.dumps(job.options.to_dict()),
+        job.priority,
+        str(job.state),
+        job.created_at,
+        job.started_at,
+        job.finished_at,
+        int(job.expanded),
+        job.error,
+    )
+
+
+def _job_from_row(row: tuple[Any, ...], files: list[JobFile]) -> BulkDownloadJob:
+    return BulkDownloadJob(
+        id=row[0],
+        seq=row[1],
+        name=row[2],
+        targets=tuple(json.loads(row[3])),
+        options=JobOptions.from_dict(json.loads(row[4])),
+        priority=row[5],
+        state=JobState(row[6]),
+        created_at=row[7],
+        started_at=row[8],
+        finished_at=row[9],
+        expanded=bool(row[10]),
+        error=row[11],
+        files=files,
+    )
+
+
+def _file_row(job_id: str, ord_: int, f: JobFile) -> tuple[Any, ...]:
+    info = {k: getattr(f.info, k) for k in f.info.__dataclass_fields__}
+    return (
+        job_id,
+        f.key,
+        ord_,
+        json.dumps(info),
+        f.dest_dir,
+        json.dumps(f.source),
+        f.filename,
+        f.sha256,
+        f.blake3,
+        json.dumps(list(f.remote_scans)),
+        f.file_format,
+        str(f.state),
+        f.done,
+        f.attempts,
+        f.last_status,
+        f.error_kind,
+        f.error,
+        f.path,
+    )
+
+
+def _file_from_row(row: tuple[Any, ...]) -> JobFile:
+    return JobFile(
+        info=FileInfo(**json.loads(row[3])),
+        dest_dir=row[4],
+        source=json.loads(row[5]),
+        filename=row[6],
+        sha256=row[7],
+        blake3=row[8],
+        remote_scans=tuple(json.loads(row[9])),
+        file_format=row[10],
+        state=FileState(row[11]),
+        done=row[12],
+        attempts=row[13],
+        last_status=row[14],
+        error_kind=row[15],
+        error=row[16],
+        path=row[17],
+    )
