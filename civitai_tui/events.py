@@ -54,6 +54,7 @@ class FileInfo:
     version_id: int | None = None
     file_id: int | None = None
     model_name: str = ""
+    version_name: str = ""
     model_type: str = ""
     base_model: str = ""
     creator: str = ""
