@@ -1,0 +1,72 @@
+"""How the API client stays polite: request pacing and backoff for metadata calls.
+
+A :class:`RateLimiter` spaces API requests (default at most 10 a second, with a
+small burst) so resolving a thousand targets never sets off a 429 storm; one
+limiter can be shared by several clients. :class:`Backoff` gives exponential
+delays with full jitter, honouring ``Retry-After`` and capped (60 s by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` requests a second, up to ``burst`` at once."""
+
+    def __init__(self, rate: float = 10.0, burst: int = 3) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        """Wait until one more request is allowed."""
+        async with self._lock:
+            self._refill()
+            if self._tokens < 1:
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+                self._refill()
+            self._tokens -= 1
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry timing for metadata requests answered 429/5xx or lost to the network."""
+
+    attempts: int = 4  # total tries, the first included
+    base: float = 1.0  # seconds; doubles each attempt
+    cap: float = 60.0  # no single wait is longer than this
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(self.cap, retry_after)
+        return min(self.cap, random.uniform(0, self.base * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` (delta-seconds or an HTTP date) in seconds from now, or None."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, seconds)
+    return seconds if seconds >= 0 else None
