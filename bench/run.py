@@ -1,0 +1,265 @@
+"""The bench harness: times aria2c, curl, ours and the plain downloader side by side.
+
+For each profile (a: unlimited, b: every connection capped) it starts the bench
+server in its own process, then runs every tool once per round, rotating the
+order each round so no tool always goes first. Each run downloads every file
+into an empty directory; its files are checked (sizes, and the SHA256 of one
+file) and deleted before the next run. Medians and paired ratios against the
+anchors go to stdout as a Markdown table and, with every run, to a JSON file.
+
+``python -m bench.run --help`` lists the options; ``make bench BENCH_ARGS=...``
+passes them through. Exit status: 0 if every run was good, 1 if a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.corpus import Corpus, ensure_corpus, sha256_of, verify_download
+from bench.measure import run_measured
+from bench.pacing import parse_rate
+from bench.report import RunRecord, markdown_table, summarize, write_json
+from bench.server import ServerProcess
+from bench.tools import TOOL_NAMES, Tool, all_tools
+
+PROFILES = ("a", "b")
+DEFAULT_SERVED = Path(tempfile.gettempdir()) / "civitai-tui-bench" / "served"
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything one run of one tool needs."""
+
+    corpus: Corpus
+    work: Path
+    timeout: float
+    digests: dict[str, str]
+
+    def expected_sha256(self, name: str) -> str:
+        if name not in self.digests:
+            self.digests[name] = sha256_of(self.corpus.path(name))
+        return self.digests[name]
+
+
+def _csv(choices: tuple[str, ...]) -> Any:
+    def parse(text: str) -> list[str]:
+        picked = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = sorted(set(picked) - set(choices))
+        if not picked or unknown:
+            raise argparse.ArgumentTypeError(f"pick from {', '.join(choices)} (got {text!r})")
+        return list(dict.fromkeys(picked))
+
+    return parse
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _rate(text: str) -> str:
+    try:
+        parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser(tool_names: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Time our downloader against aria2c and curl on a local server.",
+    )
+    parser.add_argument("--files", type=_positive(int), default=10, help="files served (10)")
+    parser.add_argument("--size", type=_positive(float), default=100, help="MB per file (100)")
+    parser.add_argument("--repeat", type=_positive(int), default=3, help="rounds; medians (3)")
+    parser.add_argument(
+        "--profiles",
+        type=_csv(PROFILES),
+        default=list(PROFILES),
+        help="a = unlimited, b = per-connection cap (a,b)",
+    )
+    parser.add_argument(
+        "--only",
+        type=_csv(tool_names),
+        default=list(tool_names),
+        help=f"tools to run ({','.join(tool_names)})",
+    )
+    parser.add_argument("--cap-rate", type=_rate, default="20MB", help="profile b cap (20MB)")
+    parser.add_argument("--timeout", type=_positive(float), default=600, help="s per run (600)")
+    parser.add_argument("--served-dir", type=Path, default=DEFAULT_SERVED, help="served files")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="JSON output")
+    parser.add_argument(
+        "--ours-exe",
+        type=Path,
+        default=Path(sys.executable).parent / "civitai-tui",
+        help="the civitai-tui executable to time",
+    )
+    return parser
+
+
+def _server_cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def _failure_detail(log_dir: Path) -> str:
+    tails = [
+        line
+        for err in sorted(log_dir.glob("*.err"))
+        for line in err.read_text(errors="replace").strip().splitlines()[-1:]
+    ]
+    return "; ".join(tails[:3])
+
+
+def run_once(
+    session: Session, server: ServerProcess, tool: Tool, profile: str, round_no: int
+) -> RunRecord:
+    """One timed, verified download of the whole corpus by ``tool``."""
+    dest, state = session.work / "dest", session.work / "state"
+    logs = session.work / "logs" / f"{profile}-{tool.name}-{round_no}"
+    for stale in (dest, state):
+        shutil.rmtree(stale, ignore_errors=True)
+    dest.mkdir(parents=True)
+    urls = [server.url(name) for name in session.corpus.names]
+    cpu_before = _server_cpu(server.pid)
+    cost = run_measured(
+        tool.commands(urls, dest), log_dir=logs, timeout=session.timeout, env=tool.env(state)
+    )
+    server_cpu = _server_cpu(server.pid) - cpu_before
+    problems: list[str] = []
+    if cost.timed_out:
+        problems.append(f"timed out after {session.timeout:.0f} s")
+    if any(cost.exit_codes):
+        problems.append(f"exit codes {list(cost.exit_codes)}: {_failure_detail(logs)}")
+    checked = session.corpus.names[round_no % len(session.corpus.names)]
+    problems += verify_download(session.corpus, dest, checked, session.expected_sha256(checked))
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+    return RunRecord(
+        profile=profile,
+        tool=tool.name,
+        round=round_no,
+        wall_s=cost.wall_s,
+        cpu_s=cost.cpu_s,
+        peak_rss_mib=cost.peak_rss_mib,
+        rss_sum_mib=cost.rss_sum_mib,
+        processes=len(cost.processes),
+        server_cpu_s=server_cpu,
+        bytes=session.corpus.total_bytes,
+        problems=tuple(problems),
+    )
+
+
+def run_profile(
+    session: Session, tools: list[Tool], profile: str, cap_rate: str | None, repeat: int
+) -> list[RunRecord]:
+    records: list[RunRecord] = []
+    with ServerProcess(session.corpus.directory, cap_rate) as server:
+        for round_no in range(repeat):
+            shift = round_no % len(tools)
+            for tool in tools[shift:] + tools[:shift]:
+                record = run_once(session, server, tool, profile, round_no)
+                status = "ok" if record.ok else "FAILED: " + "; ".join(record.problems)
+                _note(
+                    f"[{profile} round {round_no + 1}/{repeat}] {tool.name}: "
+                    f"{record.wall_s:.2f} s wall, {record.cpu_s:.2f} s CPU, {status}"
+                )
+                records.append(record)
+    return records
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": platform.processor() or platform.machine(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser(TOOL_NAMES).parse_args(argv)
+    tools = all_tools(args.ours_exe)
+    chosen: list[Tool] = []
+    skipped: dict[str, str] = {}
+    for name in args.only:
+        reason = tools[name].skip_reason()
+        if reason:
+            skipped[name] = reason
+            _note(f"skipping {name}: {reason}")
+        else:
+            chosen.append(tools[name])
+    if not chosen:
+        _note("nothing to run: every selected tool was skipped")
+        return 2
+    started = datetime.now(UTC)
+    _note(f"preparing {args.files} x {args.size:g} MB in {args.served_dir} ...")
+    corpus = ensure_corpus(args.served_dir, args.files, int(args.size * 1e6))
+    labels = {"a": "a: unlimited", "b": f"b: {args.cap_rate}/s per conn"}
+    machine = _machine()
+    records: list[RunRecord] = []
+    with tempfile.TemporaryDirectory(prefix="civitai-tui-bench-") as work:
+        session = Session(corpus=corpus, work=Path(work), timeout=args.timeout, digests={})
+        for profile in args.profiles:
+            cap = args.cap_rate if profile == "b" else None
+            records += run_profile(session, chosen, profile, cap, args.repeat)
+    rows = summarize(records)
+    table = markdown_table(rows, labels)
+    print(table)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    result_path = args.results_dir / f"bench-{stamp}.json"
+    write_json(
+        result_path,
+        {
+            "started": started.isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
+            "machine": {**machine, "loadavg_at_end": os.getloadavg()},
+            "settings": {
+                "files": args.files,
+                "file_bytes": corpus.size,
+                "repeat": args.repeat,
+                "profiles": {p: labels[p] for p in args.profiles},
+                "timeout_s": args.timeout,
+            },
+            "tools": {
+                name: {
+                    "description": tools[name].description,
+                    "version": "" if name in skipped else tools[name].version(),
+                    "skipped": skipped.get(name),
+                }
+                for name in args.only
+            },
+            "table_markdown": table,
+        },
+        records,
+        rows,
+    )
+    _note(f"results: {result_path}")
+    return 0 if all(r.ok for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The clients under test: how to launch each one, and when it has to be skipped.
+
+Every tool turns (URLs, destination) into one or more command lines that run
+in parallel. Adding a client means adding a :class:`Tool` subclass to
+:func:`all_tools`; a tool that cannot run here says why in ``skip_reason``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from bench.server import REPO_ROOT
+
+
+class Tool:
+    """A download client the harness can time."""
+
+    name = ""
+    description = ""
+
+    def skip_reason(self) -> str | None:
+        """Why this tool cannot run here, or ``None`` if it can."""
+        return None
+
+    def version(self) -> str:
+        return ""
+
+    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+        raise NotImplementedError
+
+    def env(self, state_dir: Path) -> dict[str, str]:
+        """The environment for one run; ``state_dir`` is fresh and private to it."""
+        env = dict(os.environ)
+        env.pop("CIVITAI_API_KEY", None)  # nothing here needs a token
+        return env
+
+
+def _first_line(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return ""
+    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else ""
+
+
+class Aria2c(Tool):
+    name = "aria2c"
+    description = "aria2c -x16 -s16 -k1M -j5, all URLs in one process"
+
+    def skip_reason(self) -> str | None:
+        if shutil.which("aria2c") is None:
+            return (
+                "aria2c is not installed: `sudo apt-get install aria2` (Debian/Ubuntu), "
+                "`sudo dnf install aria2` (Fedora) or `brew install aria2` (macOS)"
+            )
+        return None
+
+    def version(self) -> str:
+        return _first_line(["aria2c", "--version"])
+
+    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+        # -Z: each URL is its own download (without it aria2c takes them as mirrors of one file).
+        return [
+            [
+                "aria2c",
+                "-x16",
+                "-s16",
+                "-k1M",
+                "-j5",
+                "-Z",
+                "--file-allocation=falloc",
+                "--allow-overwrite=true",
+                "--auto-file-renaming=false",
+                "--console-log-level=warn",
+                "--summary-interval=0",
+                "-d",
+                str(dest),
+                *urls,
+            ]
+        ]
+
+
+class Curl(Tool):
+    name = "curl"
+    description = "one `curl -s -o` process per file, all in parallel"
+
+    def skip_reason(self) -> str | None:
+        if shutil.which("curl") is None:
+            return "curl is not installed: `sudo apt-get install curl`"
+        return None
+
+    def version(self) -> str:
+        return _first_line(["curl", "--version"])
+
+    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+        return [
+            ["curl", "-sS", "--fail", "-o", str(dest / url.rsplit("/", 1)[-1]), url] for url in urls
+        ]
+
+
+class Plain(Tool):
+    name = "plain"
+    description = "bench/plain.py: aiohttp, one connection per file, iter_any + pwrite"
+
+    def version(self) -> str:
+        return f"aiohttp {aiohttp.__version__}"
+
+    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+        return [[sys.executable, "-m", "bench.plain", "--dest", str(dest), *urls]]
+
+    def env(self, state_dir: Path) -> dict[str, str]:
+        env = super().env(state_dir)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        return env
+
+
+class Ours(Tool):
+    """``civitai-tui get URL... --dest DIR --json`` in a subprocess."""
+
+    name = "ours"
+    description = "civitai-tui get URL... --dest DIR --json"
+
+    def __init__(self, executable: Path) -> None:
+        self.executable = executable
+
+    def skip_reason(self) -> str | None:
+        if not self.executable.is_file():
+            return f"{self.executable} does not exist (run `make install`)"
+        probe = subprocess.run(
+            [str(self.executable), "get", "--help"], capture_output=True, timeout=60, check=False
+        )
+        if probe.returncode != 0:
+            return f"`{self.executable.name} get` is not available yet"
+        return None
+
+    def version(self) -> str:
+        return _first_line([str(self.executable), "--version"])
+
+    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+        return [[str(self.executable), "get", *urls, "--dest", str(dest), "--json"]]
+
+    def env(self, state_dir: Path) -> dict[str, str]:
+        env = super().env(state_dir)
+        env["CIVITAI_TUI_HOME"] = str(state_dir)  # no state carried between runs
+        return env
+
+
+TOOL_NAMES = (Aria2c.name, Curl.name, Ours.name, Plain.name)
+
+
+def all_tools(ours_executable: Path) -> dict[str, Tool]:
+    """Every known tool by name, in :data:`TOOL_NAMES` order."""
+    tools: list[Tool] = [Aria2c(), Curl(), Ours(ours_executable), Plain()]
+    return {tool.name: tool for tool in tools}
