@@ -196,7 +196,7 @@ def parse_target(text: str, base_url: str) -> Target:
     """Parse one TARGET; anything unrecognised raises BAD_TARGET quoting the input."""
     stripped = text.strip()
     if not stripped:
-        raise _bad(text, "it is empty")
+        raise _bad(stripped, "it is empty")
     lowered = stripped.lower()
     if lowered.startswith(("http://", "https://")):
         return _parse_url(stripped, base_url)

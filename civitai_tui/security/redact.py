@@ -61,10 +61,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = 
     ),
     (
         re.compile(
-            r"(?i)\b(civitai_?(?:api_?)?(?:token|key)|hf_token|api_?key)(\s*[:=]\s*['\"]?)[^\s'\",;]+"
+            r"(?i)\b(civitai_?(?:api_?)?(?:token|key)|hf_token|api_?key|(?:access_)?token)"
+            r"(\s*[:=]\s*['\"]?)[^\s'\",;&]+"
         ),
         r"\1\2" + MASK,
     ),
+    (re.compile(r"(?i)\b(bearer\s+)(?!\*\*\*)[^\s,;'\"}]+"), r"\1" + MASK),
     (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), "hf_" + MASK),
     # A bare CivitAI key (32 lowercase hex); longer hashes are left alone.
     (re.compile(r"(?<![0-9A-Fa-f])[0-9a-f]{32}(?![0-9A-Fa-f])"), MASK),
@@ -83,7 +85,9 @@ def register_secret(secret: str | None) -> None:
 
 def mask_text(text: str) -> str:
     """``text`` with tokens, keys, signatures and registered secrets replaced by ``***``."""
-    for secret in _secrets:
+    with _secrets_lock:
+        secrets = tuple(_secrets)
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     for rx, rep in _PATTERNS:
