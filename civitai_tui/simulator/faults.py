@@ -3,7 +3,8 @@
 A :class:`FaultBoard` holds one global :class:`Faults` and optional per-file
 overrides (by CivitAI file id). Tests set them directly (``sim.faults``) or over
 HTTP (``POST /_sim/faults`` on the API origin with ``{"file_id": 7, "faults":
-{...}}``; ``file_id`` omitted means global; ``DELETE /_sim/faults`` resets).
+{...}}``; ``file_id`` omitted means global; ``{"api_faults": {...}}`` sets the
+API origin's :class:`ApiFaults`; ``DELETE /_sim/faults`` resets both).
 Every field's zero value means "no fault".
 """
 
@@ -12,6 +13,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def _set_knobs(target: Any, changes: dict[str, Any]) -> None:
+    names = {f.name for f in dataclasses.fields(target)}
+    unknown = set(changes) - names
+    if unknown:
+        raise TypeError(f"unknown fault knob(s): {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        setattr(target, name, value)
 
 
 @dataclass
@@ -58,12 +68,7 @@ class Faults:
 
     def update(self, **changes: Any) -> None:
         """Set several knobs; unknown names raise ``TypeError``."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = set(changes) - names
-        if unknown:
-            raise TypeError(f"unknown fault knob(s): {', '.join(sorted(unknown))}")
-        for name, value in changes.items():
-            setattr(self, name, value)
+        _set_knobs(self, changes)
 
 
 @dataclass
@@ -88,3 +93,21 @@ class FaultBoard:
     def reset(self) -> None:
         self.global_ = Faults()
         self.per_file.clear()
+
+
+@dataclass
+class ApiFaults:
+    """What the API origin does wrong (settable like :class:`Faults`)."""
+
+    #: Answer the next ``fail_count`` metadata requests (``/api/v1/...``) with
+    #: ``fail_status`` (429/503 ...), with ``Retry-After`` when ``retry_after`` > 0.
+    fail_status: int = 0
+    fail_count: int = 0
+    retry_after: float = 0.0
+    #: Answer every ``/api/...`` request with a Cloudflare-style 403 HTML challenge
+    #: page (header ``cf-mitigated: challenge``).
+    challenge: bool = False
+
+    def update(self, **changes: Any) -> None:
+        """Set several knobs; unknown names raise ``TypeError``."""
+        _set_knobs(self, changes)

@@ -1,0 +1,35 @@
+"""Counters the simulator keeps so tests can see what clients did."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class SimulatorStats:
+    """What reached the two origins (``GET /_sim/stats`` returns it as JSON)."""
+
+    #: Hits of ``/api/download`` per token ("" = no token), failed ones included.
+    download_hits: Counter[str] = field(default_factory=Counter)
+    api_requests: int = 0
+    storage_requests: int = 0
+    storage_bytes_sent: int = 0
+    #: Every Authorization header value that reached the storage origin (must stay empty).
+    storage_auth_headers: list[str] = field(default_factory=list)
+    #: Open TCP connections on the storage origin (now, and the most seen at once).
+    open_connections: int = 0
+    max_open_connections: int = 0
+    #: (file id, Range header) of every storage request for a file.
+    range_requests: list[tuple[int, str | None]] = field(default_factory=list)
+
+    def saw_connections(self, count: int) -> None:
+        self.open_connections = count
+        self.max_open_connections = max(self.max_open_connections, count)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["download_hits"] = dict(self.download_hits)
+        data["range_requests"] = [list(item) for item in self.range_requests]
+        return data
