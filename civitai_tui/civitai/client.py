@@ -379,11 +379,17 @@ class CivitAIClient:
         nsfw: bool | None = None,
         primary_file_only: bool | None = None,
         limit: int | None = None,
+        page_size: int = 100,
     ) -> AsyncIterator[Model]:
-        """Models matching the filters, following ``metadata.nextCursor`` to the end."""
+        """Models matching the filters, following ``metadata.nextCursor`` to the end.
+
+        ``limit`` caps the number of models yielded; ``page_size`` (1..100) is how
+        many each request asks for.
+        """
         if limit is not None and limit <= 0:
             return
-        params: list[tuple[str, str]] = [("limit", str(min(100, limit or 100)))]
+        per_page = max(1, min(100, page_size, limit or 100))
+        params: list[tuple[str, str]] = [("limit", str(per_page))]
         for key, value in (("query", query), ("username", username), ("tag", tag)):
             if value:
                 params.append((key, value))
