@@ -147,6 +147,11 @@ def markdown_table(rows: list[SummaryRow], profile_labels: dict[str, str]) -> st
             *(_fmt(row.cpu_ratio.get(a)) for a in ANCHORS),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Medians over good runs. Ratios: median over rounds of (tool ÷ anchor in the same"
+        " round), so they need not equal the ratio of the medians; below 1 is better."
+    )
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from bench.corpus import Corpus, ensure_corpus, sha256_of, verify_download
+from bench.corpus import Corpus, ensure_corpus, sha256_of, verify_download, warm_page_cache
 from bench.measure import run_measured
 from bench.pacing import parse_rate
 from bench.report import RunRecord, markdown_table, summarize, write_json
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     _note(f"preparing {args.files} x {args.size:g} MB in {args.served_dir} ...")
     corpus = ensure_corpus(args.served_dir, args.files, int(args.size * 1e6))
+    warm_page_cache(corpus)
     labels = {"a": "a: unlimited", "b": f"b: {args.cap_rate}/s per conn"}
     machine = _machine()
     records: list[RunRecord] = []

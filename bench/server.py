@@ -119,7 +119,7 @@ class PacedFiles:
             if request.method != "HEAD":
                 await self._send(request, response, served.view[start:end])
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:
             pass  # the client hung up early, as aria2c does once a segment is complete
         return response
 
