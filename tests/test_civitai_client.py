@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -350,3 +351,24 @@ def test_plain_http_base_url_needs_allow_http() -> None:
         CivitAIClient("http://civitai.example.org")
     assert info.value.kind is FailureKind.INSECURE_URL
     assert CivitAIClient("http://civitai.example.org", allow_http=True).base_url.startswith("http:")
+
+
+async def test_token_only_as_bearer_header_on_the_api_origin(
+    tiny: Callable[..., Awaitable[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[tuple[str | None, str]] = []
+
+    async def download(request: web.Request) -> web.Response:
+        seen.append((request.headers.get("Authorization"), request.query_string))
+        raise web.HTTPTemporaryRedirect("http://127.0.0.1:9/files/5/a.bin?expires=1&sig=abc")
+
+    base = await tiny({"/api/download/models/5": download})
+    async with make_client(base) as c:
+        resolved = await c.resolve_download(5, 6)
+        with pytest.raises(CivitaiTuiError):
+            await c.get_model(1)  # 404 from the tiny server: an error path, logged
+    assert seen == [(f"Bearer {TOKEN}", "fileId=6")]
+    assert resolved.filename == "a.bin" and resolved.expires_at == 1.0
+    assert "/api/download/models/5" in caplog.text  # the requests were logged, masked
+    assert TOKEN not in caplog.text and "sig=abc" not in caplog.text
