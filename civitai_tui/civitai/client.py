@@ -125,10 +125,6 @@ class CivitAIClient:
     def __repr__(self) -> str:
         return f"CivitAIClient({self.base_url!r}, token={'set' if self._api_key else 'none'})"
 
-    @property
-    def has_token(self) -> bool:
-        return self._api_key is not None
-
     async def __aenter__(self) -> CivitAIClient:
         self._session = aiohttp.ClientSession(
             headers={"User-Agent": self._user_agent},

@@ -85,7 +85,6 @@ class SearchTarget:
 Target = (
     ModelTarget | VersionTarget | HashTarget | UrlTarget | UserTarget | TagTarget | SearchTarget
 )
-BULK_TARGETS = (UserTarget, TagTarget, SearchTarget)
 
 _AIR_RX = re.compile(r"urn:air:[^:]+:[^:]+:civitai:(\d+)(?:@(\d+))?", re.IGNORECASE)
 _MODEL_RX = re.compile(r"(\d+)(?:@(\d+))?")
