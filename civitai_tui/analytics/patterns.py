@@ -1,0 +1,223 @@
+"""Patterns in the analysed period, each with a confidence, and what to do about them.
+
+Rules (all thresholds are module constants):
+
+* peak hours: hours of day whose activity is above mean + one standard deviation
+  of the 24 hourly counts; busiest weekdays: at least 1.25x the weekday mean.
+* slow host: median speed under half the overall median (at least 3 downloads);
+  failing host: at least 20 % failures (at least 3 attempts).
+* retry storm: a minute with at least 10 retries scheduled.
+* verification: files that failed hash, size, format or pickle checks.
+
+Confidence grows linearly with the evidence (``samples / CONFIDENT_SAMPLES``)
+up to 1.0, so a pattern seen in three downloads is reported but flagged weak.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from civitai_tui.analytics.summary import Breakdown, Count, OptimizerSummary, Pattern, Totals
+
+CONFIDENT_SAMPLES = 50
+MIN_HOST_SAMPLES = 3
+SLOW_HOST_FACTOR = 0.5
+FAILING_HOST_RATE = 0.2
+BUSY_WEEKDAY_FACTOR = 1.25
+LOW_SUCCESS_RATE = 0.9
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+#: What a user can do about each FailureKind value.
+FAILURE_ADVICE = {
+    "auth_required": "Set CIVITAI_API_KEY to a valid CivitAI API key (account settings).",
+    "forbidden": "Check that your account may download these models (some need a login).",
+    "early_access": "Some versions are in early access; retry after their early-access deadline.",
+    "challenge": "CivitAI answered with a browser challenge; wait a while or lower concurrency.",
+    "not_found": "Remove models or versions that no longer exist from your queues.",
+    "gone": "Remove archived or taken-down models from your queues.",
+    "quota": "The daily download quota ran out; spread large batches over several days.",
+    "rate_limited": "Lower concurrency or add a pause between batches to avoid rate limits.",
+    "server": "CivitAI had server errors; failed files can be retried later.",
+    "network": "Network errors were frequent; check the connection or lower concurrency.",
+    "stalled": "Downloads stalled; a lower connection count per file may be steadier.",
+    "protocol": "A storage host sent malformed responses; retry, and report it if it persists.",
+    "bad_content": "Error pages came instead of files; check the API key and the model pages.",
+    "size_mismatch": "Files arrived with the wrong size; retry them, and check free disk space.",
+    "hash_mismatch": "Files failed their SHA256 check; retry them, and check disk and RAM health.",
+    "invalid_format": "Files had broken headers; retry them, and report the model if it repeats.",
+    "unsafe": "Unsafe pickles were quarantined; prefer .safetensors versions of those models.",
+    "disk_full": "The disk filled up; free space or choose another destination.",
+    "filesystem": "Files could not be written; check the destination's permissions.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The aggregates the pattern rules look at."""
+
+    totals: Totals
+    hosts: list[Breakdown]
+    hourly: list[int]
+    weekdays: list[int]
+    failures_by_cause: list[Count]
+    retry_storms: list[int]  # retries in each storm minute
+    verify_failures: list[Count]  # file name, failures
+    overall_median_speed: float | None
+
+
+def confidence(samples: int) -> float:
+    return round(min(1.0, samples / CONFIDENT_SAMPLES), 2)
+
+
+def find_patterns(ev: Evidence) -> list[Pattern]:
+    """Every pattern the rules find, strongest evidence first."""
+    found = [
+        *_peak_hours(ev.hourly),
+        *_busy_weekdays(ev.weekdays),
+        *_host_patterns(ev.hosts, ev.overall_median_speed),
+        *_retry_storms(ev.retry_storms),
+        *_verify_failures(ev.verify_failures),
+        *_low_success(ev.totals, ev.failures_by_cause),
+    ]
+    return sorted(found, key=lambda p: -p.confidence)
+
+
+def _peak_hours(hourly: list[int]) -> list[Pattern]:
+    total = sum(hourly)
+    if total == 0:
+        return []
+    cut = statistics.fmean(hourly) + statistics.pstdev(hourly)
+    peaks = [h for h, n in enumerate(hourly) if n > cut]
+    if not peaks:
+        return []
+    share = sum(hourly[h] for h in peaks) / total
+    names = ", ".join(f"{h:02d}:00" for h in peaks)
+    return [
+        Pattern(
+            "peak_hours",
+            "Peak hours",
+            f"{share:.0%} of downloads finish in {len(peaks)} hour(s): {names}.",
+            confidence(total),
+            [f"Schedule large batches outside {names} to keep bandwidth free when you are busy."],
+        )
+    ]
+
+
+def _busy_weekdays(weekdays: list[int]) -> list[Pattern]:
+    total = sum(weekdays)
+    if total == 0:
+        return []
+    cut = statistics.fmean(weekdays) * BUSY_WEEKDAY_FACTOR
+    busy = [WEEKDAYS[d] for d, n in enumerate(weekdays) if n >= cut]
+    if not busy:
+        return []
+    return [
+        Pattern(
+            "busy_weekdays",
+            "Busiest weekdays",
+            f"Most downloads happen on {', '.join(busy)}.",
+            confidence(total),
+        )
+    ]
+
+
+def _host_patterns(hosts: list[Breakdown], overall_median: float | None) -> list[Pattern]:
+    out = []
+    for h in hosts:
+        attempts = h.completed + h.failed
+        if attempts < MIN_HOST_SAMPLES:
+            continue
+        if h.success_rate is not None and 1 - h.success_rate >= FAILING_HOST_RATE:
+            out.append(
+                Pattern(
+                    "failing_host",
+                    f"Failing host: {h.name}",
+                    f"{1 - h.success_rate:.0%} of {attempts} downloads from {h.name} failed.",
+                    confidence(attempts),
+                    [f"Lower concurrency for {h.name}, or retry its files later."],
+                )
+            )
+        if (
+            overall_median
+            and h.median_speed is not None
+            and h.completed >= MIN_HOST_SAMPLES
+            and h.median_speed < overall_median * SLOW_HOST_FACTOR
+        ):
+            out.append(
+                Pattern(
+                    "slow_host",
+                    f"Slow host: {h.name}",
+                    f"Median speed from {h.name} is {h.median_speed / overall_median:.0%} "
+                    "of the overall median.",
+                    confidence(h.completed),
+                    [f"Use more connections per file for {h.name}, or download it off-peak."],
+                )
+            )
+    return out
+
+
+def _retry_storms(storms: list[int]) -> list[Pattern]:
+    if not storms:
+        return []
+    return [
+        Pattern(
+            "retry_storm",
+            "Retry storms",
+            f"{len(storms)} minute(s) with at least {min(storms)} retries "
+            f"(up to {max(storms)} in one minute, {sum(storms)} in total).",
+            confidence(sum(storms)),
+            [
+                "Lower concurrency: many retries in a minute usually mean rate limits or "
+                "a failing network."
+            ],
+        )
+    ]
+
+
+def _verify_failures(files: list[Count]) -> list[Pattern]:
+    if not files:
+        return []
+    names = ", ".join(f.name for f in files[:5])
+    return [
+        Pattern(
+            "verification_failures",
+            "Files failing verification",
+            f"{len(files)} file(s) failed hash, size, format or safety checks: {names}.",
+            1.0,
+            ["Retry these files; if one fails again, report the model on CivitAI."],
+        )
+    ]
+
+
+def _low_success(totals: Totals, causes: list[Count]) -> list[Pattern]:
+    attempts = totals.completed + totals.failed
+    rate = totals.success_rate
+    if rate is None or rate >= LOW_SUCCESS_RATE or attempts < MIN_HOST_SAMPLES:
+        return []
+    top = causes[0].name if causes else "unknown"
+    advice = FAILURE_ADVICE.get(top)
+    return [
+        Pattern(
+            "low_success_rate",
+            "Low success rate",
+            f"Only {rate:.1%} of {attempts} downloads succeeded; the main cause is {top}.",
+            confidence(attempts),
+            [advice] if advice else [],
+        )
+    ]
+
+
+def recommendations(
+    ev: Evidence, patterns: list[Pattern], optimizer: list[OptimizerSummary]
+) -> list[str]:
+    """Pattern advice, advice per failure cause, and the optimizer's latest decisions."""
+    out: list[str] = []
+    for p in patterns:
+        out.extend(r for r in p.recommendations if r not in out)
+    for cause in ev.failures_by_cause:
+        advice = FAILURE_ADVICE.get(cause.name)
+        if advice and advice not in out:
+            out.append(advice)
+    out.extend(f"Optimizer: {o.setting} is now {o.last_value} ({o.last_reason})" for o in optimizer)
+    return out
