@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from bench.corpus import Corpus, ensure_corpus, sha256_of, verify_download, warm_page_cache
-from bench.measure import run_measured
+from bench.measure import GNU_TIME, gnu_time_available, run_measured
 from bench.pacing import parse_rate
 from bench.report import RunRecord, markdown_table, summarize, write_json
 from bench.server import ServerProcess
@@ -200,18 +200,37 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser(TOOL_NAMES).parse_args(argv)
-    tools = all_tools(args.ours_exe)
+def _select_tools(names: list[str], tools: dict[str, Tool]) -> tuple[list[Tool], dict[str, str]]:
+    """The tools that can run here, and why the others cannot."""
     chosen: list[Tool] = []
     skipped: dict[str, str] = {}
-    for name in args.only:
+    for name in names:
         reason = tools[name].skip_reason()
         if reason:
             skipped[name] = reason
             _note(f"skipping {name}: {reason}")
         else:
             chosen.append(tools[name])
+    if not gnu_time_available():
+        _note(f"peak RSS not measured: {GNU_TIME} is not GNU time (`sudo apt-get install time`)")
+    return chosen, skipped
+
+
+def _tool_info(names: list[str], tools: dict[str, Tool], skipped: dict[str, str]) -> dict[str, Any]:
+    return {
+        name: {
+            "description": tools[name].description,
+            "version": "" if name in skipped else tools[name].version(),
+            "skipped": skipped.get(name),
+        }
+        for name in names
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser(TOOL_NAMES).parse_args(argv)
+    tools = all_tools(args.ours_exe)
+    chosen, skipped = _select_tools(args.only, tools)
     if not chosen:
         _note("nothing to run: every selected tool was skipped")
         return 2
@@ -219,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     _note(f"preparing {args.files} x {args.size:g} MB in {args.served_dir} ...")
     corpus = ensure_corpus(args.served_dir, args.files, int(args.size * 1e6))
     warm_page_cache(corpus)
-    labels = {"a": "a: unlimited", "b": f"b: {args.cap_rate}/s per conn"}
+    labels = {"a": "a: unlimited", "b": f"b: {args.cap_rate.removesuffix('/s')}/s per conn"}
     machine = _machine()
     records: list[RunRecord] = []
     with tempfile.TemporaryDirectory(prefix="civitai-tui-bench-") as work:
@@ -230,34 +249,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(records)
     table = markdown_table(rows, labels)
     print(table)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    result_path = args.results_dir / f"bench-{stamp}.json"
-    write_json(
-        result_path,
-        {
-            "started": started.isoformat(),
-            "finished": datetime.now(UTC).isoformat(),
-            "machine": {**machine, "loadavg_at_end": os.getloadavg()},
-            "settings": {
-                "files": args.files,
-                "file_bytes": corpus.size,
-                "repeat": args.repeat,
-                "profiles": {p: labels[p] for p in args.profiles},
-                "timeout_s": args.timeout,
-            },
-            "tools": {
-                name: {
-                    "description": tools[name].description,
-                    "version": "" if name in skipped else tools[name].version(),
-                    "skipped": skipped.get(name),
-                }
-                for name in args.only
-            },
-            "table_markdown": table,
-        },
-        records,
-        rows,
-    )
+    result_path = args.results_dir / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    settings = {
+        "files": args.files,
+        "file_bytes": corpus.size,
+        "repeat": args.repeat,
+        "profiles": {p: labels[p] for p in args.profiles},
+        "timeout_s": args.timeout,
+    }
+    session_info = {
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "machine": {**machine, "loadavg_at_end": os.getloadavg()},
+        "settings": settings,
+        "tools": _tool_info(args.only, tools, skipped),
+        "table_markdown": table,
+    }
+    write_json(result_path, session_info, records, rows)
     _note(f"results: {result_path}")
     return 0 if all(r.ok for r in records) else 1
 
