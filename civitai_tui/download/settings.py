@@ -1,0 +1,71 @@
+"""The downloader's knobs and the outcome of one file: ``DownloadSettings``, ``DownloadResult``.
+
+Settings are plain mutable dataclasses: the performance optimizer may change
+``connections`` while downloads run (workers read it whenever they look for
+work). Defaults were chosen by measuring on loopback (see the bench notes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from civitai_tui.download.retry import RetryPolicy
+from civitai_tui.errors import CivitaiTuiError
+
+MiB = 1 << 20
+
+
+@dataclass
+class VerifySettings:
+    """What happens after the last byte."""
+
+    pickle_timeout: float = 120.0
+    #: Where refused files go; None = ``<state_dir>/quarantine``.
+    quarantine_base: Path | None = None
+
+
+@dataclass
+class DownloadSettings:
+    """Per-file transfer settings (mutable; ``connections`` may change mid-download)."""
+
+    connections: int = 16
+    #: Never split a range below this (a file under 2x this uses one connection).
+    min_split: int = 4 * MiB
+    #: aiohttp read buffer per connection (memory ~ connections x 2 x buffer).
+    buffer_size: int = 1 * MiB
+    checkpoint_seconds: float = 2.0
+    checkpoint_bytes: int = 64 * MiB
+    #: A connection with no bytes for this long is dropped and its range re-queued.
+    stall_timeout: float = 30.0
+    #: The whole file without forward progress (outside retry waits) for this long fails.
+    file_stall_timeout: float = 300.0
+    #: A connection slower than ``min_speed`` B/s over ``min_speed_window`` s is dropped.
+    min_speed: int = 1024
+    min_speed_window: float = 30.0
+    #: Free space to keep on top of the file's size.
+    disk_margin: int = 64 * MiB
+    #: How often a file that changes on the server mid-download is restarted.
+    max_restarts: int = 3
+    progress_interval: float = 0.25
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    verify: VerifySettings = field(default_factory=VerifySettings)
+
+
+@dataclass
+class DownloadResult:
+    """What happened to one file."""
+
+    status: Literal["completed", "failed", "skipped"]
+    path: Path | None
+    bytes: int = 0
+    #: Bytes actually transferred in this run (a resume fetches only what was missing).
+    fetched_bytes: int = 0
+    sha256: str | None = None
+    verified: bool = False
+    error: CivitaiTuiError | None = None
+    connections: int = 0
+    retries: int = 0
+    duration: float = 0.0
+    quarantined: Path | None = None

@@ -1,0 +1,761 @@
+"""Moving one file's bytes into its ``.part``: first request, segmented connections, resume.
+
+A :class:`Transfer` owns everything between "we have a source" and "every byte
+of the ``.part`` is on disk": the resolved URL (reused from the control file,
+re-resolved once on a 403 from an expired link), the first ranged request that
+tells size, validators and name, the segments and their connections (work
+stealing, live-adjustable count, AIMD on 429/503), per-connection stall and
+slow-speed detection, retries, checkpoints of the control file, progress
+events, and the running SHA256 of the written prefix. Restarts (the file
+changed on the server, or the server ignores ranges) are handled here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from civitai_tui.civitai.urls import check_redirect
+from civitai_tui.download import disk
+from civitai_tui.download.control import (
+    ControlState,
+    control_path,
+    load_control,
+    remove_control,
+    save_control,
+)
+from civitai_tui.download.digest import PrefixHasher
+from civitai_tui.download.naming import choose_filename
+from civitai_tui.download.ranges import RangeSet, Segment
+from civitai_tui.download.request import DownloadRequest, ResolvedURL
+from civitai_tui.download.responses import (
+    check_content_type,
+    check_encoding,
+    check_length,
+    check_partial,
+    protocol_error,
+    sniff_body,
+    status_error,
+    strong_etag,
+    unsatisfied_total,
+)
+from civitai_tui.download.settings import DownloadSettings
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.events import EventBus, FileInfo, FileProgress, FileStarted, RetryScheduled
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+
+
+class Restart(Exception):
+    """Start the transfer over: the file changed, or the server ignores ``Range``."""
+
+    def __init__(self, reason: str, single_stream: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.single_stream = single_stream
+
+
+def part_path(dest_dir: Path, name: str) -> Path:
+    return dest_dir / f"{name}.part"
+
+
+class Transfer:
+    """Fetches one file into ``<dest_dir>/<name>.part``; ``run()`` returns when it is complete."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        request: DownloadRequest,
+        settings: DownloadSettings,
+        bus: EventBus,
+    ) -> None:
+        self.session = session
+        self.request = request
+        self.settings = settings
+        self.bus = bus
+        self.key = request.info.key
+        self.name: str | None = (
+            choose_filename(request.filename, None, None, "") if request.filename else None
+        )
+        self.size: int | None = None
+        self.etag: str | None = None
+        self.last_modified: str | None = None
+        self.ranges: RangeSet | None = None
+        self.fd: int | None = None
+        self.hasher: PrefixHasher | None = None
+        self.sha256: str | None = None
+        self.single_stream = False
+        self.fetched = 0
+        self.retries = 0
+        self.max_connections = 0
+        self.resumed_bytes = 0
+        self._resolved: ResolvedURL | None = None
+        self._re_resolved = False
+        self._url_lock = asyncio.Lock()
+        self._persist_lock = threading.Lock()
+        self._restarts = 0
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._next_wid = 0
+        self._tg: asyncio.TaskGroup | None = None
+        self._fatal: CivitaiTuiError | None = None
+        self._to_stop = 0
+        self._cap = 1 << 30  # AIMD cap on connections after 429/503
+        self._last_cut = 0.0
+        self._sleeping = 0
+        self._last_progress = 0.0
+        self._checkpointing = False
+        self._ckpt_task: asyncio.Future[None] | None = None
+        self._ckpt_time = 0.0
+        self._ckpt_fetched = 0
+
+    # ----------------------------------------------------------------- paths
+    @property
+    def part(self) -> Path:
+        assert self.name is not None
+        return part_path(self.request.dest_dir, self.name)
+
+    @property
+    def final(self) -> Path:
+        assert self.name is not None
+        return self.request.dest_dir / self.name
+
+    @property
+    def ctl(self) -> Path:
+        return control_path(self.part)
+
+    # ------------------------------------------------------------- lifecycle
+    async def run(self) -> None:
+        """Fetch until the ``.part`` is complete, fsynced and hashed (``self.sha256``)."""
+        try:
+            while True:
+                try:
+                    await self._attempt()
+                    break
+                except Restart as restart:
+                    await self._restart(restart)
+            await asyncio.to_thread(os.fsync, self.fd)
+            assert self.hasher is not None and self.size is not None
+            self.sha256 = await self.hasher.finish(self.size)
+        except BaseException:
+            self._save_final_checkpoint()
+            raise
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        if self.hasher is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self.hasher.wait())
+        with self._persist_lock:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+    def _save_final_checkpoint(self) -> None:
+        """On pause, failure or crash-like exits: persist what is on disk for a resume."""
+        if self.fd is None or self.ranges is None or self.single_stream:
+            return
+        try:
+            self._persist(self._control_state())
+        except OSError as exc:
+            log.warning("could not save resume state for %s: %s", self.name, exc)
+
+    def adjust(self) -> None:
+        """Apply a changed ``settings.connections`` now: add workers or stop extra ones."""
+        self._to_stop = max(0, len(self._workers) - self._limit())
+        self._ensure_workers()
+
+    def _limit(self) -> int:
+        return max(1, min(self.settings.connections, self._cap))
+
+    # --------------------------------------------------------------- attempt
+    async def _attempt(self) -> None:
+        loop = asyncio.get_running_loop()
+        first = await self._first_with_retry()
+        assert self.ranges is not None
+        if self.ranges.complete:
+            return
+        self._last_progress = loop.time()
+        self._ckpt_time = loop.time()
+        ticker = asyncio.create_task(self._tick())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                if first is not None:
+                    self._spawn(*first)
+                self._ensure_workers()
+        except BaseExceptionGroup as group:
+            raise _pick(group) from None
+        finally:
+            self._tg = None
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        if self._fatal is not None:
+            raise self._fatal
+        if not self.ranges.complete:
+            raise protocol_error("the connections stopped before the file was complete")
+
+    async def _restart(self, restart: Restart) -> None:
+        self._restarts += 1
+        if self._restarts > self.settings.max_restarts:
+            raise CivitaiTuiError(
+                FailureKind.PROTOCOL,
+                f"gave up after {self._restarts - 1} restarts: {restart.reason}",
+            )
+        log.info("restarting %s: %s", self.name, restart.reason)
+        self.bus.publish(
+            RetryScheduled(key=self.key, attempt=self._restarts, delay=0.0, reason=restart.reason)
+        )
+        if self.hasher is not None:
+            await self.hasher.wait()
+            self.hasher = None
+        self.ranges = None
+        if restart.single_stream:
+            self.single_stream = True
+        else:
+            self.size = self.etag = self.last_modified = None
+        if self.name is not None:
+            remove_control(self.ctl)
+
+    # --------------------------------------------------------- first request
+    async def _first_with_retry(self) -> tuple[Segment, aiohttp.ClientResponse] | None:
+        attempt = 0
+        while True:
+            try:
+                return await self._first_request()
+            except CivitaiTuiError as err:
+                attempt += 1
+                await self._after_error(err, attempt)
+
+    async def _first_request(self) -> tuple[Segment, aiohttp.ClientResponse] | None:
+        control = self._load_control() if self.name and self.ranges is None else None
+        if control is not None:
+            self._adopt(control)
+        if self.ranges is not None and self.ranges.complete:
+            await self._prepare_disk()
+            self.bus.publish(FileStarted(file=self.file_info(), resumed_bytes=self.resumed_bytes))
+            return None
+        start, end = self._first_span()
+        conditional = control is not None
+        resp = await self._send(start, end, conditional=conditional)
+        try:
+            if resp.status == 200 and not self.single_stream:
+                if conditional:
+                    raise Restart("the file changed on the server since the last run")
+                self.single_stream = True
+                self.ranges = None
+            size = self._size_from(resp, start, end)
+            self._learn(resp, size)
+            await self._prepare_disk()
+            assert self.ranges is not None
+            self.bus.publish(
+                FileStarted(file=self.file_info(str(resp.url)), resumed_bytes=self.resumed_bytes)
+            )
+            seg = self._claim(start, end)
+        except BaseException:
+            resp.close()
+            raise
+        self.ranges.split_free(self._limit() - (1 if seg is not None else 0))
+        if seg is None:
+            resp.close()
+            return None
+        return seg, resp
+
+    def _first_span(self) -> tuple[int, int]:
+        if self.ranges is not None:
+            missing = self.ranges.first_missing()
+            assert missing is not None
+            return missing
+        if self.single_stream and self.size is not None:
+            return 0, self.size
+        expected = self.request.expected_size
+        probe = self.settings.min_split
+        if expected:
+            probe = max(probe, -(-expected // max(1, self.settings.connections)))
+        return 0, probe
+
+    def _size_from(self, resp: aiohttp.ClientResponse, start: int, end: int) -> int:
+        if resp.status == 206:
+            cr = check_partial(resp.headers, start, end, self.size)
+            if cr.total is None:
+                raise protocol_error("the server did not say how big the file is")
+            return cr.total
+        length = resp.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            raise protocol_error("the server did not send the file's size (Content-Length)")
+        size = int(length)
+        if self.size is not None and size != self.size:
+            raise Restart(f"the file is now {size} bytes, it was {self.size}")
+        return size
+
+    def _learn(self, resp: aiohttp.ClientResponse, size: int) -> None:
+        etag, modified = strong_etag(resp.headers), resp.headers.get("Last-Modified")
+        if self.ranges is not None and (etag, modified) != (self.etag, self.last_modified):
+            raise Restart("the file changed on the server since the last run")
+        self.size, self.etag, self.last_modified = size, etag, modified
+        expected = self.request.expected_size
+        if expected is not None and expected != size:
+            raise CivitaiTuiError(
+                FailureKind.SIZE_MISMATCH,
+                f"the server's file is {size} bytes but CivitAI lists {expected}: "
+                "not downloading a file that does not match its listing",
+            )
+        if self.name is None:
+            resolved = self._resolved
+            self.name = choose_filename(
+                None,
+                resp.headers.get("Content-Disposition"),
+                resolved.filename if resolved else None,
+                str(resp.url),
+            )
+            control = self._load_control()
+            if control is not None and (control.size, control.etag, control.last_modified) == (
+                size,
+                etag,
+                modified,
+            ):
+                self._adopt(control)
+        if self.ranges is None:
+            self.ranges = RangeSet(size, self.settings.min_split)
+
+    def _adopt(self, control: ControlState) -> None:
+        self.size, self.etag, self.last_modified = (
+            control.size,
+            control.etag,
+            control.last_modified,
+        )
+        self.ranges = RangeSet(control.size, self.settings.min_split, control.done)
+        self.resumed_bytes = self.ranges.done_bytes
+        if control.url and self._resolved is None:
+            resolved = ResolvedURL(control.url, control.url_expires_at)
+            if not resolved.expired():
+                self._resolved = resolved
+
+    def _load_control(self) -> ControlState | None:
+        if not self.part.exists():
+            remove_control(self.ctl)
+            return None
+        control = load_control(self.ctl)
+        if control is None:
+            return None
+        if not (control.etag or control.last_modified):
+            log.info("resume state for %s has no validator: starting from zero", self.name)
+            return None
+        return control
+
+    def _claim(self, start: int, end: int) -> Segment | None:
+        assert self.ranges is not None and self.size is not None
+        try:
+            return self.ranges.claim(start, min(end, self.size), self._take_wid())
+        except ValueError:
+            return None
+
+    async def _prepare_disk(self) -> None:
+        assert self.size is not None and self.ranges is not None
+        dest = self.request.dest_dir
+        if self.fd is None:
+            self.fd = disk.open_part(self.part)
+        stat = os.fstat(self.fd)
+        if self.ranges.done_bytes and stat.st_size == self.size:
+            allocated = stat.st_blocks * 512
+        else:
+            if self.ranges.done_bytes:
+                log.info("%s does not match its resume state: starting from zero", self.part)
+                self.ranges = RangeSet(self.size, self.settings.min_split)
+            self.resumed_bytes = 0
+            os.ftruncate(self.fd, 0)
+            allocated = 0
+        disk.check_free_space(dest, max(0, self.size - allocated), self.settings.disk_margin)
+        await asyncio.to_thread(disk.preallocate, self.fd, self.size, self.part)
+        self.hasher = PrefixHasher(self.fd)
+
+    # ----------------------------------------------------------------- HTTP
+    async def _url(self) -> str:
+        async with self._url_lock:
+            if self._resolved is None or self._resolved.expired(margin=30):
+                self._resolved = await self.request.source.resolve()
+            return self._resolved.url
+
+    async def _re_resolve(self, used: str) -> bool:
+        """After a 403: get a fresh URL once, if the one used has (or may have) expired."""
+        async with self._url_lock:
+            assert self._resolved is not None
+            if self._resolved.url != used:
+                return True  # another connection already refreshed it
+            expires = self._resolved.expires_at
+            if self._re_resolved or (expires is not None and not self._resolved.expired(0)):
+                return False
+            self._re_resolved = True
+            log.info("the signed link for %s was refused; resolving it again", self.name)
+            self._resolved = await self.request.source.resolve()
+            return True
+
+    async def _send(self, start: int, end: int, *, conditional: bool) -> aiohttp.ClientResponse:
+        """A validated 200/206 response for ``[start, end)``; errors raise."""
+        headers: dict[str, str] = {}
+        if not self.single_stream:
+            headers["Range"] = f"bytes={start}-{end - 1}"
+            validator = self.etag or self.last_modified
+            if conditional and validator:
+                headers["If-Range"] = validator
+        while True:
+            url = await self._url()
+            resp = await self._get(url, headers)
+            if resp.status == 403 and await self._re_resolve(url):
+                resp.release()
+                continue
+            try:
+                return self._check_status(resp)
+            except BaseException:
+                resp.close()
+                raise
+
+    def _check_status(self, resp: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
+        where = urlsplit(str(resp.url)).hostname or "the storage server"
+        if resp.status == 416:
+            total = unsatisfied_total(resp.headers.get("Content-Range"))
+            if total is not None and total != self.size:
+                raise Restart(f"the file is now {total} bytes, it was {self.size}")
+            raise protocol_error(f"{where} refused the byte range (HTTP 416)", 416)
+        if resp.status not in (200, 206):
+            raise status_error(resp.status, resp.headers, where)
+        if resp.status == 206 and self.single_stream:
+            raise protocol_error(f"{where} sent a partial answer to a request for the whole file")
+        check_encoding(resp.headers)
+        check_content_type(resp.headers)
+        return resp
+
+    async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await self.session.get(
+                url,
+                headers=headers,
+                allow_redirects=False,
+                read_bufsize=self.settings.buffer_size,
+            )
+            if resp.status not in (301, 302, 303, 307, 308):
+                return resp
+            location = resp.headers.get("Location", "")
+            resp.release()
+            url = check_redirect(url, location)
+        raise protocol_error(f"more than {MAX_REDIRECTS} redirects")
+
+    # --------------------------------------------------------------- workers
+    def _take_wid(self) -> int:
+        self._next_wid += 1
+        return self._next_wid
+
+    def _spawn(self, seg: Segment, resp: aiohttp.ClientResponse | None = None) -> None:
+        assert self._tg is not None
+        wid = seg.owner
+        assert wid is not None
+        self._workers[wid] = self._tg.create_task(self._worker(wid, seg, resp))
+        self.max_connections = max(self.max_connections, len(self._workers))
+
+    def _ensure_workers(self) -> None:
+        if self._tg is None or self._fatal is not None or self.ranges is None:
+            return
+        while len(self._workers) < self._limit():
+            seg = self.ranges.next_range(self._take_wid())
+            if seg is None:
+                return
+            self._spawn(seg)
+
+    def _over_limit(self) -> bool:
+        """At a segment boundary: is this connection one too many?"""
+        if len(self._workers) > self._limit():
+            self._to_stop = max(0, self._to_stop - 1)
+            return True
+        return False
+
+    def _stop_now(self) -> bool:
+        """Mid-transfer: take one of the pending "stop a connection" tokens, if any."""
+        if self._to_stop > 0 and len(self._workers) > self._limit():
+            self._to_stop -= 1
+            return True
+        return False
+
+    async def _worker(self, wid: int, seg: Segment, resp: aiohttp.ClientResponse | None) -> None:
+        assert self.ranges is not None
+        attempt = 0
+        try:
+            while True:
+                before = seg.pos
+                try:
+                    stopped = await self._fetch(seg, resp)
+                    attempt = 0
+                    self._grow_cap()
+                except CivitaiTuiError as err:
+                    attempt = 1 if seg.pos > before else attempt + 1
+                    self.ranges.release(seg)
+                    await self._after_error(err, attempt)
+                    stopped = self._over_limit()
+                resp = None
+                if stopped or self._over_limit():
+                    break
+                next_seg = self.ranges.next_range(wid)
+                if next_seg is None:
+                    break
+                seg = next_seg
+        finally:
+            if seg.owner == wid:
+                self.ranges.release(seg)
+            self._workers.pop(wid, None)
+        self._ensure_workers()
+
+    async def _after_error(self, err: CivitaiTuiError, attempt: int) -> None:
+        policy = self.settings.retry
+        if not policy.should_retry(err, attempt):
+            raise err
+        loop = asyncio.get_running_loop()
+        if (
+            err.kind is FailureKind.RATE_LIMITED
+            and self.ranges is not None
+            and loop.time() - self._last_cut > 1.0
+        ):
+            self._cap = max(1, (self.ranges.owners + 1) // 2)
+            self._last_cut = loop.time()
+        delay = policy.delay(attempt, err.retry_after)
+        self.retries += 1
+        self.bus.publish(
+            RetryScheduled(
+                key=self.key, attempt=attempt, delay=delay, reason=err.message, status=err.status
+            )
+        )
+        log.info("%s: %s; retry %d in %.1f s", self.name, err.message, attempt, delay)
+        self._sleeping += 1
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._sleeping -= 1
+            self._last_progress = loop.time()
+
+    def _grow_cap(self) -> None:
+        if self._cap < self.settings.connections:
+            if asyncio.get_running_loop().time() - self._last_cut > 5.0:
+                self._cap += 1
+                self._ensure_workers()
+        else:
+            self._cap = 1 << 30
+
+    async def _fetch(self, seg: Segment, resp: aiohttp.ClientResponse | None) -> bool:
+        """Fill ``seg`` (re-requesting as needed); True if told to stop early.
+
+        Network trouble raises :class:`CivitaiTuiError`.
+        """
+        assert self.ranges is not None
+        stall = self.settings.stall_timeout
+        if self.single_stream and seg.pos != seg.start:
+            await self._rewind(seg)
+        try:
+            async with asyncio.timeout(stall) as deadline:
+                while not seg.finished:
+                    if resp is None:
+                        resp = await self._send(seg.pos, seg.end, conditional=True)
+                        if resp.status == 200 and not self.single_stream:
+                            resp.close()
+                            raise self._restart_for(resp)
+                        if resp.status == 206:
+                            check_partial(resp.headers, seg.pos, seg.end, self.size)
+                        else:
+                            check_length(resp.headers, self.size or 0)
+                    stopped = await self._pump(resp, seg, deadline)
+                    resp = None
+                    if stopped:
+                        return True
+            return False
+        except TimeoutError as exc:
+            raise CivitaiTuiError(
+                FailureKind.STALLED, f"no data from the server for {stall:g} s; reconnecting"
+            ) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise CivitaiTuiError(
+                FailureKind.NETWORK, f"the connection broke mid-transfer ({exc})"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc
+        finally:
+            if resp is not None:
+                resp.close()
+
+    def _restart_for(self, resp: aiohttp.ClientResponse) -> Restart:
+        etag, modified = strong_etag(resp.headers), resp.headers.get("Last-Modified")
+        if (etag, modified) != (self.etag, self.last_modified):
+            return Restart("the file changed on the server during the download")
+        return Restart("the server ignores byte ranges: using one connection", single_stream=True)
+
+    async def _rewind(self, seg: Segment) -> None:
+        assert self.ranges is not None and self.fd is not None
+        self.ranges.rewind(seg)
+        if self.hasher is not None:
+            await self.hasher.wait()
+        self.hasher = PrefixHasher(self.fd)
+
+    async def _pump(
+        self, resp: aiohttp.ClientResponse, seg: Segment, deadline: asyncio.Timeout
+    ) -> bool:
+        """Write the body of ``resp`` at ``seg.pos`` until the segment (or body) ends.
+
+        Returns True when the connection was told to stop (fewer connections wanted).
+        """
+        assert self.ranges is not None and self.fd is not None
+        loop = asyncio.get_running_loop()
+        fd, where, ranges = self.fd, self.part, self.ranges
+        stall, min_speed = self.settings.stall_timeout, self.settings.min_speed
+        window = self.settings.min_speed_window
+        body_end = min(seg.end, self.size or seg.end)
+        win_start = next_push = loop.time()
+        win_bytes = 0
+        complete = stopped = False
+        try:
+            async for chunk in resp.content.iter_any():
+                room = seg.end - seg.pos
+                if seg.pos == 0:
+                    sniff_body(chunk)
+                view = memoryview(chunk)[:room]
+                disk.pwrite_all(fd, view, seg.pos, where)
+                ranges.advance(seg, len(view))
+                self.fetched += len(view)
+                now = self._last_progress = loop.time()
+                if now >= next_push:
+                    deadline.reschedule(now + stall)
+                    next_push = now + 0.5
+                win_bytes += len(view)
+                if now - win_start >= window:
+                    if min_speed and win_bytes < min_speed * (now - win_start):
+                        raise CivitaiTuiError(
+                            FailureKind.STALLED,
+                            f"connection too slow ({win_bytes / (now - win_start):.0f} B/s); "
+                            "dropping it so another can take its range",
+                        )
+                    win_start, win_bytes = now, 0
+                if seg.pos >= body_end or seg.finished:
+                    break
+                if self._stop_now():
+                    stopped = True
+                    break
+            complete = seg.pos >= body_end
+            if not (complete or seg.finished or stopped):
+                raise CivitaiTuiError(
+                    FailureKind.NETWORK, "the server ended the response before the range was sent"
+                )
+            return stopped
+        finally:
+            if complete and resp.content.at_eof():
+                resp.release()
+            else:
+                resp.close()
+
+    # ----------------------------------------------- ticker: progress, checkpoints, watchdog
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.progress_interval
+        last_time, last_fetched, speed = loop.time(), self.fetched, 0.0
+        while True:
+            await asyncio.sleep(interval)
+            assert self.ranges is not None
+            now = loop.time()
+            inst = (self.fetched - last_fetched) / max(now - last_time, 1e-6)
+            speed = inst if speed == 0 else 0.3 * inst + 0.7 * speed
+            last_time, last_fetched = now, self.fetched
+            self.bus.publish(
+                FileProgress(
+                    key=self.key,
+                    done=self.ranges.done_bytes,
+                    total=self.size,
+                    speed=speed,
+                    connections=self.ranges.owners,
+                )
+            )
+            if self.hasher is not None:
+                self.hasher.follow(self.ranges.contiguous_prefix())
+            if self._checkpoint_due(now):
+                self._checkpointing = True
+                self._ckpt_time, self._ckpt_fetched = now, self.fetched
+                self._ckpt_task = asyncio.ensure_future(self._checkpoint())
+            self._watchdog(now)
+
+    def _checkpoint_due(self, now: float) -> bool:
+        return not self._checkpointing and (
+            now - self._ckpt_time >= self.settings.checkpoint_seconds
+            or self.fetched - self._ckpt_fetched >= self.settings.checkpoint_bytes
+        )
+
+    async def _checkpoint(self) -> None:
+        try:
+            if not self.single_stream and self.fd is not None:
+                await asyncio.to_thread(self._persist, self._control_state())
+        except OSError as exc:
+            log.warning("checkpoint of %s failed: %s", self.name, exc)
+        finally:
+            self._checkpointing = False
+
+    def _control_state(self) -> ControlState:
+        assert self.ranges is not None
+        resolved = self._resolved
+        return ControlState(
+            size=self.ranges.size,
+            etag=self.etag,
+            last_modified=self.last_modified,
+            url=resolved.url if resolved else None,
+            url_expires_at=resolved.expires_at if resolved else None,
+            done=self.ranges.finished_spans(),
+        )
+
+    def _persist(self, state: ControlState) -> None:
+        """fsync the data, then record the spans snapshotted before it (thread-safe)."""
+        with self._persist_lock:
+            fd = self.fd
+            if fd is None:
+                return
+            os.fsync(fd)
+            save_control(self.ctl, state)
+
+    def _watchdog(self, now: float) -> None:
+        limit = self.settings.file_stall_timeout
+        if self._sleeping or now - self._last_progress < limit or self._fatal is not None:
+            return
+        self._fatal = CivitaiTuiError(
+            FailureKind.STALLED, f"no progress on the whole file for {limit:g} s"
+        )
+        for task in self._workers.values():
+            task.cancel()
+
+    def file_info(self, url: str | None = None) -> FileInfo:
+        """The request's file info with what the server told us (name, size, host)."""
+        url = url or (self._resolved.url if self._resolved else "")
+        return replace(
+            self.request.info,
+            name=self.name or self.request.info.name,
+            size=self.size,
+            host=urlsplit(url).hostname or "",
+        )
+
+
+def _pick(group: BaseExceptionGroup) -> BaseException:
+    """The exception that matters most in a task group's failure."""
+    flat: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            flat.append(exc)
+
+    walk(group)
+    for kind in (Restart, CivitaiTuiError):
+        for exc in flat:
+            if isinstance(exc, kind):
+                return exc
+    return flat[0]

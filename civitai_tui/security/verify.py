@@ -1,0 +1,130 @@
+"""The checks a downloaded file must pass before it may enter the model folder.
+
+In order: the size; the SHA256 published by the API (or BLAKE3 when only that is
+given; with no published hash the computed SHA256 is recorded and the file is
+"unverified"); the first bytes against the extension (a ``.safetensors`` must
+pass the header check, ``.ckpt/.pt/.pth/.bin`` must be zip or pickle and are
+pickle-scanned, ``.gguf`` starts with ``GGUF``). The caller moves the file into
+place only when ``error`` is None, and quarantines it otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.security.hashing import blake3_file, same_hash, sha256_file
+from civitai_tui.security.pickles import scan_pickle, unsafe
+from civitai_tui.security.safetensors import check_safetensors
+
+PICKLE_EXTS = frozenset({".ckpt", ".pt", ".pth", ".bin"})
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What the file should be: from the API metadata and the server."""
+
+    name: str
+    size: int
+    sha256: str | None = None
+    blake3: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    sha256: str
+    verified: bool  # a published hash matched
+    scan_verdict: str  # "clean" | "dangerous" | "error" | "skipped"
+    scan_detail: str = ""
+    error: CivitaiTuiError | None = None
+
+
+async def verify_file(
+    path: Path, expect: Expectations, sha256: str | None = None, pickle_timeout: float = 120.0
+) -> VerifyReport:
+    """Check ``path`` (the finished ``.part``) against ``expect``; never raises for a bad file.
+
+    ``sha256`` is the digest already computed while downloading, if any.
+    """
+    actual_size = os.path.getsize(path)
+    digest = sha256 or await sha256_file(path)
+    if actual_size != expect.size:
+        error = CivitaiTuiError(
+            FailureKind.SIZE_MISMATCH,
+            f"{expect.name} has {actual_size} bytes, {expect.size} were expected",
+        )
+        return VerifyReport(digest, False, "skipped", error=error)
+    verified, error = await _check_hash(path, expect, digest)
+    if error:
+        return VerifyReport(digest, False, "skipped", error=error)
+    verdict, detail, error = await _check_format(path, expect.name, pickle_timeout)
+    return VerifyReport(digest, verified, verdict, detail, error)
+
+
+async def _check_hash(
+    path: Path, expect: Expectations, digest: str
+) -> tuple[bool, CivitaiTuiError | None]:
+    if expect.sha256:
+        if same_hash(digest, expect.sha256):
+            return True, None
+        return False, _mismatch(expect.name, "SHA256", expect.sha256, digest)
+    if expect.blake3:
+        actual = await blake3_file(path)
+        if same_hash(actual, expect.blake3):
+            return True, None
+        return False, _mismatch(expect.name, "BLAKE3", expect.blake3, actual)
+    return False, None
+
+
+def _mismatch(name: str, algo: str, expected: str, actual: str) -> CivitaiTuiError:
+    return CivitaiTuiError(
+        FailureKind.HASH_MISMATCH,
+        f"{name}: {algo} mismatch (expected {expected.lower()}, got {actual}); the file is "
+        "damaged or not the one published",
+    )
+
+
+async def _check_format(
+    path: Path, name: str, pickle_timeout: float
+) -> tuple[str, str, CivitaiTuiError | None]:
+    ext = Path(name).suffix.lower()
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if ext == ".safetensors":
+        try:
+            await asyncio.to_thread(check_safetensors, path)
+        except CivitaiTuiError as exc:
+            return "error", exc.message, exc
+        return "clean", "safetensors header valid", None
+    if ext == ".gguf":
+        if head.startswith(b"GGUF"):
+            return "clean", "GGUF magic present", None
+        return "error", "no GGUF magic", _wrong_magic(name, "GGUF")
+    if ext in PICKLE_EXTS:
+        return await _scan(path, name, head, pickle_timeout)
+    return "skipped", f"no format check for {ext or 'files without an extension'}", None
+
+
+async def _scan(
+    path: Path, name: str, head: bytes, timeout: float
+) -> tuple[str, str, CivitaiTuiError | None]:
+    is_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    if not (head.startswith(ZIP_MAGIC) or is_pickle):
+        return "error", "neither zip nor pickle", _wrong_magic(name, "a zip or pickle")
+    report = await scan_pickle(path, timeout)
+    if report.clean:
+        return "clean", report.describe(), None
+    verdict = "dangerous" if report.issues else "error"
+    return verdict, report.describe(), unsafe(path.with_name(name), report)
+
+
+def _wrong_magic(name: str, wanted: str) -> CivitaiTuiError:
+    return CivitaiTuiError(
+        FailureKind.INVALID_FORMAT,
+        f"{name} does not start like {wanted} file although its extension says so "
+        "(a renamed or damaged file)",
+    )
