@@ -58,6 +58,8 @@ ADJECTIVES = ("Dream", "Neon", "Silent", "Golden", "Crystal", "Velvet", "Pixel",
 NOUNS = ("Shaper", "Vision", "Garden", "Echo", "Canvas", "Horizon", "Bloom", "Forge", "Drift")
 #: Every fourth ordinary model is NSFW (6 of 27): hidden unless ``nsfw=true``.
 NSFW_EVERY = 4
+#: The multi-file version's primary and pruned sizes (fixed: fault tests rely on them).
+MULTI_SIZES = ((3 << 20) + 12345, (1 << 20) + 4321)
 REGULAR_MODELS = 27
 MIN_SIZE = 16 << 10
 MAX_SIZE = 4 << 20
@@ -80,6 +82,7 @@ class _Builder:
     seed: int
     rng: random.Random
     today: datetime
+    models_made: int = 0
     next_id: dict[str, int] = field(
         default_factory=lambda: {
             "model": 4_000,
@@ -180,11 +183,12 @@ class _Builder:
 
     def model(self, name: str, model_type: str, *, nsfw: bool = False) -> SimModel:
         model_id = self.new_id("model")
+        self.models_made += 1
         return SimModel(
             id=model_id,
             name=name,
             type=model_type,
-            creator=self.rng.choice(CREATORS),
+            creator=CREATORS[self.models_made % len(CREATORS)],
             tags=sorted(self.rng.sample(TAGS, self.rng.randint(1, 4))),
             description=f"<p>{name}: a simulated {model_type}.</p>",
             versions=[],
@@ -338,12 +342,19 @@ def _multi_file(b: _Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int
     model = b.model("Trio Checkpoint", "Checkpoint")
     version = b.version(model.id, "v2.0", "SDXL 1.0", b.published(20))
     version.files = [
-        b.file(version.id, "trioCheckpoint_v20.safetensors", fp="fp32", size_label="full"),
+        b.file(
+            version.id,
+            "trioCheckpoint_v20.safetensors",
+            fp="fp32",
+            size_label="full",
+            size=MULTI_SIZES[0],
+        ),
         b.file(
             version.id,
             "trioCheckpoint_v20Pruned.safetensors",
             primary=False,
             file_type="Pruned Model",
+            size=MULTI_SIZES[1],
         ),
         b.file(
             version.id,

@@ -45,12 +45,11 @@ def _one(spec: str, size: int) -> ByteRange | None:
             return None
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         raise ValueError(spec)
     if start >= size:
         return None
-    return ByteRange(start, min(end, size - 1))
+    return ByteRange(start, min(int(last) if last else size - 1, size - 1))
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
