@@ -69,6 +69,11 @@ def parse_id(raw: str, what: str) -> int:
     return int(raw)
 
 
+def _compute_hashes(files: list[SimFile]) -> None:
+    for file in files:
+        file.api_hashes()
+
+
 def page_html(title: str, body: str) -> web.Response:
     html = f"<!DOCTYPE html><html><head><title>{title}</title></head><body>{body}</body></html>"
     return web.Response(text=html, content_type="text/html")
@@ -131,7 +136,7 @@ class ApiOrigin:
         """Compute missing hashes off the event loop (large files take a while)."""
         pending = [f for f in files if not f.hashes_ready()]
         if pending:
-            await asyncio.to_thread(lambda: [f.api_hashes() for f in pending])
+            await asyncio.to_thread(_compute_hashes, pending)
 
     # --- metadata -------------------------------------------------------------------------
 

@@ -115,17 +115,14 @@ class FileContent:
         if start >= end:
             return b""
         prefix = self.prefix
-        head = prefix[start:end] if start < len(prefix) else b""
+        parts = [prefix[start:end]] if start < len(prefix) else []
         pos = max(start, len(prefix))
-        if pos >= end:
-            return head
-        parts = [head]
         while pos < end:
             base = pos - pos % BLOCK
             stop = min(end, base + BLOCK)
-            parts.append(bytes(self._window(base)[pos - base : stop - base]))
+            parts.append(memoryview(self._window(base))[pos - base : stop - base])
             pos = stop
-        return b"".join(parts)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     def iter_chunks(self, start: int, end: int, chunk: int = BLOCK) -> Iterator[bytes]:
         """``[start, end)`` in pieces of at most ``chunk`` bytes."""

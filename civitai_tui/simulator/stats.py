@@ -18,7 +18,8 @@ class SimulatorStats:
     storage_bytes_sent: int = 0
     #: Every Authorization header value that reached the storage origin (must stay empty).
     storage_auth_headers: list[str] = field(default_factory=list)
-    #: Open TCP connections on the storage origin (now, and the most seen at once).
+    #: Open TCP connections on the storage origin, as counted at each request (the
+    #: latest count, and the most seen at once).
     open_connections: int = 0
     max_open_connections: int = 0
     #: (file id, Range header) of every storage request for a file.

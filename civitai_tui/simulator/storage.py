@@ -96,7 +96,7 @@ class StorageOrigin:
     #: Counts the origin's open TCP connections (wired up once the server runs).
     count_connections: Callable[[], int] = lambda: 0
     _requests: Counter[int] = field(default_factory=Counter)
-    _total_bucket: TokenBucket = field(default_factory=TokenBucket)
+    total_bucket: TokenBucket = field(default_factory=TokenBucket)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -218,7 +218,9 @@ class StorageOrigin:
         try:
             await response.prepare(request)
             if request.method != "HEAD":
-                await _BodySender(self, request, response, rep, faults).send(start, end, gzip)
+                await _BodySender(
+                    self.stats, self.total_bucket, request, response, rep, faults
+                ).send(start, end, gzip)
         except ConnectionError:
             pass  # the client went away: normal for a downloader that pauses
         return response
@@ -235,7 +237,8 @@ def _shifted(chosen: ByteRange) -> ByteRange:
 class _BodySender:
     """Writes one response body, applying rates, resets, stalls, trickle and flips."""
 
-    origin: StorageOrigin
+    stats: SimulatorStats
+    total_bucket: TokenBucket  # shared by every response of the origin
     request: web.Request
     response: web.StreamResponse
     rep: Representation
@@ -273,11 +276,11 @@ class _BodySender:
         while pos < end:
             data = self.rep.read(pos, pos + self._next_size(end - pos), faults.corrupt)
             await self._bucket.consume(len(data), self._rate())
-            await self.origin._total_bucket.consume(len(data), faults.total_rate)
+            await self.total_bucket.consume(len(data), faults.total_rate)
             await self.response.write(compressor.compress(data) if compressor else data)
             pos += len(data)
             self.sent += len(data)
-            self.origin.stats.storage_bytes_sent += len(data)
+            self.stats.storage_bytes_sent += len(data)
             if await self._break_connection():
                 return
         if compressor is not None:
