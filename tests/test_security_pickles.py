@@ -1,0 +1,62 @@
+"""picklescan wrapper: a real malicious pickle (built, never loaded) and clean ones."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+from civitai_tui.security.pickles import scan_pickle
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo hi",))
+
+
+def evil_zip_ckpt(path: Path) -> Path:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps(Evil(), protocol=2))
+        zf.writestr("archive/data/0", bytes(64))
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+async def test_malicious_pickle_is_flagged_with_its_global(tmp_path: Path) -> None:
+    raw = tmp_path / "evil.pt"
+    raw.write_bytes(pickle.dumps(Evil(), protocol=4))
+    report = await scan_pickle(raw, timeout=60)
+    assert not report.clean
+    assert "posix.system" in report.dangerous
+    assert "posix.system" in report.describe()
+
+
+async def test_malicious_zip_checkpoint_is_flagged(tmp_path: Path) -> None:
+    report = await scan_pickle(evil_zip_ckpt(tmp_path / "evil.ckpt"), timeout=60)
+    assert not report.clean and report.dangerous == ("posix.system",)
+
+
+async def test_clean_pickle_passes(tmp_path: Path) -> None:
+    path = tmp_path / "ok.ckpt"
+    path.write_bytes(pickle.dumps(OrderedDict(weight=[1, 2, 3]), protocol=2))
+    report = await scan_pickle(path, timeout=60)
+    assert report.clean, report
+    assert report.describe() == "no dangerous pickle globals"
+
+
+async def test_truncated_malicious_pickle_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.bin"
+    path.write_bytes(pickle.dumps(Evil(), protocol=4)[:-4])
+    report = await scan_pickle(path, timeout=60)
+    assert not report.clean and "posix.system" in report.dangerous
+
+
+async def test_timeout_is_a_failed_scan(tmp_path: Path) -> None:
+    path = tmp_path / "ok.ckpt"
+    path.write_bytes(pickle.dumps(OrderedDict(a=1)))
+    report = await scan_pickle(path, timeout=0.001)
+    assert not report.clean and report.error is not None and "longer than" in report.error
