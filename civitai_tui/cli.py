@@ -1,14 +1,80 @@
 """The ``civitai-tui`` command line: one entry point for every command.
 
 Exit status (DESIGN.md): 0 when every file is complete and verified, 1 when some
-failed, 2 for bad usage.
+failed, 2 for bad usage (unknown options, unparsable targets, bad config).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from rich.console import Console
 
 from civitai_tui import __version__
+from civitai_tui.civitai.planner import BulkFilters
+from civitai_tui.civitai.selection import FileSelection
+from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
+from civitai_tui.config import OPTIONS, Config, Environment, state_dir
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+
+T = TypeVar("T")
+err_console = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[red]error:[/] {message}", markup=True)
+    raise SystemExit(code)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``; our errors become a message and exit status (2 for bad usage)."""
+    try:
+        return asyncio.run(coro)
+    except CivitaiTuiError as err:
+        usage = err.kind in (FailureKind.BAD_TARGET, FailureKind.BAD_CONFIG)
+        _fail(err.message, 2 if usage else 1)
+    raise AssertionError("unreachable")
+
+
+def _config() -> Config:
+    try:
+        return Config.load()
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+    raise AssertionError("unreachable")
+
+
+def _targets(raw: tuple[str, ...], base_url: str) -> list[Target]:
+    try:
+        return [parse_target(t, base_url) for t in expand_target_args(raw)]
+    except CivitaiTuiError as err:
+        raise click.UsageError(err.message) from None
+
+
+def bulk_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The filters of bulk targets (``user:``, ``tag:``, ``search:``) and file selection."""
+    options = [
+        click.option("--types", multiple=True, help="Model types, e.g. LORA (repeatable)."),
+        click.option("--base-model", "base_models", multiple=True, help="e.g. 'SDXL 1.0'."),
+        click.option("--sort", help="e.g. 'Most Downloaded', 'Highest Rated', 'Newest'."),
+        click.option("--period", help="AllTime, Year, Month, Week or Day."),
+        click.option("--nsfw/--no-nsfw", default=None, help="Include NSFW models."),
+        click.option("--limit", type=click.IntRange(1), help="Bulk targets: at most N models."),
+        click.option("--all-versions", is_flag=True, help="Every version, not only the latest."),
+        click.option(
+            "--all-files", is_flag=True, help="Every file of a version, not only the primary."
+        ),
+        click.option("--format", "formats", multiple=True, help="File format, e.g. SafeTensor."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,15 +83,429 @@ def main() -> None:
     """A terminal download manager for CivitAI models."""
 
 
+# --------------------------------------------------------------------------- get
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option(
+    "--dest",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Destination folder (default: bulk.dest from the config, else the current folder).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
+@click.option("--connections", type=click.IntRange(1, 64), help="Connections per file.")
+@click.option("--max-files", type=click.IntRange(1, 64), help="Files downloading at once.")
+@click.option("--allow-http", is_flag=True, help="Allow plain http:// to non-loopback hosts.")
+@bulk_options
+def get(
+    targets: tuple[str, ...],
+    dest: Path | None,
+    as_json: bool,
+    connections: int | None,
+    max_files: int | None,
+    allow_http: bool,
+    **bulk: Any,
+) -> None:
+    """Download TARGETs now, without the queue, with progress bars.
+
+    TARGET is a civitai.com model or version URL, model:ID, version:ID,
+    hash:SHA256, an http(s):// file URL, user:NAME, tag:NAME, search:"query",
+    or @FILE with one target a line.
+    """
+    from civitai_tui.console import ProgressDisplay
+    from civitai_tui.engine.core import download_settings
+    from civitai_tui.events import EventBus
+    from civitai_tui.logs import setup_logging
+    from civitai_tui.oneshot import GetOptions, run_get
+
+    env = Environment.from_env()
+    config = _config()
+    parsed = _targets(targets, env.base_url)
+    setup_logging(state_dir())
+    settings = download_settings(config)
+    if connections:
+        settings.connections = connections
+    options = GetOptions(
+        dest=(dest or Path(config.get("bulk.dest") or ".")).expanduser(),
+        selection=FileSelection(primary_only=not bulk["all_files"], formats=tuple(bulk["formats"])),
+        filters=_filters(bulk),
+        latest_only=not bulk["all_versions"],
+        limit=bulk["limit"],
+        max_files=max_files or config.get("bulk.max_files"),
+        allow_http=allow_http,
+    )
+    bus = EventBus()
+    collector = _analytics(config, bus)
+    display = ProgressDisplay(err_console) if err_console.is_terminal and not as_json else None
+
+    def planned(requests: list[Any]) -> None:
+        if display is not None:
+            display.start(len(requests))
+            bus.add_callback(display)
+
+    try:
+        report = _run(
+            run_get(
+                parsed,
+                options,
+                base_url=env.base_url,
+                api_key=env.api_key,
+                settings=settings,
+                bus=bus,
+                on_planned=planned,
+            )
+        )
+    finally:
+        if display is not None:
+            display.stop()
+        if collector is not None:
+            collector.close()
+    _print_report(report, as_json)
+    raise SystemExit(0 if report.ok else 1)
+
+
+def _filters(bulk: dict[str, Any]) -> BulkFilters:
+    return BulkFilters(
+        types=tuple(bulk["types"]),
+        base_models=tuple(bulk["base_models"]),
+        sort=bulk["sort"],
+        period=bulk["period"],
+        nsfw=bulk["nsfw"],
+    )
+
+
+def _analytics(config: Config, bus: Any) -> Any:
+    """Record this run's events in analytics.db when analytics are on."""
+    if not config.get("analytics.enabled"):
+        return None
+    from civitai_tui.analytics.collector import AnalyticsCollector
+    from civitai_tui.analytics.settings import AnalyticsSettings
+
+    settings = AnalyticsSettings(
+        enabled=True,
+        anonymize_users=config.get("analytics.anonymize_users"),
+        retention_days=config.get("analytics.retention_days"),
+        max_db_bytes=config.get("analytics.max_db_mb") * 1024 * 1024,
+    )
+    return AnalyticsCollector.for_bus(bus, settings)
+
+
+def _error_dict(err: CivitaiTuiError | None) -> dict[str, Any] | None:
+    if err is None:
+        return None
+    return {"kind": str(err.kind), "message": err.message, "status": err.status}
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    from civitai_tui.console import SummaryRow, print_summary
+
+    files = [
+        {
+            "name": req.filename or req.info.name,
+            "path": str(res.path) if res.path else None,
+            "bytes": res.bytes,
+            "fetched_bytes": res.fetched_bytes,
+            "sha256": res.sha256,
+            "status": res.status,
+            "verified": res.verified,
+            "error": _error_dict(res.error),
+            "quarantined": str(res.quarantined) if res.quarantined else None,
+            "model_id": req.info.model_id,
+            "version_id": req.info.version_id,
+            "file_id": req.info.file_id,
+            "duration": round(res.duration, 3),
+            "connections": res.connections,
+            "retries": res.retries,
+        }
+        for req, res in report.results
+    ]
+    failures = [{"target": f.target, "error": _error_dict(f.error)} for f in report.plan_failures]
+    if as_json:
+        counts = {
+            s: sum(1 for f in files if f["status"] == s) for s in ("completed", "skipped", "failed")
+        }
+        summary = {
+            "ok": report.ok,
+            "files": files,
+            "target_failures": failures,
+            "totals": {"files": len(files), **counts, "bytes": sum(f["bytes"] for f in files)},
+        }
+        click.echo(json.dumps(summary, indent=2))
+        return
+    rows = [
+        SummaryRow(
+            f["name"],
+            f["status"],
+            f["bytes"],
+            f["error"]["message"] if f["error"] else (f["path"] or ""),
+        )
+        for f in files
+    ]
+    rows += [SummaryRow(f["target"], "failed", 0, f["error"]["message"]) for f in failures]
+    print_summary(Console(), rows)
+
+
+# -------------------------------------------------------------- simulator & demo
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, help="API origin port.")
-@click.option(
-    "--storage-port", default=0, help="Storage origin port (default: a free one)."
-)
+@click.option("--storage-port", default=0, help="Storage origin port (default: a free one).")
 @click.option("--seed", default=1, show_default=True, help="Catalogue seed.")
 def simulator(host: str, port: int, storage_port: int, seed: int) -> None:
     """Run the CivitAI simulator alone (API origin + storage origin)."""
     from civitai_tui.simulator.server import serve_forever
 
     serve_forever(host=host, api_port=port, storage_port=storage_port, seed=seed)
+
+
+@main.command()
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo's models go (default: <state dir>/demo-models).",
+)
+def demo(dest: Path | None) -> None:
+    """Download a sample of models from the built-in CivitAI simulator (offline)."""
+    from civitai_tui.demo import run_demo
+
+    raise SystemExit(run_demo(dest or state_dir() / "demo-models", err_console))
+
+
+# -------------------------------------------------------------------- the engine
+
+
+@main.group(invoke_without_command=True)
+@click.option("--allow-http", is_flag=True, help="Allow plain http:// to non-loopback hosts.")
+@click.option("--tcp", help="Also listen on HOST:PORT (needs --token).")
+@click.option("--token", envvar="CIVITAI_TUI_CONTROL_TOKEN", help="Token for the TCP listener.")
+@click.pass_context
+def engine(ctx: click.Context, allow_http: bool, tcp: str | None, token: str | None) -> None:
+    """Run the engine in the foreground (`engine stop` stops a running one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from civitai_tui.engine.process import run_engine
+
+    listen = None
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter("expected HOST:PORT", param_hint="--tcp")
+        listen = (host, int(port))
+    _run(run_engine(state_dir(), allow_http=allow_http, tcp=listen, token=token))
+
+
+@engine.command("stop")
+def engine_stop() -> None:
+    """Stop the running engine (jobs are saved and resume on the next start)."""
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.process import EnginePaths, engine_answers
+
+    async def stop() -> bool:
+        paths = EnginePaths(state_dir())
+        if not await engine_answers(paths):
+            return False
+        async with EngineClient(paths.socket) as client:
+            await client.shutdown()
+        return True
+
+    click.echo("engine stopping" if _run(stop()) else "no engine is running")
+
+
+def _with_engine(call: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``call(client)`` against the engine, starting it when none runs."""
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.process import ensure_engine
+
+    async def go() -> T:
+        socket = await ensure_engine(state_dir())
+        async with EngineClient(socket) as client:
+            return await call(client)
+
+    return _run(go())
+
+
+# ----------------------------------------------------------------- queue control
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option("--priority", "-p", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option("--dest", "-d", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="A name for the job.")
+@click.option("--json", "as_json", is_flag=True)
+@bulk_options
+def add(
+    targets: tuple[str, ...],
+    priority: int,
+    dest: Path | None,
+    name: str | None,
+    as_json: bool,
+    **bulk: Any,
+) -> None:
+    """Queue a job for TARGETs (the engine downloads it in the background)."""
+    env = Environment.from_env()
+    expanded = expand_target_args(targets)
+    _targets(tuple(expanded), env.base_url)
+    config = _config()
+    options = {
+        "dest": str((dest or Path(config.get("bulk.dest") or ".")).expanduser().resolve()),
+        "latest_only": not bulk["all_versions"],
+        "limit": bulk["limit"],
+        "types": list(bulk["types"]),
+        "base_models": list(bulk["base_models"]),
+        "sort": bulk["sort"],
+        "period": bulk["period"],
+        "nsfw": bulk["nsfw"],
+        "primary_only": not bulk["all_files"],
+        "formats": list(bulk["formats"]),
+    }
+    job = _with_engine(lambda c: c.add(expanded, priority=priority, options=options, name=name))
+    if as_json:
+        click.echo(json.dumps(job))
+    else:
+        click.echo(f"queued job {job['id']}: {job['name']} (priority {job['priority']})")
+
+
+@main.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+def ls(as_json: bool) -> None:
+    """List the jobs in queue order."""
+    from civitai_tui.console import print_jobs
+
+    jobs = _with_engine(lambda c: c.jobs())
+    if as_json:
+        click.echo(json.dumps(jobs))
+    else:
+        print_jobs(Console(), jobs)
+
+
+def _job_action(action: str, job_ids: tuple[str, ...]) -> None:
+    async def call(client: Any) -> list[dict[str, Any]]:
+        return [await client.action(job_id, action) for job_id in job_ids]
+
+    for job in _with_engine(call):
+        click.echo(f"{job['id']}: {job['state']}")
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...")
+def pause(job_ids: tuple[str, ...]) -> None:
+    """Pause jobs (their partial data is kept)."""
+    _job_action("pause", job_ids)
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...")
+def resume(job_ids: tuple[str, ...]) -> None:
+    """Resume paused jobs."""
+    _job_action("resume", job_ids)
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...")
+def cancel(job_ids: tuple[str, ...]) -> None:
+    """Cancel jobs and remove their partial data."""
+    _job_action("cancel", job_ids)
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...")
+def retry(job_ids: tuple[str, ...]) -> None:
+    """Queue failed or cancelled jobs again."""
+    _job_action("retry", job_ids)
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB")
+@click.argument("value", type=int, metavar="N")
+def priority(job_id: str, value: int) -> None:
+    """Set a job's priority (higher runs first)."""
+    job = _with_engine(lambda c: c.set_priority(job_id, value))
+    click.echo(f"{job['id']}: priority {job['priority']}")
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, metavar="[JOB...]")
+@click.option("--timeout", type=float, help="Give up after this many seconds.")
+def wait(job_ids: tuple[str, ...], timeout: float | None) -> None:
+    """Wait until the jobs (default: the whole queue) are finished; 0 only if all completed."""
+    result = _with_engine(lambda c: c.wait(list(job_ids) or None, timeout))
+    if not result["finished"]:
+        _fail(f"not finished within {timeout:g} s")
+    if not result["ok"]:
+        _fail("some jobs did not complete; see `civitai-tui ls`")
+    click.echo("all jobs completed")
+
+
+# ------------------------------------------------------------------------ config
+
+
+@main.group()
+def config() -> None:
+    """Read or change settings (config.toml in the state dir)."""
+
+
+@config.command("get")
+@click.argument("key", required=False)
+def config_get(key: str | None) -> None:
+    """Print KEY's value, or every key with its value."""
+    cfg = _config()
+    try:
+        items = [(key, cfg.get(key))] if key else sorted(cfg.as_dict().items())
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+    for name, value in items:
+        click.echo(f"{name} = {json.dumps(value)}" if not key else json.dumps(value))
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+def config_set(key: str, value: str) -> None:
+    """Set KEY to VALUE (a running engine applies it at once)."""
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.process import EnginePaths, engine_answers
+
+    cfg = _config()
+    try:
+        parsed = cfg.set(key, value)
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+
+    async def tell_engine() -> bool:
+        paths = EnginePaths(state_dir())
+        if not await engine_answers(paths):
+            return False
+        async with EngineClient(paths.socket) as client:
+            await client.set_config(key, parsed)
+        return True
+
+    live = _run(tell_engine())
+    click.echo(
+        f"{key} = {json.dumps(parsed)}" + (" (applied to the running engine)" if live else "")
+    )
+
+
+@config.command("keys")
+def config_keys() -> None:
+    """Every key with its default and meaning."""
+    for opt in OPTIONS.values():
+        click.echo(f"{opt.key} = {json.dumps(opt.default)}  # {opt.help} ({opt.allowed()})")
+
+
+def _register_optional_commands() -> None:
+    try:
+        from civitai_tui.analytics.commands import report
+    except ImportError:  # pragma: no cover - analytics is part of the package
+        return
+    main.add_command(report)
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -32,7 +33,7 @@ def _short(name: str, width: int = 40) -> str:
 class ProgressDisplay:
     """Per-file and overall progress bars, updated from bus events."""
 
-    def __init__(self, console: Console, total_files: int) -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -44,15 +45,16 @@ class ProgressDisplay:
             transient=False,
             refresh_per_second=4,
         )
-        self._overall = self.progress.add_task(f"[bold]all {total_files} file(s)", total=0)
+        self._overall = self.progress.add_task("[bold]all files", total=0)
         self._tasks: dict[str, TaskID] = {}
         self._done: dict[str, int] = {}
 
-    def __enter__(self) -> ProgressDisplay:
+    def start(self, total_files: int) -> None:
+        """Show the bars, now that the number of files is known."""
+        self.progress.update(self._overall, description=f"[bold]all {total_files} file(s)")
         self.progress.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
@@ -121,6 +123,37 @@ def print_summary(console: Console, rows: Sequence[SummaryRow]) -> None:
     for row in rows:
         style = styles.get(row.status, "")
         table.add_row(row.name, f"[{style}]{row.status}", _human(row.bytes), row.detail)
+    console.print(table)
+
+
+def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
+    """The queue as a table (the control API's job summaries)."""
+    if not jobs:
+        console.print("no jobs")
+        return
+    table = Table(show_lines=False, expand=False)
+    for name, justify in (
+        ("id", "left"),
+        ("state", "left"),
+        ("prio", "right"),
+        ("progress", "right"),
+        ("files", "right"),
+        ("size", "right"),
+        ("name", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for job in jobs:
+        total = job["total_bytes"] or 0
+        pct = f"{100 * job['done_bytes'] / total:.0f}%" if total else "-"
+        table.add_row(
+            job["id"],
+            job["state"],
+            str(job["priority"]),
+            pct,
+            f"{job['files_done']}/{job['files_total']}",
+            _human(total),
+            job["name"],
+        )
     console.print(table)
 
 

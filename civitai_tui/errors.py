@@ -43,6 +43,7 @@ class FailureKind(StrEnum):
     API = "api"  # an unexpected API answer (bad JSON, 400 from validation)
     INVALID_STATE = "invalid_state"  # a job action its state does not allow
     UNKNOWN_JOB = "unknown_job"
+    ENGINE = "engine_unavailable"  # the engine process is not running or not answering
 
 
 #: Kinds where trying again (after a delay) can help.

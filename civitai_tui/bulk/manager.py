@@ -1,0 +1,574 @@
+"""BulkDownloadManager: runs the queue of jobs, in priority order, in batches.
+
+It owns the jobs (persisted in ``state.db``), the priority queue, the batch
+slots and one shared download session (its per-host connection limit keeps any
+host from being hammered). It tells the world what happens only through the
+event bus: ``JobStateChanged`` here, file events from the downloader.
+
+Pause cancels a job's running downloads (their ``.part`` files and control
+files stay, so resume continues from them); cancel also removes the partial
+data; retry puts a FAILED or CANCELLED job back in the queue with its failed
+files reset. On ``stop`` running jobs go back to PENDING and resume on the next
+start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import aiohttp
+
+from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
+from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
+from civitai_tui.bulk.queue import JobQueue
+from civitai_tui.bulk.states import JobState
+from civitai_tui.bulk.store import JobStore
+from civitai_tui.civitai.client import CivitAIClient
+from civitai_tui.civitai.layouts import LibraryLayout
+from civitai_tui.civitai.planner import BulkFilters, plan_downloads
+from civitai_tui.civitai.selection import FileSelection
+from civitai_tui.civitai.source import CivitAIDownloadSource
+from civitai_tui.civitai.targets import Target, describe_target, parse_target
+from civitai_tui.download.downloader import FileDownloader
+from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
+from civitai_tui.download.session import create_download_session
+from civitai_tui.download.settings import DownloadResult, DownloadSettings
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.events import Event, EventBus, FileProgress, JobStateChanged
+from civitai_tui.security.redact import mask_text, mask_url
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SAVE_SECONDS = 2.0
+_ACTIVE = frozenset({JobState.PENDING, JobState.PROCESSING})
+
+
+@dataclasses.dataclass
+class ManagerSettings:
+    """Where the manager keeps state and how it reaches CivitAI."""
+
+    state_dir: Path
+    base_url: str
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    allow_http: bool = False
+    layout: str = "flat"
+    template: str = "{type}/{base_model}/{model_name}/{file_name}"
+    max_connections_per_host: int = 64
+    download: DownloadSettings = dataclasses.field(default_factory=DownloadSettings)
+
+
+class BulkDownloadManager:
+    """The job queue and its scheduler; usable from a script without the TUI."""
+
+    def __init__(
+        self,
+        settings: ManagerSettings,
+        *,
+        bus: EventBus | None = None,
+        batch: BatchConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus or EventBus()
+        self.batch = batch or BatchConfig()
+        self._sizer = AdaptiveSizer(self.batch)
+        self._store = JobStore(settings.state_dir / "state.db")
+        self._jobs: dict[str, BulkDownloadJob] = {}
+        self._queue = JobQueue()
+        self._wake = asyncio.Event()
+        self._finished = asyncio.Condition()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._expanding: dict[str, asyncio.Task[None]] = {}
+        self._slots: list[asyncio.Task[None]] = []
+        self._file_tasks: dict[str, asyncio.Task[DownloadResult]] = {}
+        self._inflight: dict[str, tuple[BulkDownloadJob, JobFile]] = {}
+        self._busy_paths: set[str] = set()
+        self._dirty: dict[str, set[str]] = {}
+        self._client: CivitAIClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._downloader: FileDownloader | None = None
+        self._unsubscribe = self.bus.add_callback(self._on_event)
+        self._saver: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load ``state.db``, requeue unfinished jobs and start scheduling."""
+        self._client = CivitAIClient(
+            self.settings.base_url,
+            self.settings.api_key,
+            allow_http=self.settings.allow_http,
+            bus=self.bus,
+        )
+        await self._client.__aenter__()
+        self._session = create_download_session(
+            limit_per_host=self.settings.max_connections_per_host
+        )
+        self._downloader = FileDownloader(
+            self._session, bus=self.bus, settings=self.settings.download
+        )
+        for job in self._store.load_jobs():
+            self._jobs[job.id] = job
+            self._recover(job)
+        self._scheduler = asyncio.create_task(self._schedule(), name="bulk-scheduler")
+        self._saver = asyncio.create_task(self._save_progress_forever(), name="bulk-saver")
+
+    async def stop(self) -> None:
+        """Stop every download (checkpoints saved), leave running jobs PENDING, close."""
+        for task in (self._scheduler, self._saver, *self._expanding.values()):
+            if task is not None:
+                task.cancel()
+        running = {job.id for job, _ in self._inflight.values()}
+        await self._cancel_files(lambda job_id: True)
+        for job_id in running:
+            job = self._jobs[job_id]
+            if job.state is JobState.PROCESSING:
+                self._set_state(job, JobState.PENDING, "engine stopped")
+        for task in self._slots:
+            task.cancel()
+        await asyncio.gather(*self._slots, *self._expanding.values(), return_exceptions=True)
+        self._flush_progress()
+        self._unsubscribe()
+        if self._session is not None:
+            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
+        self._store.close()
+
+    def _recover(self, job: BulkDownloadJob) -> None:
+        for f in job.files:
+            if f.state is FileState.DOWNLOADING:
+                f.state = FileState.PENDING
+        if job.state is JobState.PROCESSING:
+            job.transition(JobState.PENDING)
+            self._store.save_job(job)
+        if job.state is JobState.PENDING:
+            self._queue.push(job.id, job.priority, job.seq)
+
+    # ------------------------------------------------------------------ queries
+
+    def jobs(self) -> list[BulkDownloadJob]:
+        """Every job: waiting ones in run order first, then the rest by arrival."""
+        order = {job_id: i for i, job_id in enumerate(self._queue.ordered())}
+        return sorted(self._jobs.values(), key=lambda j: (order.get(j.id, len(order)), j.seq))
+
+    def get(self, job_id: str) -> BulkDownloadJob:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise CivitaiTuiError(FailureKind.UNKNOWN_JOB, f"no job with id {job_id!r}") from None
+
+    # ------------------------------------------------------------------ actions
+
+    def kick(self) -> None:
+        """Re-run the scheduler now (after a live settings change)."""
+        self._wake.set()
+
+    async def add_job(
+        self,
+        targets: Sequence[str],
+        *,
+        priority: int = 0,
+        options: JobOptions | None = None,
+        name: str | None = None,
+    ) -> BulkDownloadJob:
+        """Queue a job for ``targets`` (validated now, expanded when it first runs)."""
+        parsed = [parse_target(t, self.settings.base_url) for t in targets]
+        job = BulkDownloadJob(
+            name=name or ", ".join(describe_target(t) for t in parsed[:3]),
+            targets=tuple(mask_url(t) if "://" in t else t for t in targets),
+            options=options or JobOptions(),
+            priority=priority,
+            seq=self._store.next_seq(),
+        )
+        self._jobs[job.id] = job
+        self._store.save_job(job)
+        self.bus.publish(JobStateChanged(job_id=job.id, old=None, new=str(job.state)))
+        self._queue.push(job.id, job.priority, job.seq)
+        self._wake.set()
+        return job
+
+    async def pause_all(self) -> list[str]:
+        """Pause every PENDING or PROCESSING job; returns their ids."""
+        ids = [j.id for j in self._jobs.values() if j.state in _ACTIVE]
+        for job_id in ids:
+            await self.pause(job_id)
+        return ids
+
+    async def resume_all(self) -> list[str]:
+        """Resume every PAUSED job; returns their ids."""
+        ids = [j.id for j in self._jobs.values() if j.state is JobState.PAUSED]
+        for job_id in ids:
+            await self.resume(job_id)
+        return ids
+
+    async def pause(self, job_id: str) -> BulkDownloadJob:
+        """Stop a job's downloads, keeping their partial data."""
+        job = self.get(job_id)
+        if job.state is JobState.PAUSED:
+            return job
+        self._set_state(job, JobState.PAUSED, "paused by user")
+        self._queue.remove(job.id)
+        await self._cancel_files(lambda jid: jid == job.id)
+        return job
+
+    async def resume(self, job_id: str) -> BulkDownloadJob:
+        """Put a paused job back in the queue."""
+        job = self.get(job_id)
+        if job.state is not JobState.PAUSED:
+            return job
+        self._set_state(job, JobState.PENDING, "resumed by user")
+        self._queue.push(job.id, job.priority, job.seq)
+        self._wake.set()
+        return job
+
+    async def cancel(self, job_id: str) -> BulkDownloadJob:
+        """Stop a job and remove its partial data (finished files stay)."""
+        job = self.get(job_id)
+        self._set_state(job, JobState.CANCELLED, "cancelled by user")
+        self._queue.remove(job.id)
+        await self._cancel_files(lambda jid: jid == job.id)
+        assert self._downloader is not None
+        for f in job.files:
+            if not f.state.done:
+                self._downloader.discard_partial(self._request(job, f))
+                f.state, f.done = FileState.CANCELLED, 0
+        self._store.save_files(job.id, job.files)
+        await self._notify_finished()
+        return job
+
+    async def retry(self, job_id: str) -> BulkDownloadJob:
+        """Queue a FAILED or CANCELLED job again; its unfinished files start over."""
+        job = self.get(job_id)
+        self._set_state(job, JobState.PENDING, "retry requested")
+        job.error = None if job.files else job.error
+        for f in job.files:
+            if not f.state.done:
+                f.state, f.attempts, f.error, f.error_kind, f.last_status = (
+                    FileState.PENDING,
+                    0,
+                    None,
+                    None,
+                    None,
+                )
+        if not job.files:
+            job.expanded = False
+        self._store.save_job(job)
+        self._queue.push(job.id, job.priority, job.seq)
+        self._wake.set()
+        return job
+
+    async def set_priority(self, job_id: str, priority: int) -> BulkDownloadJob:
+        job = self.get(job_id)
+        job.priority = priority
+        self._queue.reprioritize(job.id, priority)
+        self._store.save_job(job, with_files=False)
+        self._wake.set()
+        return job
+
+    async def remove_finished(self) -> list[str]:
+        """Forget COMPLETED / FAILED / CANCELLED jobs (files on disk stay)."""
+        gone = [j.id for j in self._jobs.values() if j.state.finished]
+        for job_id in gone:
+            del self._jobs[job_id]
+            self._store.delete_job(job_id)
+        return gone
+
+    async def wait(
+        self, job_ids: Iterable[str] | None = None, timeout: float | None = None
+    ) -> bool:
+        """Wait until the jobs (default: all) are finished; True if all COMPLETED."""
+        ids = list(job_ids) if job_ids is not None else None
+        for job_id in ids or ():
+            self.get(job_id)
+
+        def finished() -> bool:
+            jobs = [self._jobs[i] for i in ids] if ids is not None else self._jobs.values()
+            return all(j.state.finished or j.state is JobState.PAUSED for j in jobs)
+
+        async with self._finished:
+            await asyncio.wait_for(self._finished.wait_for(finished), timeout)
+        jobs = [self._jobs[i] for i in ids] if ids is not None else list(self._jobs.values())
+        return all(j.state is JobState.COMPLETED for j in jobs)
+
+    # --------------------------------------------------------------- scheduling
+
+    async def _schedule(self) -> None:
+        while True:
+            self._slots = [t for t in self._slots if not t.done()]
+            while len(self._slots) < self.batch.slots and self._start_next_batch():
+                pass
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _start_next_batch(self) -> bool:
+        for job_id in self._queue.ordered():
+            job = self._jobs[job_id]
+            if not job.expanded:
+                if job_id not in self._expanding:
+                    self._expanding[job_id] = asyncio.create_task(self._expand(job))
+                continue
+            files = self._pick_files(job, self._sizer.next_size())
+            if files:
+                if job.state is JobState.PENDING:
+                    self._set_state(job, JobState.PROCESSING, "started")
+                self._slots.append(asyncio.create_task(self._run_batch(job, files)))
+                return True
+            if not any(key.startswith(job.id + ":") for key in self._inflight):
+                self._finish(job)
+        return False
+
+    def _pick_files(self, job: BulkDownloadJob, size: int) -> list[JobFile]:
+        picked = []
+        for f in job.files:
+            if len(picked) >= size:
+                break
+            target = str(Path(f.dest_dir) / (f.filename or ""))
+            if f.state is FileState.PENDING and target not in self._busy_paths:
+                picked.append(f)
+                if f.filename:
+                    self._busy_paths.add(target)
+                f.state = FileState.DOWNLOADING
+                self._inflight[f.key] = (job, f)
+        return picked
+
+    async def _run_batch(self, job: BulkDownloadJob, files: list[JobFile]) -> None:
+        started = time.monotonic()
+        tasks = []
+        for f in files:
+            task = asyncio.create_task(self._download(job, f))
+            self._file_tasks[f.key] = task
+            tasks.append(task)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        outcome = BatchOutcome(
+            files=len(files),
+            failed=sum(
+                1 for r in results if isinstance(r, DownloadResult) and r.status == "failed"
+            ),
+            bytes=sum(r.fetched_bytes for r in results if isinstance(r, DownloadResult)),
+            seconds=time.monotonic() - started,
+        )
+        self._sizer.record(outcome)
+        if self.batch.pause_between_batches > 0:
+            await asyncio.sleep(self.batch.pause_between_batches)
+        self._wake.set()
+
+    async def _download(self, job: BulkDownloadJob, f: JobFile) -> DownloadResult:
+        assert self._downloader is not None
+        try:
+            result = await self._downloader.download(self._request(job, f))
+        finally:
+            self._file_tasks.pop(f.key, None)
+            self._inflight.pop(f.key, None)
+            self._busy_paths.discard(str(Path(f.dest_dir) / (f.filename or "")))
+        self._apply_result(job, f, result)
+        return result
+
+    def _apply_result(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
+        f.attempts += max(1, result.retries + 1)
+        if result.status in ("completed", "skipped"):
+            f.state = FileState.COMPLETED if result.status == "completed" else FileState.SKIPPED
+            f.done = result.bytes
+            f.path = str(result.path) if result.path else f.path
+            f.error = f.error_kind = None
+        else:
+            err = result.error
+            f.state = FileState.FAILED
+            f.error_kind = str(err.kind) if err else "unknown"
+            f.error = err.message if err else "failed"
+            f.last_status = err.status if err else None
+        self._store.save_files(job.id, [f])
+
+    def _finish(self, job: BulkDownloadJob) -> None:
+        self._queue.remove(job.id)
+        if job.failures or job.error:
+            self._set_state(job, JobState.FAILED, job.failure_summary())
+        else:
+            self._set_state(job, JobState.COMPLETED, f"{job.files_done} file(s)")
+        asyncio.get_running_loop().create_task(self._notify_finished())
+
+    async def _notify_finished(self) -> None:
+        async with self._finished:
+            self._finished.notify_all()
+
+    async def _cancel_files(self, belongs: Callable[[str], bool]) -> None:
+        tasks = [
+            task
+            for key, task in self._file_tasks.items()
+            if key in self._inflight and belongs(self._inflight[key][0].id)
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for job, f in list(self._inflight.values()):
+            if belongs(job.id) and f.state is FileState.DOWNLOADING:
+                f.state = FileState.PENDING
+        self._flush_progress()
+
+    # ---------------------------------------------------------------- expansion
+
+    async def preview(self, targets: Sequence[str], options: JobOptions) -> dict[str, object]:
+        """What a job for ``targets`` would download, without queueing it."""
+        requests, errors = await self._plan(targets, options)
+        files = self._job_files(
+            BulkDownloadJob(name="preview", targets=(), options=options), requests
+        )
+        present = [f for f in files if f.state is FileState.SKIPPED]
+        return {
+            "files": len(files),
+            "total_bytes": sum(f.size or 0 for f in files),
+            "already_present": len(present),
+            "download_bytes": sum(f.size or 0 for f in files if f not in present),
+            "errors": errors,
+            "items": [
+                {
+                    "name": f.filename or f.info.name,
+                    "size": f.size,
+                    "model": f.info.model_name,
+                    "type": f.info.model_type,
+                    "base_model": f.info.base_model,
+                    "present": f in present,
+                }
+                for f in files[:100]
+            ],
+        }
+
+    async def _expand(self, job: BulkDownloadJob) -> None:
+        try:
+            requests, errors = await self._plan(job.targets, job.options)
+        finally:
+            self._expanding.pop(job.id, None)
+        job.files.extend(self._job_files(job, requests))
+        job.expanded = True
+        job.error = "; ".join(errors) or None
+        self._store.save_job(job)
+        self._wake.set()
+
+    async def _plan(
+        self, targets: Sequence[str], opts: JobOptions
+    ) -> tuple[list[DownloadRequest], list[str]]:
+        """Plan ``targets``; errors are collected per target, never raised."""
+        assert self._client is not None
+        errors: list[str] = []
+
+        def on_error(target: Target, err: CivitaiTuiError) -> None:
+            errors.append(f"{describe_target(target)}: {err.message}")
+
+        try:
+            requests = await plan_downloads(
+                self._client,
+                [parse_target(t, self.settings.base_url) for t in targets],
+                dest=Path(opts.dest or "."),
+                selection=FileSelection(primary_only=opts.primary_only, formats=opts.formats),
+                latest_only=opts.latest_only,
+                bulk_limit=opts.limit,
+                filters=BulkFilters(
+                    types=opts.types,
+                    base_models=opts.base_models,
+                    sort=opts.sort,
+                    period=opts.period,
+                    nsfw=opts.nsfw,
+                ),
+                on_error=on_error,
+            )
+        except CivitaiTuiError as err:
+            errors.append(err.message)
+            requests = []
+        except Exception as exc:  # never lose the job to a surprise
+            log.exception("planning failed")
+            errors.append(mask_text(f"unexpected error: {exc}"))
+            requests = []
+        return requests, errors
+
+    def _job_files(self, job: BulkDownloadJob, requests: list[DownloadRequest]) -> list[JobFile]:
+        """Place each planned file in the library; mark the ones already present."""
+        layout = LibraryLayout(
+            Path(job.options.dest or "."), self.settings.layout, self.settings.template
+        )
+        known = self._store.completed_sha256()
+        files = []
+        for req in requests:
+            info = dataclasses.replace(req.info, key=f"{job.id}:{req.info.key}", job_id=job.id)
+            dest_dir, filename = req.dest_dir, req.filename
+            if filename:
+                path = layout.place(info, filename)
+                dest_dir, filename = path.parent, path.name
+            f = JobFile(
+                info=info,
+                dest_dir=str(dest_dir),
+                source=_source_record(req.source),
+                filename=filename,
+                sha256=req.sha256,
+                blake3=req.blake3,
+                remote_scans=req.remote_scans,
+                file_format=req.file_format,
+            )
+            final = dest_dir / filename if filename else None
+            if f.sha256 and f.sha256.upper() in known and final and final.exists():
+                f.state, f.done, f.path = FileState.SKIPPED, f.size or 0, str(final)
+            files.append(f)
+        return files
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _request(self, job: BulkDownloadJob, f: JobFile) -> DownloadRequest:
+        return DownloadRequest(
+            info=f.info,
+            source=self._source(f.source),
+            dest_dir=Path(f.dest_dir),
+            filename=f.filename,
+            expected_size=f.size,
+            sha256=f.sha256,
+            blake3=f.blake3,
+            remote_scans=f.remote_scans,
+            file_format=f.file_format,
+        )
+
+    def _source(self, record: dict[str, object]) -> UrlSource:
+        if record.get("kind") == "civitai":
+            assert self._client is not None
+            return CivitAIDownloadSource(
+                self._client,
+                int(record["version_id"]),
+                record.get("file_id"),  # type: ignore[arg-type]
+            )
+        return DirectSource(str(record["url"]))
+
+    def _set_state(self, job: BulkDownloadJob, new: JobState, reason: str) -> None:
+        old = job.transition(new)
+        self._store.save_job(job, with_files=False)
+        self.bus.publish(JobStateChanged(job_id=job.id, old=str(old), new=str(new), reason=reason))
+        if new.finished or new is JobState.PAUSED:
+            asyncio.get_running_loop().create_task(self._notify_finished())
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, FileProgress):
+            entry = self._inflight.get(event.key)
+            if entry is not None:
+                job, f = entry
+                f.done = event.done
+                self._dirty.setdefault(job.id, set()).add(f.key)
+
+    async def _save_progress_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_SAVE_SECONDS)
+            self._flush_progress()
+
+    def _flush_progress(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for job_id, keys in dirty.items():
+            job = self._jobs.get(job_id)
+            if job is not None:
+                self._store.save_files(job_id, [f for f in job.files if f.key in keys])
+
+
+def _source_record(source: UrlSource) -> dict[str, object]:
+    if isinstance(source, CivitAIDownloadSource):
+        return {"kind": "civitai", "version_id": source.version_id, "file_id": source.file_id}
+    if isinstance(source, DirectSource):
+        return {"kind": "url", "url": source.url}
+    raise TypeError(f"cannot persist a {type(source).__name__}")

@@ -1,0 +1,1 @@
+"""The engine process: wiring, the control API server and client, process management."""

@@ -1,0 +1,316 @@
+"""The control API: HTTP + JSON routes and a WebSocket event stream over the engine.
+
+Every request body is validated; a bad one gets a 4xx with ``{"error": kind,
+"message": ...}``, never a crash. ``GET /v1/events`` is a WebSocket that sends
+a ``snapshot`` (every job) first, then each bus event as JSON, so a client that
+reconnects starts from a complete picture.
+
+Routes (all JSON)::
+
+    GET  /v1/status                      engine version, pid, uptime, job counts
+    GET  /v1/jobs                        job summaries in queue order
+    POST /v1/jobs                        {"targets": [...], "priority": 0, "options": {...}}
+    POST /v1/preview                     the same body: what a job would download
+    GET  /v1/jobs/{id}                   one job with its files
+    POST /v1/jobs/{id}/{action}          pause | resume | cancel | retry
+    POST /v1/jobs/{id}/priority          {"priority": N}
+    POST /v1/queue/{action}              pause-all | resume-all | remove-finished
+    POST /v1/wait                        {"jobs": [...] | null, "timeout": S}
+    GET  /v1/config                      every key and value
+    PUT  /v1/config/{key}                {"value": V}
+    POST /v1/shutdown                    stop the engine gracefully
+    GET  /v1/events                      WebSocket
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from civitai_tui import __version__
+from civitai_tui.bulk.jobs import BulkDownloadJob, JobOptions
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+
+if TYPE_CHECKING:
+    from civitai_tui.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine")
+STATUS_FOR_KIND = {
+    FailureKind.UNKNOWN_JOB: 404,
+    FailureKind.INVALID_STATE: 409,
+    FailureKind.BAD_TARGET: 400,
+    FailureKind.BAD_CONFIG: 400,
+}
+JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
+QUEUE_ACTIONS = ("pause-all", "resume-all", "remove-finished")
+
+
+class BadRequest(CivitaiTuiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(FailureKind.BAD_TARGET, message)
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"error": kind, "message": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn our errors into 4xx JSON and surprises into a logged 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except CivitaiTuiError as err:
+        return _error(STATUS_FOR_KIND.get(err.kind, 422), str(err.kind), err.message)
+    except Exception:
+        log.exception("control API: %s %s failed", request.method, request.path)
+        return _error(500, "internal", "the engine hit an unexpected error; see the engine log")
+
+
+def token_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """For the optional TCP listener: every request needs ``Authorization: Bearer <token>``."""
+
+    @web.middleware
+    async def check(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.transport is not None and request.transport.get_extra_info("peername"):
+            sent = request.headers.get("Authorization", "")
+            if sent != f"Bearer {token}":
+                return _error(401, "auth_required", "this control API needs its token")
+        return await handler(request)
+
+    return check
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+def _targets(data: dict[str, Any]) -> list[str]:
+    targets = data.get("targets")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        raise BadRequest("'targets' must be a non-empty list of strings")
+    return targets
+
+
+def _int(data: dict[str, Any], key: str, default: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"'{key}' must be an integer")
+    return value
+
+
+def _options(data: dict[str, Any]) -> JobOptions:
+    raw = data.get("options", {})
+    if not isinstance(raw, dict):
+        raise BadRequest("'options' must be an object")
+    unknown = set(raw) - set(JobOptions.__dataclass_fields__)
+    if unknown:
+        known = ", ".join(JobOptions.__dataclass_fields__)
+        raise BadRequest(f"unknown option(s) {', '.join(sorted(unknown))}; known: {known}")
+    try:
+        return JobOptions.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"bad options: {exc}") from None
+
+
+def job_detail(job: BulkDownloadJob) -> dict[str, Any]:
+    """A job summary plus its files."""
+    return {
+        **job.summary(),
+        "files": [
+            {
+                "key": f.key,
+                "name": f.info.name,
+                "size": f.size,
+                "done": f.done,
+                "state": str(f.state),
+                "attempts": f.attempts,
+                "last_status": f.last_status,
+                "error_kind": f.error_kind,
+                "error": f.error,
+                "path": f.path,
+                "sha256": f.sha256,
+            }
+            for f in job.files
+        ],
+    }
+
+
+class ControlAPI:
+    """The route handlers, bound to one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.started = time.time()
+
+    @property
+    def manager(self):  # type: ignore[no-untyped-def]
+        return self.engine.manager
+
+    async def status(self, _: web.Request) -> web.Response:
+        jobs = self.manager.jobs()
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[str(job.state)] = counts.get(str(job.state), 0) + 1
+        return web.json_response(
+            {
+                "version": __version__,
+                "pid": os.getpid(),
+                "uptime": time.time() - self.started,
+                "jobs": counts,
+            }
+        )
+
+    async def list_jobs(self, _: web.Request) -> web.Response:
+        return web.json_response({"jobs": [j.summary() for j in self.manager.jobs()]})
+
+    async def add_job(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        job = await self.manager.add_job(
+            _targets(data),
+            priority=_int(data, "priority", 0),
+            options=_options(data),
+            name=data.get("name") if isinstance(data.get("name"), str) else None,
+        )
+        return web.json_response(job.summary(), status=201)
+
+    async def preview(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        return web.json_response(await self.manager.preview(_targets(data), _options(data)))
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        return web.json_response(job_detail(self.manager.get(request.match_info["id"])))
+
+    async def job_action(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if action not in JOB_ACTIONS:
+            raise web.HTTPNotFound(text=f"unknown action {action!r}")
+        job = await getattr(self.manager, action)(request.match_info["id"])
+        return web.json_response(job.summary())
+
+    async def priority(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        if "priority" not in data:
+            raise BadRequest("'priority' is required")
+        job = await self.manager.set_priority(request.match_info["id"], _int(data, "priority", 0))
+        return web.json_response(job.summary())
+
+    async def queue_action(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if action not in QUEUE_ACTIONS:
+            raise web.HTTPNotFound(text=f"unknown action {action!r}")
+        if action == "remove-finished":
+            return web.json_response({"removed": await self.manager.remove_finished()})
+        changed = await (
+            self.manager.pause_all() if action == "pause-all" else self.manager.resume_all()
+        )
+        return web.json_response({"changed": changed})
+
+    async def wait(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        jobs = data.get("jobs")
+        if jobs is not None and (
+            not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs)
+        ):
+            raise BadRequest("'jobs' must be a list of job ids or null")
+        timeout = data.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+        ):
+            raise BadRequest("'timeout' must be a number of seconds or null")
+        try:
+            ok = await self.manager.wait(jobs, timeout)
+        except TimeoutError:
+            return web.json_response({"finished": False, "ok": False})
+        return web.json_response({"finished": True, "ok": ok})
+
+    async def get_config(self, _: web.Request) -> web.Response:
+        return web.json_response(self.engine.config.as_dict())
+
+    async def set_config(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        if "value" not in data:
+            raise BadRequest("'value' is required")
+        key = request.match_info["key"]
+        value = self.engine.config.set(key, data["value"])
+        return web.json_response({"key": key, "value": value})
+
+    async def shutdown(self, _: web.Request) -> web.Response:
+        asyncio.get_running_loop().call_soon(self.engine.request_stop)
+        return web.json_response({"stopping": True})
+
+    async def events(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        sub = self.engine.bus.subscribe()
+        try:
+            await ws.send_json(
+                {"type": "snapshot", "jobs": [job_detail(j) for j in self.manager.jobs()]}
+            )
+            reader = asyncio.create_task(self._drain_incoming(ws))
+            while not ws.closed:
+                getter = asyncio.create_task(sub.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                batch = [getter.result(), *sub.drain()]
+                await ws.send_json({"type": "events", "events": [e.to_dict() for e in batch]})
+            reader.cancel()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            sub.close()
+        return ws
+
+    @staticmethod
+    async def _drain_incoming(ws: web.WebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+
+
+def make_app(engine: Engine, *, token: str | None = None) -> web.Application:
+    """The control API application for ``engine``."""
+    middlewares = [errors_middleware]
+    if token:
+        middlewares.insert(0, token_middleware(token))
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+    app[ENGINE_KEY] = engine
+    api = ControlAPI(engine)
+    app.router.add_get("/v1/status", api.status)
+    app.router.add_get("/v1/jobs", api.list_jobs)
+    app.router.add_post("/v1/jobs", api.add_job)
+    app.router.add_post("/v1/preview", api.preview)
+    app.router.add_get("/v1/jobs/{id}", api.get_job)
+    app.router.add_post("/v1/jobs/{id}/priority", api.priority)
+    app.router.add_post("/v1/jobs/{id}/{action}", api.job_action)
+    app.router.add_post("/v1/queue/{action}", api.queue_action)
+    app.router.add_post("/v1/wait", api.wait)
+    app.router.add_get("/v1/config", api.get_config)
+    app.router.add_put("/v1/config/{key}", api.set_config)
+    app.router.add_post("/v1/shutdown", api.shutdown)
+    app.router.add_get("/v1/events", api.events)
+    return app

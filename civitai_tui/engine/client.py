@@ -1,0 +1,137 @@
+"""A client of the engine's control API over its Unix socket (the CLI's and the TUI's).
+
+Errors come back as :class:`CivitaiTuiError` with the engine's kind and message;
+an engine that is not running gives ``FailureKind.ENGINE`` with what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+
+BASE = "http://engine"
+
+
+class EngineClient:
+    """Async methods mirroring the control API routes."""
+
+    def __init__(self, socket_path: Path, *, timeout: float = 30.0) -> None:
+        self.socket_path = socket_path
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> EngineClient:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=str(self.socket_path)), timeout=self._timeout
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _unavailable(self, exc: Exception) -> CivitaiTuiError:
+        return CivitaiTuiError(
+            FailureKind.ENGINE,
+            f"the engine is not answering on {self.socket_path} ({type(exc).__name__}); "
+            "start it with `civitai-tui engine` (queue commands start it for you)",
+        )
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        assert self._session is not None, "use `async with EngineClient(...)`"
+        try:
+            async with self._session.request(method, BASE + path, json=body) as resp:
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+            raise self._unavailable(exc) from None
+        except ValueError:
+            raise CivitaiTuiError(
+                FailureKind.ENGINE, "the engine sent a malformed answer"
+            ) from None
+        if resp.status >= 400:
+            kind = data.get("error", "") if isinstance(data, dict) else ""
+            message = data.get("message", "") if isinstance(data, dict) else str(data)
+            try:
+                failure = FailureKind(kind)
+            except ValueError:
+                failure = FailureKind.ENGINE
+            raise CivitaiTuiError(failure, message or f"engine answered HTTP {resp.status}")
+        return data
+
+    async def status(self) -> dict[str, Any]:
+        return await self._call("GET", "/v1/status")
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/v1/jobs"))["jobs"]
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/jobs/{job_id}")
+
+    async def add(
+        self,
+        targets: list[str],
+        *,
+        priority: int = 0,
+        options: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"targets": targets, "priority": priority, "options": options or {}, "name": name}
+        return await self._call("POST", "/v1/jobs", body)
+
+    async def preview(
+        self, targets: list[str], options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST", "/v1/preview", {"targets": targets, "options": options or {}}
+        )
+
+    async def action(self, job_id: str, action: str) -> dict[str, Any]:
+        """``pause``, ``resume``, ``cancel`` or ``retry`` one job."""
+        return await self._call("POST", f"/v1/jobs/{job_id}/{action}")
+
+    async def set_priority(self, job_id: str, priority: int) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/jobs/{job_id}/priority", {"priority": priority})
+
+    async def queue_action(self, action: str) -> dict[str, Any]:
+        """``pause-all``, ``resume-all`` or ``remove-finished``."""
+        return await self._call("POST", f"/v1/queue/{action}")
+
+    async def wait(self, job_ids: list[str] | None, timeout: float | None) -> dict[str, Any]:
+        return await self._call("POST", "/v1/wait", {"jobs": job_ids, "timeout": timeout})
+
+    async def config(self) -> dict[str, Any]:
+        return await self._call("GET", "/v1/config")
+
+    async def set_config(self, key: str, value: Any) -> dict[str, Any]:
+        return await self._call("PUT", f"/v1/config/{key}", {"value": value})
+
+    async def shutdown(self) -> None:
+        await self._call("POST", "/v1/shutdown")
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The snapshot, then batches of events, as decoded JSON messages."""
+        assert self._session is not None, "use `async with EngineClient(...)`"
+        try:
+            async with self._session.ws_connect(BASE + "/v1/events", heartbeat=20) as ws:
+                async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        yield msg.json()
+                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+            raise self._unavailable(exc) from None

@@ -1,0 +1,106 @@
+"""The engine: one event bus and the parts that publish to it, wired from the config.
+
+It owns the bus, the :class:`BulkDownloadManager` and the live configuration:
+a ``config set`` through the control API reaches the running parts at once
+(batch knobs, connections per file). The control API server and the process
+management live in :mod:`civitai_tui.engine.server` and
+:mod:`civitai_tui.engine.process`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
+from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
+from civitai_tui.config import Config, Environment
+from civitai_tui.download.settings import DownloadSettings
+from civitai_tui.events import EventBus
+
+log = logging.getLogger(__name__)
+
+
+def batch_config(config: Config) -> BatchConfig:
+    """The batch knobs from the ``bulk.*`` keys."""
+    return BatchConfig(
+        batch_size=config.get("bulk.batch_size"),
+        concurrent_batches=config.get("bulk.concurrent_batches"),
+        strategy=BatchStrategy(config.get("bulk.strategy")),
+        pause_between_batches=config.get("bulk.pause_between_batches"),
+    )
+
+
+def download_settings(config: Config) -> DownloadSettings:
+    """Per-file download settings from the ``download.*`` keys."""
+    return dataclasses.replace(
+        DownloadSettings(),
+        connections=config.get("download.connections"),
+        min_split=config.get("download.min_split"),
+        checkpoint_seconds=config.get("download.checkpoint_seconds"),
+        stall_timeout=config.get("download.stall_timeout"),
+    )
+
+
+class Engine:
+    """Everything that runs in the long-lived engine process."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        config: Config | None = None,
+        environment: Environment | None = None,
+        allow_http: bool = False,
+    ) -> None:
+        self.state_dir = state_dir
+        self.config = config or Config.load(state_dir / "config.toml")
+        env = environment or Environment.from_env()
+        self.bus = EventBus()
+        self.manager = BulkDownloadManager(
+            ManagerSettings(
+                state_dir=state_dir,
+                base_url=env.base_url,
+                api_key=env.api_key,
+                allow_http=allow_http,
+                layout=self.config.get("bulk.layout"),
+                template=self.config.get("bulk.template"),
+                max_connections_per_host=self.config.get("performance.max_connections"),
+                download=download_settings(self.config),
+            ),
+            bus=self.bus,
+            batch=batch_config(self.config),
+        )
+        self.config.on_change(self._apply)
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+
+    def request_stop(self) -> None:
+        """Ask the process running the engine to stop (signals, ``engine stop``)."""
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def _apply(self, key: str, _value: Any) -> None:
+        section = key.split(".", 1)[0]
+        if section == "bulk":
+            fresh = batch_config(self.config)
+            for field in dataclasses.fields(fresh):
+                setattr(self.manager.batch, field.name, getattr(fresh, field.name))
+            self.manager.settings.layout = self.config.get("bulk.layout")
+            self.manager.settings.template = self.config.get("bulk.template")
+            self.manager.kick()
+        elif section == "download":
+            fresh_dl = download_settings(self.config)
+            for field in ("connections", "min_split", "checkpoint_seconds", "stall_timeout"):
+                setattr(self.manager.settings.download, field, getattr(fresh_dl, field))
+        log.info("config %s changed", key)

@@ -1,0 +1,124 @@
+"""``civitai-tui get``: plan the targets and download them now, in this process.
+
+No engine and no queue: the targets are planned with the API client, the files
+downloaded a few at a time through one shared session, and every event goes to
+the bus given (progress bars, analytics). The result lists every file, planned
+or not, so the caller can print a summary and choose the exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from civitai_tui.civitai.client import CivitAIClient
+from civitai_tui.civitai.planner import BulkFilters, plan_downloads
+from civitai_tui.civitai.selection import FileSelection
+from civitai_tui.civitai.targets import Target, describe_target
+from civitai_tui.download.downloader import FileDownloader
+from civitai_tui.download.request import DownloadRequest
+from civitai_tui.download.session import create_download_session
+from civitai_tui.download.settings import DownloadResult, DownloadSettings
+from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.events import EventBus
+
+
+@dataclass(frozen=True)
+class GetOptions:
+    """What to download and how, from the command line."""
+
+    dest: Path
+    selection: FileSelection = field(default_factory=FileSelection)
+    filters: BulkFilters = field(default_factory=BulkFilters)
+    latest_only: bool = True
+    limit: int | None = None
+    max_files: int = 4
+    allow_http: bool = False
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """A target that could not be turned into files."""
+
+    target: str
+    error: CivitaiTuiError
+
+
+@dataclass
+class GetReport:
+    """Every planned file's result, and the targets that failed before any file."""
+
+    results: list[tuple[DownloadRequest, DownloadResult]] = field(default_factory=list)
+    plan_failures: list[PlanFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every file is complete (or already present) and verified."""
+        return not self.plan_failures and all(r.status != "failed" for _, r in self.results)
+
+
+async def plan(
+    client: CivitAIClient, targets: Sequence[Target], options: GetOptions
+) -> tuple[list[DownloadRequest], list[PlanFailure]]:
+    """Plan ``targets``; a target that fails is reported, the others go on."""
+    failures: list[PlanFailure] = []
+
+    def on_error(target: Target, err: CivitaiTuiError) -> None:
+        failures.append(PlanFailure(describe_target(target), err))
+
+    requests = await plan_downloads(
+        client,
+        targets,
+        dest=options.dest,
+        selection=options.selection,
+        latest_only=options.latest_only,
+        bulk_limit=options.limit,
+        filters=options.filters,
+        on_error=on_error,
+    )
+    return requests, failures
+
+
+async def download_all(
+    requests: Sequence[DownloadRequest],
+    *,
+    settings: DownloadSettings,
+    bus: EventBus,
+    max_files: int,
+) -> list[DownloadResult]:
+    """Download ``requests``, ``max_files`` at a time, through one shared session."""
+    session = create_download_session(limit_per_host=max(32, max_files * settings.connections))
+    try:
+        downloader = FileDownloader(session, bus=bus, settings=settings)
+        gate = asyncio.Semaphore(max_files)
+
+        async def one(request: DownloadRequest) -> DownloadResult:
+            async with gate:
+                return await downloader.download(request)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+    finally:
+        await session.close()
+
+
+async def run_get(
+    targets: Sequence[Target],
+    options: GetOptions,
+    *,
+    base_url: str,
+    api_key: str | None,
+    settings: DownloadSettings,
+    bus: EventBus,
+    on_planned: Callable[[list[DownloadRequest]], None] | None = None,
+) -> GetReport:
+    """Plan and download ``targets``; ``on_planned(requests)`` runs between the two."""
+    async with CivitAIClient(base_url, api_key, allow_http=options.allow_http, bus=bus) as client:
+        requests, failures = await plan(client, targets, options)
+        if on_planned is not None:
+            on_planned(requests)
+        results = await download_all(
+            requests, settings=settings, bus=bus, max_files=options.max_files
+        )
+    return GetReport(results=list(zip(requests, results, strict=True)), plan_failures=failures)
