@@ -306,11 +306,21 @@ class BulkDownloadManager:
             await self._wake.wait()
 
     def _start_next_batch(self) -> bool:
+        """Start one batch from the first job in priority order that has work.
+
+        Every queued job is expanded (concurrently, ahead of time), but a job
+        never overtakes a higher-priority one that is still expanding: the queue
+        order is the order downloads start.
+        """
+        waiting_for_expansion = False
         for job_id in self._queue.ordered():
             job = self._jobs[job_id]
             if not job.expanded:
                 if job_id not in self._expanding:
                     self._expanding[job_id] = asyncio.create_task(self._expand(job))
+                waiting_for_expansion = True
+                continue
+            if waiting_for_expansion:
                 continue
             files = self._pick_files(job, self._sizer.next_size())
             if files:
@@ -361,6 +371,11 @@ class BulkDownloadManager:
         assert self._downloader is not None
         try:
             result = await self._downloader.download(self._request(job, f))
+        except asyncio.CancelledError:
+            if f.state is FileState.DOWNLOADING:  # paused or stopped: resumable later
+                f.state = FileState.PENDING
+            self._store.save_files(job.id, [f])
+            raise
         finally:
             self._file_tasks.pop(f.key, None)
             self._inflight.pop(f.key, None)
@@ -404,9 +419,6 @@ class BulkDownloadManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for job, f in list(self._inflight.values()):
-            if belongs(job.id) and f.state is FileState.DOWNLOADING:
-                f.state = FileState.PENDING
         self._flush_progress()
 
     # ---------------------------------------------------------------- expansion

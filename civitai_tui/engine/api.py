@@ -70,8 +70,10 @@ async def errors_middleware(
     """Turn our errors into 4xx JSON and surprises into a logged 500."""
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, "http", exc.text or exc.reason)
     except CivitaiTuiError as err:
         return _error(STATUS_FOR_KIND.get(err.kind, 422), str(err.kind), err.message)
     except Exception:

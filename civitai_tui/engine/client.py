@@ -52,10 +52,20 @@ class EngineClient:
             "start it with `civitai-tui engine` (queue commands start it for you)",
         )
 
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, wait: float | None = 0.0
+    ) -> Any:
+        """One request; ``wait`` is how long the engine may take on purpose (None: forever)."""
         assert self._session is not None, "use `async with EngineClient(...)`"
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self._timeout.sock_connect,
+            sock_read=None if wait is None else (self._timeout.sock_read or 0) + wait,
+        )
         try:
-            async with self._session.request(method, BASE + path, json=body) as resp:
+            async with self._session.request(
+                method, BASE + path, json=body, timeout=timeout
+            ) as resp:
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
             raise self._unavailable(exc) from None
@@ -112,7 +122,8 @@ class EngineClient:
         return await self._call("POST", f"/v1/queue/{action}")
 
     async def wait(self, job_ids: list[str] | None, timeout: float | None) -> dict[str, Any]:
-        return await self._call("POST", "/v1/wait", {"jobs": job_ids, "timeout": timeout})
+        body = {"jobs": job_ids, "timeout": timeout}
+        return await self._call("POST", "/v1/wait", body, wait=timeout)
 
     async def config(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/config")

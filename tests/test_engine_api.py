@@ -1,0 +1,252 @@
+"""The engine in-process: the control API over its Unix socket, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from civitai_tui.config import Config, Environment
+from civitai_tui.engine.client import EngineClient
+from civitai_tui.engine.core import Engine
+from civitai_tui.engine.server import start_api
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.simulator.server import Simulator
+from tests.conftest import TOKEN
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Poll ``check`` until it is true or the deadline passes."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.02)
+
+
+class Running:
+    """An engine with its control API, and a client for it."""
+
+    def __init__(self, engine: Engine, client: EngineClient, socket: Path) -> None:
+        self.engine, self.client, self.socket = engine, client, socket
+
+    async def job_state(self, job_id: str) -> str:
+        return (await self.client.job(job_id))["state"]
+
+
+@pytest.fixture
+async def running(sim: Simulator, tmp_path: Path) -> AsyncIterator[Running]:
+    home = tmp_path / "state"
+    home.mkdir()
+    (home / "config.toml").write_text("[bulk]\nstrategy = 'sequential'\nbatch_size = 2\n")
+    engine = Engine(
+        home,
+        config=Config.load(home / "config.toml", environ={}),
+        environment=Environment(sim.api_url, TOKEN),
+    )
+    await engine.start()
+    socket = home / "engine.sock"
+    runner = await start_api(engine, socket)
+    try:
+        async with EngineClient(socket) as client:
+            yield Running(engine, client, socket)
+    finally:
+        await runner.cleanup()
+        await engine.stop()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest().upper()
+
+
+async def test_socket_is_private_and_status_answers(running: Running) -> None:
+    assert stat.S_IMODE(os.stat(running.socket).st_mode) == 0o600
+    status = await running.client.status()
+    assert status["pid"] == os.getpid() and status["jobs"] == {}
+
+
+async def test_add_wait_and_inspect_a_job(running: Running, sim: Simulator, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    models = [m for m in sim.catalogue.models if m.type == "LORA" and not m.mode][:2]
+    job = await running.client.add(
+        [f"model:{m.id}" for m in models], options={"dest": str(lib)}, name="two loras"
+    )
+    assert job["state"] == "PENDING" and job["name"] == "two loras"
+    result = await running.client.wait([job["id"]], timeout=30)
+    assert result == {"finished": True, "ok": True}
+    detail = await running.client.job(job["id"])
+    assert detail["state"] == "COMPLETED" and detail["files_done"] == detail["files_total"] == 2
+    for f in detail["files"]:
+        path = Path(f["path"])
+        assert path.parent == lib and f["state"] == "completed"
+        assert sha256(path) == sim.catalogue.file(int(f["key"].rsplit(":", 1)[1])).sha256.upper()
+    (listed,) = await running.client.jobs()
+    assert listed["id"] == job["id"] and listed["done_bytes"] == listed["total_bytes"] > 0
+
+
+async def test_preview_counts_files_sizes_and_present(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    creator = sim.catalogue.models[0].creator
+    opts = {"dest": str(tmp_path / "lib"), "limit": 3}
+    before = await running.client.preview([f"user:{creator}"], opts)
+    assert before["files"] == 3 and before["already_present"] == 0
+    assert before["total_bytes"] == sum(i["size"] for i in before["items"]) > 0
+    job = await running.client.add([f"user:{creator}"], options=opts)
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+    after = await running.client.preview([f"user:{creator}"], opts)
+    assert after["files"] == 3 and after["already_present"] == 3 and after["download_bytes"] == 0
+    assert await running.client.jobs() and len(await running.client.jobs()) == 1  # not queued
+
+
+async def test_pause_keeps_partial_data_and_resume_finishes(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    large = sim.catalogue.specials.large
+    sim.faults.set(large.file_id, per_connection_rate=2_000_000)
+    job = await running.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
+    part = next_part = None
+
+    async def some_bytes_on_disk() -> bool:
+        nonlocal part
+        part = next(iter(tmp_path.glob("*.part")), None)
+        return part is not None and (await running.client.job(job["id"]))["done_bytes"] > 0
+
+    await until(some_bytes_on_disk)
+    assert (await running.client.action(job["id"], "pause"))["state"] == "PAUSED"
+    served = sim.stats.storage_bytes_sent
+    await asyncio.sleep(0.5)  # a paused job must not grow: measure over a window
+    assert sim.stats.storage_bytes_sent - served < 2_000_000  # at most in-flight bytes
+    assert part is not None and part.exists()
+    sim.faults.reset()
+    assert (await running.client.action(job["id"], "resume"))["state"] == "PENDING"
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+    next_part = list(tmp_path.glob("*.part"))
+    assert next_part == []
+    final = Path((await running.client.job(job["id"]))["files"][0]["path"])
+    assert sha256(final) == sim.catalogue.file(large.file_id).sha256.upper()
+    assert sim.stats.storage_bytes_sent < 1.5 * final.stat().st_size  # resumed, not restarted
+
+
+async def test_cancel_removes_partial_data_and_retry_requeues(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    large = sim.catalogue.specials.large
+    sim.faults.set(large.file_id, per_connection_rate=1_000_000)
+    job = await running.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
+
+    async def started() -> bool:
+        return (await running.client.job(job["id"]))["done_bytes"] > 0
+
+    await until(started)
+    assert (await running.client.action(job["id"], "cancel"))["state"] == "CANCELLED"
+    assert list(tmp_path.glob("*.part*")) == []
+    sim.faults.reset()
+    assert (await running.client.action(job["id"], "retry"))["state"] == "PENDING"
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+
+
+async def test_priority_reorders_the_queue(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    sub = running.engine.bus.subscribe()
+    large = sim.catalogue.specials.large
+    sim.faults.set(large.file_id, per_connection_rate=3_000_000)
+    blocker = await running.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
+
+    async def blocking() -> bool:
+        return await running.job_state(blocker["id"]) == "PROCESSING"
+
+    await until(blocking)  # the only batch slot (sequential strategy) is taken
+    small = [m for m in sim.catalogue.models if not m.mode and m.type == "LORA"][:3]
+    ids = [
+        (await running.client.add([f"model:{m.id}"], options={"dest": str(tmp_path)}))["id"]
+        for m in small
+    ]
+    await running.client.set_priority(ids[2], 10)
+    order = [j["id"] for j in await running.client.jobs()]
+    assert order.index(ids[2]) < order.index(ids[0]) < order.index(ids[1])
+    sim.faults.reset()
+    assert (await running.client.wait(None, timeout=60))["ok"]
+    started = [
+        e.job_id for e in sub.drain() if e.type == "job_state_changed" and e.new == "PROCESSING"
+    ]
+    assert started == [blocker["id"], ids[2], ids[0], ids[1]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("POST", "/v1/jobs", "{not json", 400, "not valid JSON"),
+        ("POST", "/v1/jobs", "[1]", 400, "must be a JSON object"),
+        ("POST", "/v1/jobs", '{"targets": []}', 400, "non-empty list"),
+        ("POST", "/v1/jobs", '{"targets": ["model:x"]}', 400, "model:x"),
+        ("POST", "/v1/jobs", '{"targets": ["model:1"], "options": {"zap": 1}}', 400, "zap"),
+        ("POST", "/v1/jobs", '{"targets": ["model:1"], "priority": "hi"}', 400, "integer"),
+        ("GET", "/v1/jobs/nope", None, 404, "no job with id 'nope'"),
+        ("POST", "/v1/jobs/nope/pause", None, 404, "no job"),
+        ("POST", "/v1/queue/explode", None, 404, "unknown action"),
+        ("PUT", "/v1/config/bulk.batch_size", '{"value": 0}', 400, "too small"),
+        ("PUT", "/v1/config/bulk.nope", '{"value": 1}', 400, "unknown config key"),
+        ("POST", "/v1/wait", '{"timeout": "soon"}', 400, "timeout"),
+    ],
+)
+async def test_malformed_requests_get_a_clear_4xx(
+    running: Running, method: str, path: str, body: str | None, status: int, words: str
+) -> None:
+    connector = aiohttp.UnixConnector(path=str(running.socket))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.request(
+            method, "http://engine" + path, data=body, headers={"Content-Type": "application/json"}
+        ) as resp,
+    ):
+        data: dict[str, Any] = await resp.json()
+    assert resp.status == status, data
+    assert words in data.get("message", "") or words in str(data)
+    assert (await running.client.status())["pid"] == os.getpid()  # still alive
+
+
+async def test_illegal_transition_is_a_conflict(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    model = next(m for m in sim.catalogue.models if not m.mode)
+    job = await running.client.add([f"model:{model.id}"], options={"dest": str(tmp_path)})
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+    with pytest.raises(CivitaiTuiError) as err:
+        await running.client.action(job["id"], "pause")
+    assert err.value.kind is FailureKind.INVALID_STATE
+    assert "COMPLETED; it cannot become PAUSED" in str(err.value)
+
+
+async def test_config_changes_reach_the_running_engine(running: Running) -> None:
+    assert (await running.client.set_config("bulk.batch_size", 7))["value"] == 7
+    assert running.engine.manager.batch.batch_size == 7
+    await running.client.set_config("download.connections", "3")
+    assert running.engine.manager.settings.download.connections == 3
+    assert (await running.client.config())["bulk.batch_size"] == 7
+    assert "batch_size = 7" in (running.engine.state_dir / "config.toml").read_text()
+
+
+async def test_event_stream_sends_a_snapshot_then_events(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    model = next(m for m in sim.catalogue.models if not m.mode)
+    first = await running.client.add([f"model:{model.id}"], options={"dest": str(tmp_path)})
+    stream = running.client.events()
+    snapshot = await anext(stream)
+    assert snapshot["type"] == "snapshot" and [j["id"] for j in snapshot["jobs"]] == [first["id"]]
+    types: set[str] = set()
+    while "file_completed" not in types:
+        message = await asyncio.wait_for(anext(stream), 20)
+        assert message["type"] == "events"
+        types |= {e["type"] for e in message["events"]}
+    await stream.aclose()
+    assert {"job_state_changed", "file_started"} <= types
