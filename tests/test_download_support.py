@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.download.request import DirectSource, DownloadRequest, ResolvedURL
 from civitai_tui.download.retry import RetryPolicy
@@ -92,6 +94,12 @@ async def downloader(
 ) -> AsyncIterator[FileDownloader]:
     async with create_download_session() as session:
         yield FileDownloader(session, bus or EventBus(), settings or fast_settings())
+
+
+@pytest.fixture(name="dest")
+def dest_fixture(tmp_path: Path) -> Path:
+    """The model folder of a test (its own directory, apart from the state dir)."""
+    return tmp_path / "models"
 
 
 def leftovers(dest: Path) -> list[str]:

@@ -11,8 +11,11 @@ the right kind. Pure functions over status, headers and the first bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+import aiohttp
 
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -141,3 +144,20 @@ def strong_etag(headers: Mapping[str, str]) -> str | None:
     """The ETag usable in ``If-Range`` (weak ETags are not)."""
     etag = headers.get("ETag")
     return etag if etag and not etag.startswith("W/") else None
+
+
+@contextmanager
+def network_errors(stall_timeout: float) -> Iterator[None]:
+    """Turn aiohttp and timeout exceptions into retryable :class:`CivitaiTuiError`."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise CivitaiTuiError(
+            FailureKind.STALLED, f"no data from the server for {stall_timeout:g} s; reconnecting"
+        ) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise CivitaiTuiError(
+            FailureKind.NETWORK, f"the connection broke mid-transfer ({exc})"
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc

@@ -41,6 +41,7 @@ from civitai_tui.download.responses import (
     check_encoding,
     check_length,
     check_partial,
+    network_errors,
     protocol_error,
     sniff_body,
     status_error,
@@ -105,6 +106,7 @@ class Transfer:
         self._persist_lock = threading.Lock()
         self._restarts = 0
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._busy: set[int] = set()  # workers whose last answer was 429/503
         self._next_wid = 0
         self._tg: asyncio.TaskGroup | None = None
         self._fatal: CivitaiTuiError | None = None
@@ -176,6 +178,8 @@ class Transfer:
         self._ensure_workers()
 
     def _limit(self) -> int:
+        if self.single_stream:
+            return 1
         return max(1, min(self.settings.connections, self._cap))
 
     # --------------------------------------------------------------- attempt
@@ -247,7 +251,10 @@ class Transfer:
             return None
         start, end = self._first_span()
         conditional = control is not None
-        resp = await self._send(start, end, conditional=conditional)
+        stall = self.settings.stall_timeout
+        with network_errors(stall):
+            async with asyncio.timeout(stall):
+                resp = await self._send(start, end, conditional=conditional)
         try:
             if resp.status == 200 and not self.single_stream:
                 if conditional:
@@ -355,6 +362,8 @@ class Transfer:
 
     def _claim(self, start: int, end: int) -> Segment | None:
         assert self.ranges is not None and self.size is not None
+        if self.single_stream:
+            end = self.size  # the answer is the whole file
         try:
             return self.ranges.claim(start, min(end, self.size), self._take_wid())
         except ValueError:
@@ -400,9 +409,15 @@ class Transfer:
             self._resolved = await self.request.source.resolve()
             return True
 
-    async def _send(self, start: int, end: int, *, conditional: bool) -> aiohttp.ClientResponse:
-        """A validated 200/206 response for ``[start, end)``; errors raise."""
-        headers: dict[str, str] = {}
+    async def _send(
+        self, start: int, end: int, *, conditional: bool, close: bool = False
+    ) -> aiohttp.ClientResponse:
+        """A validated 200/206 response for ``[start, end)``; errors raise.
+
+        ``close`` asks the server to close the connection afterwards: after a 429/503
+        this sheds idle pooled connections that a per-connection limit may count.
+        """
+        headers: dict[str, str] = {"Connection": "close"} if close else {}
         if not self.single_stream:
             headers["Range"] = f"bytes={start}-{end - 1}"
             validator = self.etag or self.last_modified
@@ -494,10 +509,13 @@ class Transfer:
                 try:
                     stopped = await self._fetch(seg, resp)
                     attempt = 0
+                    self._busy.discard(wid)
                     self._grow_cap()
                 except CivitaiTuiError as err:
                     attempt = 1 if seg.pos > before else attempt + 1
                     self.ranges.release(seg)
+                    if err.kind is FailureKind.RATE_LIMITED:
+                        self._busy.add(wid)
                     await self._after_error(err, attempt)
                     stopped = self._over_limit()
                 resp = None
@@ -558,35 +576,31 @@ class Transfer:
         if self.single_stream and seg.pos != seg.start:
             await self._rewind(seg)
         try:
-            async with asyncio.timeout(stall) as deadline:
-                while not seg.finished:
-                    if resp is None:
-                        resp = await self._send(seg.pos, seg.end, conditional=True)
-                        if resp.status == 200 and not self.single_stream:
-                            resp.close()
-                            raise self._restart_for(resp)
-                        if resp.status == 206:
-                            check_partial(resp.headers, seg.pos, seg.end, self.size)
-                        else:
-                            check_length(resp.headers, self.size or 0)
-                    stopped = await self._pump(resp, seg, deadline)
-                    resp = None
-                    if stopped:
-                        return True
+            with network_errors(stall):
+                async with asyncio.timeout(stall) as deadline:
+                    while not seg.finished:
+                        if resp is None:
+                            resp = await self._send(
+                                seg.pos, seg.end, conditional=True, close=seg.owner in self._busy
+                            )
+                            self._check_followup(resp, seg)
+                        stopped = await self._pump(resp, seg, deadline)
+                        resp = None
+                        if stopped:
+                            return True
             return False
-        except TimeoutError as exc:
-            raise CivitaiTuiError(
-                FailureKind.STALLED, f"no data from the server for {stall:g} s; reconnecting"
-            ) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise CivitaiTuiError(
-                FailureKind.NETWORK, f"the connection broke mid-transfer ({exc})"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc
         finally:
             if resp is not None:
                 resp.close()
+
+    def _check_followup(self, resp: aiohttp.ClientResponse, seg: Segment) -> None:
+        """A later request's answer: a 200 to a ranged request means restart."""
+        if resp.status == 200 and not self.single_stream:
+            raise self._restart_for(resp)
+        if resp.status == 206:
+            check_partial(resp.headers, seg.pos, seg.end, self.size)
+        else:
+            check_length(resp.headers, self.size or 0)
 
     def _restart_for(self, resp: aiohttp.ClientResponse) -> Restart:
         etag, modified = strong_etag(resp.headers), resp.headers.get("Last-Modified")
