@@ -121,11 +121,6 @@ class AnalyticsCollector:
             lost=self._lost,
         )
 
-    @property
-    def pending(self) -> int:
-        """Events buffered and not yet written."""
-        return len(self._pending)
-
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything buffered so far; False if the writer did not finish in time."""
         if not self._thread.is_alive():

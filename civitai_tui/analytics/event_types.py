@@ -28,10 +28,5 @@ class EventType(StrEnum):
     def code(self) -> int:
         return _CODES[self]
 
-    @classmethod
-    def from_code(cls, code: int) -> EventType:
-        return _BY_CODE[code]
-
 
 _CODES: dict[EventType, int] = {t: i for i, t in enumerate(EventType, start=1)}
-_BY_CODE: dict[int, EventType] = {i: t for t, i in _CODES.items()}
