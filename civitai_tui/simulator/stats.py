@@ -16,6 +16,8 @@ class SimulatorStats:
     api_requests: int = 0
     storage_requests: int = 0
     storage_bytes_sent: int = 0
+    #: Body bytes sent per file id (a resume must not fetch a file twice).
+    bytes_per_file: Counter[int] = field(default_factory=Counter)
     #: Every Authorization header value that reached the storage origin (must stay empty).
     storage_auth_headers: list[str] = field(default_factory=list)
     #: Open TCP connections on the storage origin, as counted at each request (the
@@ -32,5 +34,6 @@ class SimulatorStats:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["download_hits"] = dict(self.download_hits)
+        data["bytes_per_file"] = dict(self.bytes_per_file)
         data["range_requests"] = [list(item) for item in self.range_requests]
         return data

@@ -281,6 +281,7 @@ class _BodySender:
             pos += len(data)
             self.sent += len(data)
             self.stats.storage_bytes_sent += len(data)
+            self.stats.bytes_per_file[self.rep.file.id] += len(data)
             if await self._break_connection():
                 return
         if compressor is not None:

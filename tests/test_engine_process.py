@@ -1,0 +1,151 @@
+"""The real thing: the CLI drives an engine subprocess that is SIGKILLed mid-run, twice."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from civitai_tui.engine.client import EngineClient
+from civitai_tui.simulator.server import Simulator
+from tests.conftest import TOKEN
+
+pytestmark = pytest.mark.slow
+
+RATE = 1_000_000  # bytes/s per connection, so the run lasts long enough to be killed
+CHECKPOINT_SECONDS = 0.5
+
+
+class Cli:
+    """Runs ``civitai-tui`` as a subprocess without blocking the simulator's event loop."""
+
+    def __init__(self, home: Path, sim: Simulator) -> None:
+        self.home = home
+        self.env = {
+            **os.environ,
+            "CIVITAI_TUI_HOME": str(home),
+            "CIVITAI_BASE_URL": sim.api_url,
+            "CIVITAI_API_KEY": TOKEN,
+        }
+
+    async def __call__(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "civitai_tui",
+            *args,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        code = proc.returncode
+        assert code is not None
+        if check and code != 0:
+            raise AssertionError(f"civitai-tui {' '.join(args)} -> {code}\n{err.decode()}")
+        return code, out.decode(), err.decode()
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        return json.loads((await self("ls", "--json"))[1])
+
+    def engine_pid(self) -> int:
+        return int((self.home / "engine.lock").read_text().strip())
+
+
+async def until(check: Any, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "deadline passed"
+        await asyncio.sleep(0.05)
+
+
+def kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie (our own child? no: the engine runs in its own session) still counts as gone
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+async def test_engine_survives_two_sigkills_and_downloads_everything_once(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    home, lib = tmp_path / "home", tmp_path / "lib"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        "[bulk]\nbatch_size = 2\nconcurrent_batches = 2\nstrategy = 'parallel'\n"
+        f"[download]\ncheckpoint_seconds = {CHECKPOINT_SECONDS}\n"
+    )
+    cli = Cli(home, sim)
+    specials = sim.catalogue.specials
+    special_ids = {
+        getattr(specials, n).model_id
+        for n in specials.__dataclass_fields__
+        if hasattr(getattr(specials, n), "model_id")
+    }
+    models = [m.id for m in sim.catalogue.models if m.id not in special_ids and not m.mode]
+    groups = [models[0:6], models[6:12], models[12:18], models[18:24], models[24:27]]
+    sim.faults.set(per_connection_rate=RATE, fail_status=503, fail_count=4, retry_after=0.2)
+
+    ids = []
+    for i, group in enumerate(groups):
+        targets = [f"model:{m}" for m in group]
+        if i == 4:
+            targets.append(f"model:{specials.large.model_id}")
+        flags = ["--all-versions"] if i == 0 else []
+        out = (await cli("add", *targets, *flags, "--dest", str(lib), "--json"))[1]
+        ids.append(json.loads(out)["id"])
+    await cli("priority", ids[3], "7")
+    await cli("pause", ids[1])
+    total_files = sum(j["files_total"] for j in await cli.jobs())
+
+    for kill_after in (6_000_000, 30_000_000):
+        await until(lambda n=kill_after: sim.stats.storage_bytes_sent > n)
+        pid = cli.engine_pid()
+        kill(pid)
+        await until(lambda p=pid: gone(p), 10)
+        jobs = {j["id"]: j for j in await cli.jobs()}  # restarts the engine
+        assert cli.engine_pid() != pid
+        assert jobs[ids[1]]["state"] == "PAUSED" and jobs[ids[3]]["priority"] == 7
+
+    await cli("resume", ids[1])
+    sim.faults.reset()
+    code, out, err = await cli("wait", "--timeout", "120", check=False)
+    assert code == 0, err
+    jobs = await cli.jobs()
+    total_files = sum(j["files_total"] for j in jobs)
+    assert total_files >= 30 and all(j["state"] == "COMPLETED" for j in jobs)
+    assert {j["id"]: j["priority"] for j in jobs}[ids[3]] == 7
+
+    sizes = {}
+    async with EngineClient(home / "engine.sock") as client:
+        details = [await client.job(j["id"]) for j in jobs]
+    for f in (f for d in details for f in d["files"]):
+        file_id = int(f["key"].rsplit(":", 1)[1])
+        path = Path(f["path"])
+        assert path.parent == lib
+        assert hashlib.sha256(path.read_bytes()).hexdigest().upper() == f["sha256"].upper()
+        assert f["sha256"].upper() == sim.catalogue.file(file_id).sha256.upper()
+        sizes[file_id] = path.stat().st_size
+    assert len(sizes) == total_files
+    assert not [p for p in lib.iterdir() if p.name.endswith((".part", ".ctl"))]
+    # No file fetched twice: a kill may cost at most one checkpoint window of its connections.
+    for file_id, size in sizes.items():
+        conns = 16 if size > 8 * 2**20 else 1
+        allowance = 2 * (CHECKPOINT_SECONDS + 1.0) * RATE * conns
+        assert sim.stats.bytes_per_file[file_id] <= size + allowance, file_id
+    await cli("engine", "stop")
+    await until(lambda: not (home / "engine.sock").exists(), 15)
