@@ -1,0 +1,186 @@
+"""``civitai-tui get`` as a user runs it: a subprocess against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from civitai_tui.download.control import control_path, load_control
+from civitai_tui.simulator.server import Simulator
+from tests.conftest import TOKEN
+
+
+async def run_cli(
+    home: Path, sim: Simulator, *args: str, token: str | None = TOKEN
+) -> tuple[int, dict | str, str]:
+    env = {**os.environ, "CIVITAI_TUI_HOME": str(home), "CIVITAI_BASE_URL": sim.api_url}
+    env.pop("CIVITAI_API_KEY", None)
+    if token:
+        env["CIVITAI_API_KEY"] = token
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "civitai_tui",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    text = out.decode()
+    try:
+        parsed: dict | str = json.loads(text)
+    except json.JSONDecodeError:
+        parsed = text
+    assert proc.returncode is not None
+    return proc.returncode, parsed, err.decode()
+
+
+def ordinary_models(sim: Simulator, count: int) -> list[int]:
+    specials = sim.catalogue.specials
+    taken = {
+        getattr(specials, n).model_id
+        for n in specials.__dataclass_fields__
+        if hasattr(getattr(specials, n), "model_id")
+    }
+    return [m.id for m in sim.catalogue.models if m.id not in taken and not m.mode][:count]
+
+
+async def test_get_json_summary_and_exit_zero(sim: Simulator, tmp_path: Path) -> None:
+    ids = ordinary_models(sim, 3)
+    code, summary, _ = await run_cli(
+        tmp_path / "home",
+        sim,
+        "get",
+        *(f"model:{i}" for i in ids),
+        "--dest",
+        str(tmp_path / "m"),
+        "--json",
+    )
+    assert code == 0 and isinstance(summary, dict)
+    assert summary["ok"] and summary["totals"]["completed"] == 3
+    for f in summary["files"]:
+        data = Path(f["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"].lower()
+        assert f["verified"] and f["status"] == "completed" and f["bytes"] == len(data)
+
+
+async def test_get_exit_one_with_clear_errors_and_token_never_printed(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    specials = sim.catalogue.specials
+    code, summary, err = await run_cli(
+        tmp_path / "home",
+        sim,
+        "get",
+        f"model:{specials.early_access.model_id}",
+        f"model:{specials.malicious_ckpt.model_id}",
+        "model:2147483000",
+        "--dest",
+        str(tmp_path / "m"),
+        "--json",
+    )
+    assert code == 1 and isinstance(summary, dict) and not summary["ok"]
+    kinds = {f["error"]["kind"] for f in summary["files"]}
+    assert {"early_access", "unsafe"} <= kinds
+    assert summary["target_failures"][0]["error"]["kind"] == "not_found"
+    assert not list((tmp_path / "m").glob("*.ckpt"))  # never at the final path
+    everything = json.dumps(summary) + err
+    everything += "".join(p.read_text() for p in (tmp_path / "home").rglob("*.log"))
+    assert TOKEN not in everything
+
+
+async def test_get_without_a_token_says_what_to_do(sim: Simulator, tmp_path: Path) -> None:
+    (model,) = ordinary_models(sim, 1)
+    code, summary, _ = await run_cli(
+        tmp_path / "home", sim, "get", f"model:{model}", "-d", str(tmp_path), "--json", token=None
+    )
+    assert code == 1 and isinstance(summary, dict)
+    error = summary["files"][0]["error"]
+    assert error["kind"] == "auth_required" and "CIVITAI_API_KEY" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["get", "model:abc"], "model:abc"),
+        (["get", "ftp://host/file"], "http"),
+        (["get", "@/nonexistent/list.txt"], "list.txt"),
+        (["get"], "Missing argument"),
+        (["get", "model:1", "--connections", "0"], "--connections"),
+    ],
+)
+async def test_bad_usage_exits_two(
+    sim: Simulator, tmp_path: Path, args: list[str], words: str
+) -> None:
+    code, _, err = await run_cli(tmp_path / "home", sim, *args)
+    assert code == 2 and words in err
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_file_resumes_losing_at_most_one_checkpoint(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    large = sim.catalogue.specials.large
+    rate, checkpoint = 2_000_000, 0.5
+    sim.faults.set(large.file_id, per_connection_rate=rate)
+    home, dest = tmp_path / "home", tmp_path / "m"
+    home.mkdir()
+    (home / "config.toml").write_text(f"[download]\ncheckpoint_seconds = {checkpoint}\n")
+    env = {
+        **os.environ,
+        "CIVITAI_TUI_HOME": str(home),
+        "CIVITAI_BASE_URL": sim.api_url,
+        "CIVITAI_API_KEY": TOKEN,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "civitai_tui",
+        "get",
+        f"model:{large.model_id}",
+        "-d",
+        str(dest),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    part = dest / (sim.catalogue.file(large.file_id).name + ".part")
+    deadline = asyncio.get_running_loop().time() + 60
+    state = None
+    while state is None or state.done_bytes < 20_000_000:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+        state = load_control(control_path(part)) if control_path(part).exists() else None
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    sent_before = sim.stats.bytes_per_file[large.file_id]
+    saved = load_control(control_path(part))
+    assert saved is not None and 0 < saved.done_bytes < large_size(sim)
+    hits_before = sum(sim.stats.download_hits.values())
+
+    sim.faults.reset()
+    code, summary, err = await run_cli(
+        home, sim, "get", f"model:{large.model_id}", "-d", str(dest), "--json"
+    )
+    assert code == 0, err
+    assert isinstance(summary, dict)
+    refetched = sim.stats.bytes_per_file[large.file_id] - sent_before
+    lost = sent_before - saved.done_bytes
+    connections = summary["files"][0]["connections"] or 16
+    # What the kill cost: bytes that arrived after the last checkpoint, at most one window.
+    assert refetched == large_size(sim) - saved.done_bytes
+    assert lost <= (checkpoint + 1.0) * rate * max(connections, 16)
+    assert summary["files"][0]["sha256"].upper() == sim.catalogue.file(large.file_id).sha256.upper()
+    assert sum(sim.stats.download_hits.values()) == hits_before  # the signed URL was reused
+
+
+def large_size(sim: Simulator) -> int:
+    return sim.catalogue.file(sim.catalogue.specials.large.file_id).size
