@@ -66,6 +66,11 @@ class Restart(Exception):
         self.single_stream = single_stream
 
 
+#: The first request's answer, handed to the first connection: its segment, the
+#: response, and the end (exclusive) of the bytes that response carries.
+First = tuple[Segment, aiohttp.ClientResponse, int]
+
+
 def part_path(dest_dir: Path, name: str) -> Path:
     return dest_dir / f"{name}.part"
 
@@ -114,6 +119,7 @@ class Transfer:
         self._cap = 1 << 30  # AIMD cap on connections after 429/503
         self._last_cut = 0.0
         self._sleeping = 0
+        self._all_done = asyncio.Event()
         self._last_progress = 0.0
         self._checkpointing = False
         self._ckpt_task: asyncio.Future[None] | None = None
@@ -191,6 +197,7 @@ class Transfer:
             return
         self._last_progress = loop.time()
         self._ckpt_time = loop.time()
+        self._all_done = asyncio.Event()
         ticker = asyncio.create_task(self._tick())
         try:
             async with asyncio.TaskGroup() as tg:
@@ -232,7 +239,7 @@ class Transfer:
             remove_control(self.ctl)
 
     # --------------------------------------------------------- first request
-    async def _first_with_retry(self) -> tuple[Segment, aiohttp.ClientResponse] | None:
+    async def _first_with_retry(self) -> First | None:
         attempt = 0
         while True:
             try:
@@ -241,7 +248,7 @@ class Transfer:
                 attempt += 1
                 await self._after_error(err, attempt)
 
-    async def _first_request(self) -> tuple[Segment, aiohttp.ClientResponse] | None:
+    async def _first_request(self) -> First | None:
         control = self._load_control() if self.name and self.ranges is None else None
         if control is not None:
             self._adopt(control)
@@ -276,7 +283,7 @@ class Transfer:
         if seg is None:
             resp.close()
             return None
-        return seg, resp
+        return seg, resp, min(end, self.size) if not self.single_stream else self.size
 
     def _first_span(self) -> tuple[int, int]:
         if self.ranges is not None:
@@ -470,11 +477,13 @@ class Transfer:
         self._next_wid += 1
         return self._next_wid
 
-    def _spawn(self, seg: Segment, resp: aiohttp.ClientResponse | None = None) -> None:
+    def _spawn(
+        self, seg: Segment, resp: aiohttp.ClientResponse | None = None, resp_end: int = 0
+    ) -> None:
         assert self._tg is not None
         wid = seg.owner
         assert wid is not None
-        self._workers[wid] = self._tg.create_task(self._worker(wid, seg, resp))
+        self._workers[wid] = self._tg.create_task(self._worker(wid, seg, resp, resp_end))
         self.max_connections = max(self.max_connections, len(self._workers))
 
     def _ensure_workers(self) -> None:
@@ -500,14 +509,18 @@ class Transfer:
             return True
         return False
 
-    async def _worker(self, wid: int, seg: Segment, resp: aiohttp.ClientResponse | None) -> None:
+    async def _worker(
+        self, wid: int, seg: Segment, resp: aiohttp.ClientResponse | None, resp_end: int
+    ) -> None:
         assert self.ranges is not None
         attempt = 0
         try:
             while True:
                 before = seg.pos
                 try:
-                    stopped = await self._fetch(seg, resp)
+                    stopped = await self._fetch(seg, resp, resp_end)
+                    if self.ranges.complete:
+                        self._all_done.set()  # wake connections waiting to retry
                     attempt = 0
                     self._busy.discard(wid)
                     self._grow_cap()
@@ -553,7 +566,8 @@ class Transfer:
         log.info("%s: %s; retry %d in %.1f s", self.name, err.message, attempt, delay)
         self._sleeping += 1
         try:
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_done.wait(), delay)
         finally:
             self._sleeping -= 1
             self._last_progress = loop.time()
@@ -566,7 +580,9 @@ class Transfer:
         else:
             self._cap = 1 << 30
 
-    async def _fetch(self, seg: Segment, resp: aiohttp.ClientResponse | None) -> bool:
+    async def _fetch(
+        self, seg: Segment, resp: aiohttp.ClientResponse | None, resp_end: int
+    ) -> bool:
         """Fill ``seg`` (re-requesting as needed); True if told to stop early.
 
         Network trouble raises :class:`CivitaiTuiError`.
@@ -580,11 +596,12 @@ class Transfer:
                 async with asyncio.timeout(stall) as deadline:
                     while not seg.finished:
                         if resp is None:
+                            start, resp_end = seg.pos, seg.end
                             resp = await self._send(
-                                seg.pos, seg.end, conditional=True, close=seg.owner in self._busy
+                                start, resp_end, conditional=True, close=seg.owner in self._busy
                             )
-                            self._check_followup(resp, seg)
-                        stopped = await self._pump(resp, seg, deadline)
+                            self._check_followup(resp, start, resp_end)
+                        stopped = await self._pump(resp, seg, resp_end, deadline)
                         resp = None
                         if stopped:
                             return True
@@ -593,12 +610,12 @@ class Transfer:
             if resp is not None:
                 resp.close()
 
-    def _check_followup(self, resp: aiohttp.ClientResponse, seg: Segment) -> None:
+    def _check_followup(self, resp: aiohttp.ClientResponse, start: int, end: int) -> None:
         """A later request's answer: a 200 to a ranged request means restart."""
         if resp.status == 200 and not self.single_stream:
             raise self._restart_for(resp)
         if resp.status == 206:
-            check_partial(resp.headers, seg.pos, seg.end, self.size)
+            check_partial(resp.headers, start, end, self.size)
         else:
             check_length(resp.headers, self.size or 0)
 
@@ -616,7 +633,11 @@ class Transfer:
         self.hasher = PrefixHasher(self.fd)
 
     async def _pump(
-        self, resp: aiohttp.ClientResponse, seg: Segment, deadline: asyncio.Timeout
+        self,
+        resp: aiohttp.ClientResponse,
+        seg: Segment,
+        resp_end: int,
+        deadline: asyncio.Timeout,
     ) -> bool:
         """Write the body of ``resp`` at ``seg.pos`` until the segment (or body) ends.
 
@@ -627,7 +648,7 @@ class Transfer:
         fd, where, ranges = self.fd, self.part, self.ranges
         stall, min_speed = self.settings.stall_timeout, self.settings.min_speed
         window = self.settings.min_speed_window
-        body_end = min(seg.end, self.size or seg.end)
+        body_end = min(resp_end, self.size or resp_end)
         win_start = next_push = loop.time()
         win_bytes = 0
         complete = stopped = False
