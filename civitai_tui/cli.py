@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 
 from civitai_tui import __version__
+from civitai_tui.analytics.commands import report
 from civitai_tui.civitai.planner import BulkFilters
 from civitai_tui.civitai.selection import FileSelection
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
@@ -178,18 +179,11 @@ def _filters(bulk: dict[str, Any]) -> BulkFilters:
 
 def _analytics(config: Config, bus: Any) -> Any:
     """Record this run's events in analytics.db when analytics are on."""
-    if not config.get("analytics.enabled"):
-        return None
     from civitai_tui.analytics.collector import AnalyticsCollector
     from civitai_tui.analytics.settings import AnalyticsSettings
 
-    settings = AnalyticsSettings(
-        enabled=True,
-        anonymize_users=config.get("analytics.anonymize_users"),
-        retention_days=config.get("analytics.retention_days"),
-        max_db_bytes=config.get("analytics.max_db_mb") * 1024 * 1024,
-    )
-    return AnalyticsCollector.for_bus(bus, settings)
+    settings = AnalyticsSettings.from_config(config)
+    return AnalyticsCollector.for_bus(bus, settings) if settings.enabled else None
 
 
 def _error_dict(err: CivitaiTuiError | None) -> dict[str, Any] | None:
@@ -497,15 +491,7 @@ def config_keys() -> None:
         click.echo(f"{opt.key} = {json.dumps(opt.default)}  # {opt.help} ({opt.allowed()})")
 
 
-def _register_optional_commands() -> None:
-    try:
-        from civitai_tui.analytics.commands import report
-    except ImportError:  # pragma: no cover - analytics is part of the package
-        return
-    main.add_command(report)
-
-
-_register_optional_commands()
+main.add_command(report)
 
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])

@@ -250,3 +250,20 @@ async def test_event_stream_sends_a_snapshot_then_events(
         types |= {e["type"] for e in message["events"]}
     await stream.aclose()
     assert {"job_state_changed", "file_started"} <= types
+
+
+async def test_engine_downloads_are_recorded_in_analytics(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
+
+    model = next(m for m in sim.catalogue.models if not m.mode and m.type == "LORA")
+    job = await running.client.add([f"model:{model.id}"], options={"dest": str(tmp_path)})
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+    collector = running.engine.analytics
+    assert collector is not None and collector.flush()
+    totals = AnalyticsAnalyzer(collector.db_path).analyze_days(1).totals
+    assert totals.completed == 1 and totals.failed == 0
+    assert totals.bytes == (await running.client.job(job["id"]))["total_bytes"]
+    for path in collector.db_path.parent.glob(collector.db_path.name + "*"):  # db, -wal, -shm
+        assert TOKEN.encode() not in path.read_bytes()

@@ -15,6 +15,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from civitai_tui.analytics.collector import AnalyticsCollector
+from civitai_tui.analytics.schema import DB_NAME
+from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
@@ -22,6 +25,8 @@ from civitai_tui.download.settings import DownloadSettings
 from civitai_tui.events import EventBus
 
 log = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 6 * 3600
 
 
 def batch_config(config: Config) -> BatchConfig:
@@ -76,12 +81,35 @@ class Engine:
         )
         self.config.on_change(self._apply)
         self._stopped = asyncio.Event()
+        self.analytics: AnalyticsCollector | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        settings = AnalyticsSettings.from_config(self.config)
+        if settings.enabled:
+            self.analytics = AnalyticsCollector(
+                self.state_dir / DB_NAME, settings, key_dir=self.state_dir
+            )
+            self.analytics.attach(self.bus)
+            self._housekeeping = asyncio.create_task(self._clean_analytics_forever())
         await self.manager.start()
 
     async def stop(self) -> None:
         await self.manager.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self.analytics is not None:
+            await asyncio.to_thread(self.analytics.close)
+
+    async def _clean_analytics_forever(self) -> None:
+        """Retention: drop old analytics rows at start and every few hours."""
+        assert self.analytics is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.analytics.cleanup)
+            except Exception:  # housekeeping must never take the engine down
+                log.exception("analytics cleanup failed")
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     def request_stop(self) -> None:
         """Ask the process running the engine to stop (signals, ``engine stop``)."""
