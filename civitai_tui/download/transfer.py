@@ -151,6 +151,7 @@ class Transfer:
                     break
                 except Restart as restart:
                     await self._restart(restart)
+            self._publish_progress(0.0)  # the final 100 %, however short the transfer
             await asyncio.to_thread(os.fsync, self.fd)
             assert self.hasher is not None and self.size is not None
             self.sha256 = await self.hasher.finish(self.size)
@@ -703,15 +704,7 @@ class Transfer:
             inst = (self.fetched - last_fetched) / max(now - last_time, 1e-6)
             speed = inst if speed == 0 else 0.3 * inst + 0.7 * speed
             last_time, last_fetched = now, self.fetched
-            self.bus.publish(
-                FileProgress(
-                    key=self.key,
-                    done=self.ranges.done_bytes,
-                    total=self.size,
-                    speed=speed,
-                    connections=self.ranges.owners,
-                )
-            )
+            self._publish_progress(speed)
             if self.hasher is not None:
                 self.hasher.follow(self.ranges.contiguous_prefix())
             if self._checkpoint_due(now):
@@ -719,6 +712,18 @@ class Transfer:
                 self._ckpt_time, self._ckpt_fetched = now, self.fetched
                 self._ckpt_task = asyncio.ensure_future(self._checkpoint())
             self._watchdog(now)
+
+    def _publish_progress(self, speed: float) -> None:
+        assert self.ranges is not None
+        self.bus.publish(
+            FileProgress(
+                key=self.key,
+                done=self.ranges.done_bytes,
+                total=self.size,
+                speed=speed,
+                connections=self.ranges.owners,
+            )
+        )
 
     def _checkpoint_due(self, now: float) -> bool:
         return not self._checkpointing and (
