@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -267,3 +268,22 @@ async def test_engine_downloads_are_recorded_in_analytics(
     assert totals.bytes == (await running.client.job(job["id"]))["total_bytes"]
     for path in collector.db_path.parent.glob(collector.db_path.name + "*"):  # db, -wal, -shm
         assert TOKEN.encode() not in path.read_bytes()
+
+
+async def test_analytics_and_reports_through_the_api(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    model = next(m for m in sim.catalogue.models if not m.mode and m.type == "LORA")
+    job = await running.client.add([f"model:{model.id}"], options={"dest": str(tmp_path)})
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+    report = await running.client.analytics(7)
+    assert report["totals"]["completed"] == 1 and report["period"]
+    for fmt in ("html", "json", "pdf"):
+        out = tmp_path / f"report.{fmt}"
+        written = await running.client.write_report(str(out), fmt, 7)
+        assert Path(written["path"]) == out and out.stat().st_size > 0
+    assert json.loads((tmp_path / "report.json").read_text())["totals"]["completed"] == 1
+    with pytest.raises(CivitaiTuiError, match="days"):
+        await running.client.analytics(0)
+    with pytest.raises(CivitaiTuiError, match="unknown report format"):
+        await running.client.write_report(str(tmp_path / "r.doc"), "doc", 7)

@@ -16,6 +16,8 @@ Routes (all JSON)::
     POST /v1/jobs/{id}/priority          {"priority": N}
     POST /v1/queue/{action}              pause-all | resume-all | remove-finished
     POST /v1/wait                        {"jobs": [...] | null, "timeout": S}
+    GET  /v1/analytics?days=N            the analyzer's report for the last N days
+    POST /v1/reports                     {"format": "html|json|pdf", "days": N, "output": PATH}
     GET  /v1/config                      every key and value
     PUT  /v1/config/{key}                {"value": V}
     POST /v1/shutdown                    stop the engine gracefully
@@ -30,6 +32,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -135,6 +138,12 @@ def _options(data: dict[str, Any]) -> JobOptions:
         return JobOptions.from_dict(raw)
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"bad options: {exc}") from None
+
+
+def _days(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise BadRequest("'days' must be a whole number from 1 to 3650")
+    return int(raw)
 
 
 def job_detail(job: BulkDownloadJob) -> dict[str, Any]:
@@ -248,6 +257,21 @@ class ControlAPI:
             return web.json_response({"finished": False, "ok": False})
         return web.json_response({"finished": True, "ok": ok})
 
+    async def analytics(self, request: web.Request) -> web.Response:
+        days = _days(request.query.get("days", "7"))
+        report = await asyncio.to_thread(self.engine.analyze, days)
+        return web.json_response(report.to_dict())
+
+    async def write_report(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        fmt = data.get("format", "html")
+        output = data.get("output")
+        if not isinstance(fmt, str) or not isinstance(output, str) or not output:
+            raise BadRequest("'format' and 'output' (a file path) are required")
+        days = _days(str(data.get("days", 30)))
+        path = await asyncio.to_thread(self.engine.write_report, Path(output), fmt, days)
+        return web.json_response({"path": str(path), "format": fmt, "days": days})
+
     async def get_config(self, _: web.Request) -> web.Response:
         return web.json_response(self.engine.config.as_dict())
 
@@ -311,6 +335,8 @@ def make_app(engine: Engine, *, token: str | None = None) -> web.Application:
     app.router.add_post("/v1/jobs/{id}/{action}", api.job_action)
     app.router.add_post("/v1/queue/{action}", api.queue_action)
     app.router.add_post("/v1/wait", api.wait)
+    app.router.add_get("/v1/analytics", api.analytics)
+    app.router.add_post("/v1/reports", api.write_report)
     app.router.add_get("/v1/config", api.get_config)
     app.router.add_put("/v1/config/{key}", api.set_config)
     app.router.add_post("/v1/shutdown", api.shutdown)

@@ -125,6 +125,13 @@ class EngineClient:
         body = {"jobs": job_ids, "timeout": timeout}
         return await self._call("POST", "/v1/wait", body, wait=timeout)
 
+    async def analytics(self, days: int) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/analytics?days={days}")
+
+    async def write_report(self, output: str, fmt: str, days: int) -> dict[str, Any]:
+        body = {"output": output, "format": fmt, "days": days}
+        return await self._call("POST", "/v1/reports", body, wait=None)
+
     async def config(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/config")
 

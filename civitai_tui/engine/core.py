@@ -15,9 +15,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
 from civitai_tui.analytics.collector import AnalyticsCollector
+from civitai_tui.analytics.reports import ReportGenerator
 from civitai_tui.analytics.schema import DB_NAME
 from civitai_tui.analytics.settings import AnalyticsSettings
+from civitai_tui.analytics.summary import AnalyticsReport
 from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
@@ -100,6 +103,16 @@ class Engine:
             self._housekeeping.cancel()
         if self.analytics is not None:
             await asyncio.to_thread(self.analytics.close)
+
+    def analyze(self, days: int) -> AnalyticsReport:
+        """The analyzer's view of the last ``days`` days (flushes pending events first)."""
+        if self.analytics is not None:
+            self.analytics.flush()
+        return AnalyticsAnalyzer(self.state_dir / DB_NAME).analyze_days(days)
+
+    def write_report(self, output: Path, fmt: str, days: int) -> Path:
+        """Write an HTML, JSON or PDF report of the last ``days`` days to ``output``."""
+        return ReportGenerator(self.analyze(days)).write(output.expanduser(), fmt)
 
     async def _clean_analytics_forever(self) -> None:
         """Retention: drop old analytics rows at start and every few hours."""
