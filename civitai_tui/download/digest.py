@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import os
 
-BLOCK = 4 << 20
+BLOCK = 1 << 20
 
 
 class PrefixHasher:
