@@ -60,3 +60,21 @@ async def test_timeout_is_a_failed_scan(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps(OrderedDict(a=1)))
     report = await scan_pickle(path, timeout=0.001)
     assert not report.clean and report.error is not None and "longer than" in report.error
+
+
+async def test_generic_bin_files_are_scanned_not_refused_for_their_magic(tmp_path: Path) -> None:
+    from civitai_tui.errors import FailureKind
+    from civitai_tui.security.verify import Expectations, verify_file
+
+    data = tmp_path / "firmware.bin"
+    data.write_bytes(os.urandom(4096))
+    ok = await verify_file(data, Expectations(name=data.name, size=4096))
+    assert ok.error is None
+    old = tmp_path / "weights.bin"  # a protocol-0 pickle: no 0x80 magic, still dangerous
+    old.write_bytes(pickle.dumps(Evil(), protocol=0))
+    bad = await verify_file(old, Expectations(name=old.name, size=old.stat().st_size))
+    assert bad.error is not None and bad.error.kind is FailureKind.UNSAFE
+    renamed = tmp_path / "model.ckpt"
+    renamed.write_bytes(os.urandom(4096))
+    wrong = await verify_file(renamed, Expectations(name=renamed.name, size=4096))
+    assert wrong.error is not None and wrong.error.kind is FailureKind.INVALID_FORMAT

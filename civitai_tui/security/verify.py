@@ -3,8 +3,8 @@
 In order: the size; the SHA256 published by the API (or BLAKE3 when only that is
 given; with no published hash the computed SHA256 is recorded and the file is
 "unverified"); the first bytes against the extension (a ``.safetensors`` must
-pass the header check, ``.ckpt/.pt/.pth/.bin`` must be zip or pickle and are
-pickle-scanned, ``.gguf`` starts with ``GGUF``). The caller moves the file into
+pass the header check, ``.ckpt/.pt/.pth`` must be zip or pickle, and these and
+``.bin`` are pickle-scanned, ``.gguf`` starts with ``GGUF``). The caller moves the file into
 place only when ``error`` is None, and quarantines it otherwise.
 """
 
@@ -113,7 +113,10 @@ async def _scan(
     path: Path, name: str, head: bytes, timeout: float
 ) -> tuple[str, str, CivitaiTuiError | None]:
     is_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    if not (head.startswith(ZIP_MAGIC) or is_pickle):
+    # ".bin" is a generic extension (firmware, archives, old protocol-0 pickles): it
+    # is scanned whatever its first bytes; the checkpoint extensions must look right.
+    generic = Path(name).suffix.lower() == ".bin"
+    if not (head.startswith(ZIP_MAGIC) or is_pickle or generic):
         return "error", "neither zip nor pickle", _wrong_magic(name, "a zip or pickle")
     report = await scan_pickle(path, timeout)
     if report.clean:
