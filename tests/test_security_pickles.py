@@ -9,6 +9,9 @@ import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
+import pytest
+
+from civitai_tui.security import pickles
 from civitai_tui.security.pickles import scan_pickle
 
 
@@ -55,7 +58,28 @@ async def test_truncated_malicious_pickle_is_still_refused(tmp_path: Path) -> No
     assert not report.clean and "posix.system" in report.dangerous
 
 
-async def test_timeout_is_a_failed_scan(tmp_path: Path) -> None:
+async def test_large_pickle_data_is_scanned_in_a_child_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pickles, "IN_PROCESS_LIMIT", 0)
+    raw = tmp_path / "evil.pt"
+    raw.write_bytes(pickle.dumps(Evil(), protocol=4))
+    assert pickles.pickle_data_size(raw) == raw.stat().st_size
+    report = await scan_pickle(raw, timeout=60)
+    assert "posix.system" in report.dangerous and not report.clean
+
+
+def test_pickle_data_size_counts_only_what_the_scanner_parses(tmp_path: Path) -> None:
+    ckpt = evil_zip_ckpt(tmp_path / "m.ckpt")
+    with zipfile.ZipFile(ckpt) as zf:
+        assert pickles.pickle_data_size(ckpt) == zf.getinfo("archive/data.pkl").file_size
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(b"\x00" * 1000)
+    assert pickles.pickle_data_size(noise) == 0
+
+
+async def test_timeout_is_a_failed_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pickles, "IN_PROCESS_LIMIT", 0)  # a child process: slower than 1 ms
     path = tmp_path / "ok.ckpt"
     path.write_bytes(pickle.dumps(OrderedDict(a=1)))
     report = await scan_pickle(path, timeout=0.001)

@@ -1,9 +1,13 @@
 """Pickle scanning of ``.ckpt/.pt/.pth/.bin`` files with picklescan in strict mode.
 
-The scan runs in a separate Python process with a timeout: a legacy raw-pickle
-checkpoint can need memory close to its size, and a hostile file must not be
-able to hang or bloat the engine. Any issue, or any scan error, is a failure;
-the dangerous globals (``module.name``) are reported. Nothing is ever unpickled.
+Scanning needs memory close to the size of the pickle data (not of the tensor
+data), so a file with large pickle data (a legacy raw-pickle checkpoint) is
+scanned in a separate Python process with a timeout: a hostile file must not be
+able to hang or bloat the engine. Small pickle data, a zip checkpoint's
+``data.pkl``, or data that cannot start a pickle at all are scanned in a worker
+thread, which saves a process start per file. Any issue, or any scan error, is a
+failure; the dangerous globals (``module.name``) are reported. Nothing is ever
+unpickled.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +61,52 @@ def _scan(path: str) -> dict:
     }
 
 
+#: Pickle data up to this size is scanned in-process.
+IN_PROCESS_LIMIT = 64 * 1024 * 1024
+#: Bytes that can start a pickle stream: PROTO, and protocol 0/1 opcodes.
+PICKLE_OPENERS = frozenset(b"\x80(c]})NILSVFGJKMTUXdelpqstu")
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def pickle_data_size(path: Path) -> int:
+    """How many bytes of pickle data picklescan would have to parse in ``path``."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return sum(
+                    i.file_size for i in zf.infolist() if i.filename.endswith((".pkl", ".pickle"))
+                )
+        except (zipfile.BadZipFile, OSError):
+            return path.stat().st_size
+    if not head or head[0] not in PICKLE_OPENERS:
+        return 0  # cannot be a pickle: the scanner stops at the first byte
+    return path.stat().st_size
+
+
+def _report(data: dict) -> PickleScanReport:
+    return PickleScanReport(
+        issues=int(data["issues"]),
+        dangerous=tuple(data["dangerous"]),
+        error=data["error"],
+        globals_seen=tuple(data["globals"]),
+    )
+
+
 async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
+    """Scan ``path`` (in a child process when its pickle data is large)."""
+    if await asyncio.to_thread(pickle_data_size, path) > IN_PROCESS_LIMIT:
+        return await _scan_in_child(path, timeout)
+    try:
+        return _report(await asyncio.wait_for(asyncio.to_thread(_scan, str(path)), timeout))
+    except TimeoutError:
+        return PickleScanReport(issues=0, error=f"it took longer than {timeout:g} s")
+    except Exception as exc:  # picklescan on hostile input: a failed scan, never a crash
+        return PickleScanReport(issues=0, error=f"the scanner failed ({type(exc).__name__})")
+
+
+async def _scan_in_child(path: Path, timeout: float) -> PickleScanReport:
     """Scan ``path`` in a child process; a timeout or crash is a failed scan."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -79,12 +129,7 @@ async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
         data = json.loads(out)
     except ValueError:
         return PickleScanReport(issues=0, error=f"the scanner exited with code {proc.returncode}")
-    return PickleScanReport(
-        issues=int(data["issues"]),
-        dangerous=tuple(data["dangerous"]),
-        error=data["error"],
-        globals_seen=tuple(data["globals"]),
-    )
+    return _report(data)
 
 
 def unsafe(path: Path, report: PickleScanReport) -> CivitaiTuiError:

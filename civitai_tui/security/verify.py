@@ -17,11 +17,10 @@ from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.hashing import blake3_file, same_hash, sha256_file
-from civitai_tui.security.pickles import scan_pickle, unsafe
+from civitai_tui.security.pickles import ZIP_MAGIC, scan_pickle, unsafe
 from civitai_tui.security.safetensors import check_safetensors
 
 PICKLE_EXTS = frozenset({".ckpt", ".pt", ".pth", ".bin"})
-ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
