@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from civitai_tui.analytics import formatting as fmt
-from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
-from civitai_tui.analytics.reports import ReportConfig, ReportFormat, ReportGenerator
+from civitai_tui.analytics.report_format import ReportFormat
 from civitai_tui.analytics.schema import DB_NAME
 from civitai_tui.config import state_dir
 from civitai_tui.errors import CivitaiTuiError
@@ -46,6 +45,10 @@ def report(
 ) -> None:
     """Write an analytics report of recorded downloads."""
     start, end = _period(days, since, until)
+    # The analyzer and the report writers (fpdf, jinja2, plotly) load only when used.
+    from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
+    from civitai_tui.analytics.reports import ReportConfig, ReportGenerator
+
     db_path = state_dir() / DB_NAME
     report_format = ReportFormat.parse(fmt_name or output.suffix or "html")
     try:

@@ -13,32 +13,15 @@ import errno
 import os
 import tempfile
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
+from civitai_tui.analytics.report_format import ReportFormat
 from civitai_tui.analytics.report_html import render_html
 from civitai_tui.analytics.report_json import render_json
 from civitai_tui.analytics.report_pdf import render_pdf
 from civitai_tui.analytics.summary import AnalyticsReport
 from civitai_tui.errors import CivitaiTuiError, FailureKind
-
-
-class ReportFormat(StrEnum):
-    HTML = "html"
-    JSON = "json"
-    PDF = "pdf"
-
-    @classmethod
-    def parse(cls, value: str) -> ReportFormat:
-        try:
-            return cls(value.lower().lstrip("."))
-        except ValueError:
-            choices = ", ".join(f.value for f in cls)
-            raise CivitaiTuiError(
-                FailureKind.BAD_TARGET,
-                f"unknown report format {value!r}; choose one of {choices}",
-            ) from None
 
 
 @dataclass(frozen=True, slots=True)
