@@ -116,10 +116,10 @@ def get(
     or @FILE with one target a line.
     """
     from civitai_tui.console import ProgressDisplay
-    from civitai_tui.engine.core import download_settings
     from civitai_tui.events import EventBus
     from civitai_tui.logs import setup_logging
     from civitai_tui.oneshot import GetOptions, run_get
+    from civitai_tui.runtime_settings import download_settings
 
     env = Environment.from_env()
     config = _config()
@@ -180,9 +180,9 @@ def _filters(bulk: dict[str, Any]) -> BulkFilters:
 def _analytics(config: Config, bus: Any) -> Any:
     """Record this run's events in analytics.db when analytics are on."""
     from civitai_tui.analytics.collector import AnalyticsCollector
-    from civitai_tui.analytics.settings import AnalyticsSettings
+    from civitai_tui.runtime_settings import analytics_settings
 
-    settings = AnalyticsSettings.from_config(config)
+    settings = analytics_settings(config)
     return AnalyticsCollector.for_bus(bus, settings) if settings.enabled else None
 
 

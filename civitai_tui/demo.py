@@ -17,9 +17,9 @@ from rich.console import Console
 from civitai_tui.civitai.targets import ModelTarget, Target
 from civitai_tui.config import Config
 from civitai_tui.console import ProgressDisplay, SummaryRow, print_summary
-from civitai_tui.engine.core import download_settings
 from civitai_tui.events import EventBus
 from civitai_tui.oneshot import GetOptions, GetReport, run_get
+from civitai_tui.runtime_settings import download_settings
 from civitai_tui.simulator.catalogue import Catalogue
 from civitai_tui.simulator.server import start_simulator
 

@@ -1,0 +1,48 @@
+"""The one place where config keys become the runtime settings objects of each part.
+
+``download.*`` → :class:`DownloadSettings`, ``bulk.*`` → :class:`BatchConfig`,
+``analytics.*`` → :class:`AnalyticsSettings`. Light imports only: the CLI uses
+it for ``get`` without loading the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from civitai_tui.analytics.settings import AnalyticsSettings
+from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
+from civitai_tui.config import Config
+from civitai_tui.download.settings import DownloadSettings
+
+MIB = 1024 * 1024
+
+
+def batch_config(config: Config) -> BatchConfig:
+    """The batch knobs from the ``bulk.*`` keys."""
+    return BatchConfig(
+        batch_size=config.get("bulk.batch_size"),
+        concurrent_batches=config.get("bulk.concurrent_batches"),
+        strategy=BatchStrategy(config.get("bulk.strategy")),
+        pause_between_batches=config.get("bulk.pause_between_batches"),
+    )
+
+
+def download_settings(config: Config) -> DownloadSettings:
+    """Per-file download settings from the ``download.*`` keys."""
+    return dataclasses.replace(
+        DownloadSettings(),
+        connections=config.get("download.connections"),
+        min_split=config.get("download.min_split"),
+        checkpoint_seconds=config.get("download.checkpoint_seconds"),
+        stall_timeout=config.get("download.stall_timeout"),
+    )
+
+
+def analytics_settings(config: Config) -> AnalyticsSettings:
+    """The collector's settings from the ``analytics.*`` keys."""
+    return AnalyticsSettings(
+        enabled=config.get("analytics.enabled"),
+        anonymize_users=config.get("analytics.anonymize_users"),
+        retention_days=config.get("analytics.retention_days"),
+        max_db_bytes=config.get("analytics.max_db_mb") * MIB,
+    )
