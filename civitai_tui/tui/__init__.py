@@ -1,0 +1,1 @@
+"""The Textual TUI: a thin client of the engine's control API (never downloads, never SQLite)."""

@@ -1,0 +1,215 @@
+"""The App: three modes, global keys, themes, keymap, and the buffer-and-timer bridge.
+
+The engine link (:class:`EngineBridge`) fills plain state from async workers;
+``flush`` runs ``ui.refresh_hz`` times a second and lets the current screen
+paint what changed inside one ``batch_update``. Nothing here downloads or opens
+a database: every action is a control-API call through the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.theme import Theme
+
+from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.tui.bridge import EngineAPI, EngineBridge
+from civitai_tui.tui.commands import ScreenCommands
+from civitai_tui.tui.screens.analytics import AnalyticsScreen
+from civitai_tui.tui.screens.base import EngineScreen
+from civitai_tui.tui.screens.jobs import JobsScreen
+from civitai_tui.tui.screens.modals import HelpScreen
+from civitai_tui.tui.screens.performance import PerformanceScreen
+from civitai_tui.tui.settings import UISettings, load_ui_settings
+from civitai_tui.tui.state import EngineState
+from civitai_tui.tui.themes import DEFAULT_VARIABLES, load_themes
+
+FALLBACK_THEME = "civitai-dark"
+TTY_CHECK_SECONDS = 2.0
+
+
+class CivitaiTuiApp(App[None]):
+    """The full-screen client of one engine."""
+
+    TITLE = "civitai-tui"
+    CSS_PATH = "styles/app.tcss"
+    MODES = {"jobs": JobsScreen, "performance": PerformanceScreen, "analytics": AnalyticsScreen}
+    DEFAULT_MODE = "jobs"
+    COMMANDS = App.COMMANDS | {ScreenCommands}
+    BINDINGS = [
+        Binding("1", "switch_mode('jobs')", "Jobs", id="nav.jobs", tooltip="The download queue."),
+        Binding(
+            "2",
+            "switch_mode('performance')",
+            "Perf",
+            id="nav.performance",
+            tooltip="Live graphs and the optimizer.",
+        ),
+        Binding(
+            "3",
+            "switch_mode('analytics')",
+            "Stats",
+            id="nav.analytics",
+            tooltip="Analytics and reports.",
+        ),
+        Binding(
+            "question_mark,f1", "help", "Help", id="app.help", tooltip="Every key of this screen."
+        ),
+        Binding(
+            "ctrl+t",
+            "next_theme",
+            "Theme",
+            id="app.theme",
+            show=False,
+            tooltip="Switch to the next theme.",
+        ),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            priority=True,
+            tooltip="Leave the UI; the engine keeps downloading.",
+        ),
+    ]
+
+    def __init__(
+        self,
+        client: EngineAPI,
+        settings: UISettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        follow_engine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.settings = settings
+        self.clock = clock
+        self.follow_engine = follow_engine
+        self.state = EngineState()
+        self.bridge = EngineBridge(client, self.state)
+        self.warnings = list(settings.warnings)
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = "none"
+        loaded = load_themes(settings.theme_dirs)
+        self.warnings += loaded.errors
+        self.our_themes = [t.name for t in loaded.themes]
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self.theme = self._startup_theme(settings.theme)
+
+    def _startup_theme(self, wanted: str) -> str:
+        if wanted in self.available_themes:
+            return wanted
+        self.warnings.append(f"theme {wanted!r} is not installed; using {FALLBACK_THEME}")
+        return FALLBACK_THEME
+
+    def get_css_variables(self) -> dict[str, str]:
+        return {**DEFAULT_VARIABLES, **super().get_css_variables()}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.settings.keymap)
+        for warning in self.warnings:
+            self.notify(warning, severity="warning", timeout=10)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.follow_engine:
+            self.run_worker(self.bridge.follow_events(), group="bridge", name="events")
+            self.run_worker(self.bridge.resync(), group="bridge", name="resync")
+        self.set_interval(1 / self.settings.refresh_hz, self.flush, name="flush")
+        if not self.is_headless:
+            self._watch_terminal()
+
+    def _watch_terminal(self) -> None:
+        """Exit cleanly when the terminal goes away; the engine keeps downloading."""
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+        self.set_interval(TTY_CHECK_SECONDS, self._check_tty, name="tty")
+
+    def _check_tty(self) -> None:
+        if not sys.stdin.isatty():
+            self.exit()
+
+    def flush(self) -> None:
+        """Paint what changed since the last tick, in one frame."""
+        screen = self.screen
+        if isinstance(screen, EngineScreen) and self.state.has_changes:
+            with self.batch_update():
+                screen.sync(self.state)
+
+    # ------------------------------------------------------------------ engine calls
+
+    def engine_call(
+        self,
+        label: str,
+        call: Callable[[EngineAPI], Awaitable[Any]],
+        *,
+        done: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Run ``call(client)`` in a worker; errors become a notification, never a traceback."""
+
+        async def run() -> None:
+            try:
+                result = await call(self.client)
+            except CivitaiTuiError as err:
+                self.notify(f"{label}: {err.message}", severity="error", timeout=8)
+                return
+            self.bridge.resync_now()
+            if done is not None:
+                done(result)
+
+        self.run_worker(run(), group="engine-call", exit_on_error=False)
+
+    # ------------------------------------------------------------------ global keys
+
+    def action_help(self) -> None:
+        rows = [
+            (
+                active.binding.key_display or self.get_key_display(active.binding),
+                active.binding.description,
+                active.binding.id or "",
+            )
+            for active in self.screen.active_bindings.values()
+            if active.enabled
+        ]
+        self.push_screen(HelpScreen(rows))
+
+    def action_next_theme(self) -> None:
+        names = self.our_themes or [self.theme]
+        current = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(current + 1) % len(names)]
+
+    def _theme_changed(self, theme: Theme) -> None:
+        screen = self.screen
+        if isinstance(screen, EngineScreen):
+            screen.sync(self.state, full=True)
+        if self.follow_engine:
+            self.engine_call("save theme", lambda c: c.set_config("ui.theme", theme.name))
+
+
+def make_app(client: EngineAPI, state_dir: Path, **kwargs: Any) -> CivitaiTuiApp:
+    """The app for ``client``, with the settings of ``state_dir`` (CLI, tests, screenshots)."""
+    return CivitaiTuiApp(client, load_ui_settings(state_dir), **kwargs)
+
+
+async def run_tui_async(socket_path: Path, state_dir: Path, *, title: str = "civitai-tui") -> None:
+    from civitai_tui.engine.client import EngineClient
+
+    async with EngineClient(socket_path) as client:
+        app = make_app(client, state_dir)
+        app.title = title
+        await app.run_async()
+
+
+def run_tui(socket_path: Path, state_dir: Path, *, title: str = "civitai-tui") -> None:
+    """Open the UI on the engine listening at ``socket_path`` (blocks until the user quits)."""
+    asyncio.run(run_tui_async(socket_path, state_dir, title=title))

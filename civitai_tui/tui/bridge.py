@@ -1,0 +1,114 @@
+"""The engine→UI bridge: follow the event stream and poll the engine, into plain state.
+
+Two async loops run as Textual workers on the UI's event loop. ``follow_events``
+reads the WebSocket (snapshot, then event batches) and applies each message to
+:class:`EngineState`; it reconnects by itself when the engine goes away.
+``resync`` asks for the job list (queue order, priorities and expansions have
+no event) and the selected job's detail every few seconds, or at once after a
+user action. Neither touches a widget: the app's flush timer paints the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.tui.state import EngineState
+
+RESYNC_SECONDS = 2.0
+RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
+
+
+class EngineAPI(Protocol):
+    """The part of :class:`~civitai_tui.engine.client.EngineClient` the UI uses."""
+
+    async def jobs(self) -> list[dict[str, Any]]: ...
+    async def job(self, job_id: str) -> dict[str, Any]: ...
+    async def add(
+        self,
+        targets: list[str],
+        *,
+        priority: int = 0,
+        options: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]: ...
+    async def preview(
+        self, targets: list[str], options: dict[str, Any] | None = None
+    ) -> dict[str, Any]: ...
+    async def action(self, job_id: str, action: str) -> dict[str, Any]: ...
+    async def set_priority(self, job_id: str, priority: int) -> dict[str, Any]: ...
+    async def queue_action(self, action: str) -> dict[str, Any]: ...
+    async def analytics(self, days: int) -> dict[str, Any]: ...
+    async def write_report(self, output: str, fmt: str, days: int) -> dict[str, Any]: ...
+    async def set_config(self, key: str, value: Any) -> dict[str, Any]: ...
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+
+
+#: Events after which the job list itself may differ (expansion, totals, order).
+RESYNC_EVENTS = frozenset({"job_state_changed", "file_started"})
+
+
+def _changes_jobs(message: dict[str, Any]) -> bool:
+    return any(e.get("type") in RESYNC_EVENTS for e in message.get("events", ()))
+
+
+class EngineBridge:
+    """Keeps :class:`EngineState` in step with one engine."""
+
+    def __init__(self, client: EngineAPI, state: EngineState) -> None:
+        self.client = client
+        self.state = state
+        self.watched_job: str | None = None
+        self._wake = asyncio.Event()
+
+    def resync_now(self) -> None:
+        """Refresh the job list at once (after an action the user took)."""
+        self._wake.set()
+
+    async def follow_events(self) -> None:
+        """Apply every WebSocket message; reconnect with backoff when the stream ends."""
+        delay = RECONNECT_MIN
+        while True:
+            try:
+                async for message in self.client.events():
+                    self.state.set_connection(True, "connected")
+                    self.state.apply_message(message)
+                    if _changes_jobs(message):
+                        self.resync_now()
+                    delay = RECONNECT_MIN
+                reason = "the engine closed the event stream"
+            except CivitaiTuiError as err:
+                reason = err.message
+            self.state.set_connection(False, f"engine unreachable: {reason}; reconnecting…")
+            await asyncio.sleep(delay)  # reconnect backoff, not a wait for a condition
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    async def resync(self, interval: float = RESYNC_SECONDS) -> None:
+        """Poll the job list (and the watched job) every ``interval`` or on ``resync_now``."""
+        while True:
+            await self.resync_once()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    async def resync_once(self) -> None:
+        try:
+            self.state.apply_summaries(await self.client.jobs())
+            if self.watched_job in self.state.jobs:
+                self.state.apply_detail(await self.client.job(self.watched_job))
+        except CivitaiTuiError as err:
+            self.state.set_connection(False, f"engine unreachable: {err.message}")
+
+    async def performance(self) -> None:
+        """The optimizer's state, when this engine has the performance route."""
+        fetch = getattr(self.client, "performance", None)
+        if fetch is None:
+            return
+        try:
+            self.state.perf.optimizer = await fetch()
+        except CivitaiTuiError:
+            self.state.perf.optimizer = None  # no optimizer (404) or unreachable: "no data yet"
+        self.state.perf.dirty = True

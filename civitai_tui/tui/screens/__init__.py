@@ -1,0 +1,1 @@
+"""The three main screens (one per mode) and the modal dialogs."""

@@ -1,0 +1,230 @@
+"""The add dialog: any TARGET with filters, a preview from the engine, then queue it.
+
+``ctrl+s`` queues exactly what the last preview showed; if the fields changed
+since, it previews again first. Every error (a bad target, an unknown id, a
+missing token, no engine) is shown inline.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.tui.formatting import human_bytes
+
+if TYPE_CHECKING:
+    from civitai_tui.tui.bridge import EngineAPI
+
+PREVIEW_ITEMS = 5
+
+
+class FormError(ValueError):
+    """A field the user must fix."""
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    """What the fields say: targets, job options and priority."""
+
+    targets: tuple[str, ...]
+    options: tuple[tuple[str, Any], ...]
+    priority: int
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _int_field(label: str, text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise FormError(f"{label} must be a whole number, not {text!r}") from None
+
+
+def parse_form(
+    targets: str, types: str, base_models: str, limit: str, dest: str, priority: str
+) -> AddRequest:
+    """The fields as a request; :class:`FormError` says which field is wrong."""
+    try:
+        parts = shlex.split(targets)
+    except ValueError as exc:
+        raise FormError(f"targets: {exc} (check the quotes)") from None
+    if not parts:
+        raise FormError("type at least one target, e.g. model:123 or user:NAME")
+    options: dict[str, Any] = {}
+    if _split(types):
+        options["types"] = _split(types)
+    if _split(base_models):
+        options["base_models"] = _split(base_models)
+    limit_value = _int_field("limit", limit)
+    if limit_value is not None:
+        if limit_value < 1:
+            raise FormError("limit must be at least 1")
+        options["limit"] = limit_value
+    if dest.strip():
+        options["dest"] = dest.strip()
+    prio = _int_field("priority", priority) or 0
+    frozen = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())
+    return AddRequest(tuple(parts), frozen, prio)
+
+
+def _wire_options(request: AddRequest) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in request.options}
+
+
+def describe_preview(preview: dict[str, Any]) -> str:
+    """The preview in a few lines of markup."""
+    lines = [
+        f"[b]{preview['files']}[/b] file(s), {human_bytes(preview['total_bytes'])} in all; "
+        f"[b]{preview['already_present']}[/b] already present; "
+        f"{human_bytes(preview['download_bytes'])} to download"
+    ]
+    for item in preview.get("items", [])[:PREVIEW_ITEMS]:
+        mark = " (present)" if item.get("present") else ""
+        lines.append(
+            f"  {escape(str(item['name']))}  {escape(str(item.get('type') or ''))}  "
+            f"{human_bytes(item.get('size'))}{mark}"
+        )
+    extra = preview["files"] - min(preview["files"], PREVIEW_ITEMS)
+    if extra:
+        lines.append(f"  … and {extra} more")
+    lines.extend(f"[$error]{escape(e)}[/]" for e in preview.get("errors", []))
+    return "\n".join(lines)
+
+
+class AddJobScreen(ModalScreen[dict[str, Any] | None]):
+    """Dismisses with the queued job's summary, or None when closed."""
+
+    DEFAULT_CSS = """
+    AddJobScreen { align: center middle; }
+    AddJobScreen > Vertical {
+        width: 90%; max-width: 110; height: auto; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    AddJobScreen Input { margin: 0; }
+    AddJobScreen Horizontal { height: auto; }
+    AddJobScreen Horizontal > Input { width: 1fr; }
+    AddJobScreen #add-error { color: $error; height: auto; }
+    AddJobScreen #add-preview { height: auto; min-height: 1; }
+    """
+    BINDINGS = [
+        Binding(
+            "f5",
+            "preview",
+            "Preview",
+            id="add.preview",
+            tooltip="Ask the engine what this would download.",
+        ),
+        Binding(
+            "ctrl+s", "queue", "Queue", id="add.queue", tooltip="Queue what the preview shows."
+        ),
+        Binding("escape", "close", "Close", id="add.close", tooltip="Close without queueing."),
+    ]
+
+    def __init__(self, client: EngineAPI) -> None:
+        super().__init__()
+        self.client = client
+        self.previewed: AddRequest | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("[b]Add downloads[/b]  enter/F5 preview · ctrl+s queue · esc close")
+            yield Input(
+                placeholder='model:123  version:456  URL  user:NAME  tag:NAME  search:"query"',
+                id="targets",
+            )
+            with Horizontal():
+                yield Input(placeholder="types: LORA,Checkpoint", id="types")
+                yield Input(placeholder="base models: SDXL 1.0", id="base-models")
+            with Horizontal():
+                yield Input(placeholder="limit (bulk targets)", id="limit")
+                yield Input(placeholder="priority (0)", id="priority")
+            yield Input(placeholder="destination folder (default: engine's)", id="dest")
+            yield Static("", id="add-error", markup=False)
+            yield Static("", id="add-preview")
+
+    def _request(self) -> AddRequest:
+        def value(name: str) -> str:
+            return self.query_one(f"#{name}", Input).value
+
+        return parse_form(
+            value("targets"),
+            value("types"),
+            value("base-models"),
+            value("limit"),
+            value("dest"),
+            value("priority"),
+        )
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#add-error", Static).update(message)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_preview()
+
+    def action_preview(self) -> None:
+        try:
+            request = self._request()
+        except FormError as err:
+            self._show_error(str(err))
+            return
+        self._run_preview(request)
+
+    def action_queue(self) -> None:
+        try:
+            request = self._request()
+        except FormError as err:
+            self._show_error(str(err))
+            return
+        if request != self.previewed:
+            self._run_preview(request)
+            self.notify("Previewing first: check it, then press ctrl+s again.")
+            return
+        self._run_add(request)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @work(exclusive=True, group="add", exit_on_error=False)
+    async def _run_preview(self, request: AddRequest) -> None:
+        self._show_error("")
+        self.query_one("#add-preview", Static).update("asking the engine…")
+        try:
+            preview = await self.client.preview(list(request.targets), _wire_options(request))
+        except CivitaiTuiError as err:
+            self.previewed = None
+            self.query_one("#add-preview", Static).update("")
+            self._show_error(err.message)
+            return
+        self.previewed = request
+        self.query_one("#add-preview", Static).update(describe_preview(preview))
+
+    @work(exclusive=True, group="add", exit_on_error=False)
+    async def _run_add(self, request: AddRequest) -> None:
+        try:
+            job = await self.client.add(
+                list(request.targets), priority=request.priority, options=_wire_options(request)
+            )
+        except CivitaiTuiError as err:
+            self._show_error(err.message)
+            return
+        self.dismiss(job)

@@ -1,0 +1,281 @@
+"""The Jobs screen: the queue table, a filter, sorting, a detail pane and job actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.reactive import reactive, var
+from textual.widgets import DataTable, Footer, Header, Input
+
+from civitai_tui.tui.screens.add_job import AddJobScreen
+from civitai_tui.tui.screens.base import EngineScreen
+from civitai_tui.tui.screens.modals import ConfirmScreen
+from civitai_tui.tui.state import EngineState, JobView
+from civitai_tui.tui.widgets.job_detail import JobDetail
+from civitai_tui.tui.widgets.jobs_table import JobsTable
+
+SORTS: dict[str, Callable[[JobView], Any] | None] = {
+    "queue": None,
+    "name": lambda j: j.name.lower(),
+    "state": lambda j: j.state,
+    "priority": lambda j: -j.priority,
+    "progress": lambda j: -(j.done_bytes / j.total_bytes if j.total_bytes else 0.0),
+    "size": lambda j: -j.total_bytes,
+    "speed": lambda j: -j.speed,
+}
+#: Which selected-job states allow each job action (others hide the key).
+ALLOWED: dict[str, frozenset[str]] = {
+    "pause": frozenset({"PENDING", "PROCESSING"}),
+    "resume": frozenset({"PAUSED"}),
+    "cancel": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
+    "retry": frozenset({"FAILED", "CANCELLED"}),
+    "priority": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
+}
+
+
+def matches(job: JobView, text: str) -> bool:
+    """The filter: every word appears in the name, id, state, type or targets."""
+    haystack = " ".join((job.name, job.id, job.state, job.kind, *job.targets)).lower()
+    return all(word in haystack for word in text.lower().split())
+
+
+class JobsScreen(EngineScreen):
+    """Mode 1."""
+
+    BINDINGS = [
+        Binding(
+            "space",
+            "job('pause')",
+            "Pause",
+            id="jobs.pause",
+            tooltip="Pause the selected job; its partial data stays.",
+        ),
+        Binding(
+            "space",
+            "job('resume')",
+            "Resume",
+            id="jobs.resume",
+            tooltip="Put the selected paused job back in the queue.",
+        ),
+        Binding(
+            "c",
+            "cancel",
+            "Cancel",
+            id="jobs.cancel",
+            tooltip="Cancel the selected job (asks first; deletes partial data).",
+        ),
+        Binding(
+            "r",
+            "job('retry')",
+            "Retry",
+            id="jobs.retry",
+            tooltip="Queue the selected failed or cancelled job again.",
+        ),
+        Binding(
+            "plus,equals_sign",
+            "priority(1)",
+            "Prio+",
+            id="jobs.priority-up",
+            tooltip="Raise the selected job's priority by one.",
+        ),
+        Binding(
+            "minus",
+            "priority(-1)",
+            "Prio-",
+            id="jobs.priority-down",
+            tooltip="Lower the selected job's priority by one.",
+        ),
+        Binding(
+            "a",
+            "add",
+            "Add",
+            id="jobs.add",
+            tooltip="Add downloads: URLs, ids, user:, tag:, search: with a preview.",
+        ),
+        Binding(
+            "d",
+            "details",
+            "Details",
+            id="jobs.details",
+            tooltip="Show or hide the selected job's files.",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="jobs.filter",
+            tooltip="Show only jobs matching some words.",
+        ),
+        Binding("s", "sort", "Sort", id="jobs.sort", tooltip="Cycle the sort column."),
+        Binding(
+            "p",
+            "queue('pause-all')",
+            "Pause all",
+            id="jobs.pause-all",
+            tooltip="Pause every waiting or running job.",
+        ),
+        Binding(
+            "u",
+            "queue('resume-all')",
+            "Resume all",
+            id="jobs.resume-all",
+            tooltip="Resume every paused job.",
+        ),
+        Binding(
+            "x",
+            "queue('remove-finished')",
+            "Clear done",
+            id="jobs.remove-finished",
+            tooltip="Forget finished jobs (their files stay).",
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            id="jobs.clear-filter",
+            show=False,
+            tooltip="Show every job again.",
+        ),
+    ]
+
+    #: (job id, state) of the selected row; the footer follows it.
+    selected: reactive[tuple[str, str] | None] = reactive(None, bindings=True)
+    details_open: reactive[bool] = reactive(False, bindings=True)
+    sort_key: var[str] = var("queue")
+    filter_text: var[str] = var("")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="filter: words in name, state, type, target (esc clears)", id="filter"
+        )
+        yield JobsTable(id="jobs")
+        yield JobDetail(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(JobDetail).display = False
+
+    @property
+    def table(self) -> JobsTable:
+        return self.query_one(JobsTable)
+
+    # ------------------------------------------------------------------ painting
+
+    def visible_jobs(self, state: EngineState) -> list[JobView]:
+        jobs = [j for j in state.ordered_jobs() if matches(j, self.filter_text)]
+        key = SORTS[self.sort_key]
+        return jobs if key is None else sorted(jobs, key=key)
+
+    def sync(self, state: EngineState, *, full: bool = False) -> None:
+        self.sub_title = state.connection if not state.connected else f"{len(state.jobs)} jobs"
+        dirty, reordered = state.take_dirty()
+        table = self.table
+        table.variables = self.app.theme_variables
+        if reordered or full:
+            table.rebuild(self.visible_jobs(state))
+        else:
+            table.update_jobs(state.jobs[i] for i in dirty if i in state.jobs)
+        self._follow_cursor(state, repaint_detail=full or reordered or bool(dirty))
+
+    def _follow_cursor(self, state: EngineState, *, repaint_detail: bool) -> None:
+        job_id = self.table.selected_id
+        job = state.jobs.get(job_id) if job_id else None
+        self.selected = (job.id, job.state) if job else None
+        self.tui.bridge.watched_job = job.id if job and self.details_open else None
+        if self.details_open and repaint_detail:
+            self.query_one(JobDetail).show(job, self.app.theme_variables)
+
+    @on(DataTable.RowHighlighted, "#jobs")
+    def _row_moved(self) -> None:
+        self._follow_cursor(self.tui.state, repaint_detail=True)
+        if self.details_open:
+            self.tui.bridge.resync_now()
+
+    @on(DataTable.RowSelected, "#jobs")
+    def _row_chosen(self) -> None:
+        self.action_details()
+
+    # ------------------------------------------------------------------ keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        rule = action if action != "job" else str(parameters[0])
+        if rule not in ALLOWED:
+            return True
+        return self.selected is not None and self.selected[1] in ALLOWED[rule]
+
+    def _selected_job(self) -> JobView | None:
+        return self.tui.state.jobs.get(self.selected[0]) if self.selected else None
+
+    def action_job(self, action: str) -> None:
+        job = self._selected_job()
+        if job is not None:
+            self.tui.engine_call(f"{action} {job.name}", lambda c: c.action(job.id, action))
+
+    def action_cancel(self) -> None:
+        job = self._selected_job()
+        if job is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_job("cancel")
+
+        question = f"Cancel “{job.name}”?\nIts partial downloads are deleted; finished files stay."
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    def action_priority(self, delta: int) -> None:
+        job = self._selected_job()
+        if job is not None:
+            new = job.priority + delta
+            self.tui.engine_call("priority", lambda c: c.set_priority(job.id, new))
+
+    def action_queue(self, action: str) -> None:
+        self.tui.engine_call(action, lambda c: c.queue_action(action))
+
+    def action_add(self) -> None:
+        def queued(job: dict[str, Any] | None) -> None:
+            if job:
+                self.notify(f"queued “{job['name']}”")
+                self.tui.bridge.resync_now()
+
+        self.app.push_screen(AddJobScreen(self.tui.client), queued)
+
+    def action_details(self) -> None:
+        self.details_open = not self.details_open
+        self.query_one(JobDetail).display = self.details_open
+        self._follow_cursor(self.tui.state, repaint_detail=True)
+        if self.details_open:
+            self.tui.bridge.resync_now()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value, box.display = "", False
+        self.filter_text = ""
+        self.table.focus()
+        self.sync(self.tui.state, full=True)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.sync(self.tui.state, full=True)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def action_sort(self) -> None:
+        names = list(SORTS)
+        self.sort_key = names[(names.index(self.sort_key) + 1) % len(names)]
+        self.notify(f"sorted by {self.sort_key}", timeout=2)
+        self.sync(self.tui.state, full=True)

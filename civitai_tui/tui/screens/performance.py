@@ -1,0 +1,209 @@
+"""The Performance screen: live graphs, the optimizer's state and its decisions.
+
+Graphs redraw once a second and only while this screen is current (the timer
+starts on resume and stops on suspend). The optimizer's mode, connections and
+chunk size come from ``GET /v1/performance``; an engine without it shows
+"no data yet".
+"""
+
+from __future__ import annotations
+
+import psutil
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Static
+
+from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.tui.formatting import human_bytes, human_speed
+from civitai_tui.tui.screens.base import EngineScreen
+from civitai_tui.tui.state import EngineState, PerfView
+from civitai_tui.tui.widgets.graph import Series, TimeGraph
+
+REDRAW_SECONDS = 1.0
+POLL_SECONDS = 2.0
+TOP_JOBS = 3
+MIB = 1024 * 1024
+TOTAL_MEMORY = psutil.virtual_memory().total
+
+
+def optimizer_line(perf: PerfView) -> str:
+    """Mode, connections, chunk size and network condition, or "no data yet"."""
+    opt = perf.optimizer
+    condition = perf.condition or (opt or {}).get("network_condition") or "unknown"
+    if not opt:
+        return f"optimizer: no data yet · network: {escape(str(condition))}"
+    chunk = opt.get("chunk_size")
+    return (
+        f"mode [b]{escape(str(opt.get('mode', '?')).upper())}[/b] · "
+        f"connections {opt.get('connections', '?')} · "
+        f"chunk {human_bytes(chunk) if isinstance(chunk, int) else '?'} · "
+        f"network: {escape(str(condition))}"
+    )
+
+
+def latest_line(perf: PerfView) -> str:
+    if not perf.samples:
+        return "no samples yet"
+    s = perf.samples[-1]
+    return (
+        f"throughput {human_speed(s.throughput) or '0 B/s'} · connections {s.connections} · "
+        f"CPU {s.cpu:.0f}% (engine {s.engine_cpu:.0f}%) · memory {s.memory:.0f}% "
+        f"(engine {human_bytes(s.engine_rss)})"
+    )
+
+
+def decision_rows(perf: PerfView) -> list[tuple[str, ...]]:
+    """Newest first: setting, old → new, reason."""
+    decisions = list(perf.decisions)
+    if perf.optimizer:
+        decisions += [d for d in perf.optimizer.get("decisions", []) if d not in decisions]
+    return [
+        (str(d.get("setting", "")), f"{d.get('old')} → {d.get('new')}", str(d.get("reason", "")))
+        for d in decisions
+    ]
+
+
+class PerformanceScreen(EngineScreen):
+    """Mode 2."""
+
+    DEFAULT_CSS = """
+    PerformanceScreen #perf-status { height: 2; padding: 0 1; background: $panel; }
+    PerformanceScreen Grid { grid-size: 2 2; height: 1fr; min-height: 12; }
+    PerformanceScreen #decisions { height: 7; }
+    """
+    BINDINGS = [
+        Binding(
+            "s",
+            "mode('speed')",
+            "Speed",
+            id="perf.mode-speed",
+            tooltip="Most connections and the largest chunks.",
+        ),
+        Binding(
+            "e",
+            "mode('efficiency')",
+            "Efficiency",
+            id="perf.mode-efficiency",
+            tooltip="Fewer connections, gentle on CPU.",
+        ),
+        Binding(
+            "m",
+            "mode('minimal')",
+            "Minimal",
+            id="perf.mode-minimal",
+            tooltip="One connection per file, least load.",
+        ),
+        Binding(
+            "a",
+            "mode('adaptive')",
+            "Adaptive",
+            id="perf.mode-adaptive",
+            tooltip="Follow the network and the machine.",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timers: list[Timer] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="perf-status")
+        with Grid():
+            yield TimeGraph("Throughput", "MiB/s", id="graph-throughput")
+            yield TimeGraph("CPU", "%", id="graph-cpu")
+            yield TimeGraph("Memory", "%", id="graph-memory")
+            yield TimeGraph("Connections", "n", id="graph-connections")
+        table: DataTable[str] = DataTable(id="decisions", cursor_type="row")
+        table.add_columns("Setting", "Change", "Reason")
+        yield table
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._timers = [
+            self.set_interval(REDRAW_SECONDS, self._redraw),
+            self.set_interval(POLL_SECONDS, self._poll),
+        ]
+        self._poll()
+
+    def on_screen_suspend(self) -> None:
+        for timer in self._timers:
+            timer.stop()
+        self._timers = []
+
+    def _poll(self) -> None:
+        self.run_worker(self.tui.bridge.performance(), group="perf-poll", exclusive=True)
+
+    def _redraw(self) -> None:
+        if self.tui.state.perf.dirty:
+            self.sync(self.tui.state, full=True)
+
+    def sync(self, state: EngineState, *, full: bool = False) -> None:
+        """Graphs change only here, at most once per REDRAW_SECONDS (the app never calls it)."""
+        if not full:
+            return
+        perf = state.perf
+        perf.dirty = False
+        self.sub_title = state.connection
+        self.query_one("#perf-status", Static).update(
+            f"{optimizer_line(perf)}\n{latest_line(perf)}"
+        )
+        self._plot_graphs(state)
+        table = self.query_one("#decisions", DataTable)
+        table.clear()
+        table.add_rows(decision_rows(perf))
+
+    def _plot_graphs(self, state: EngineState) -> None:
+        samples = list(state.perf.samples)
+        now = samples[-1].ts if samples else 0.0
+        xs = [s.ts - now for s in samples]
+        top = sorted(state.perf.job_speeds.items(), key=lambda kv: -(kv[1][-1][1] if kv[1] else 0))[
+            :TOP_JOBS
+        ]
+        lines = [Series("total", [s.throughput / MIB for s in samples], "graph-throughput")]
+        for job_id, series in top:
+            values = [v / MIB for _, v in series][-len(xs) :] if xs else []
+            name = state.jobs[job_id].name[:16] if job_id in state.jobs else job_id
+            lines.append(Series(name, [0.0] * (len(xs) - len(values)) + values, "graph-engine"))
+        self.query_one("#graph-throughput", TimeGraph).plot(xs, lines)
+        self.query_one("#graph-cpu", TimeGraph).plot(
+            xs,
+            [
+                Series("machine", [s.cpu for s in samples], "graph-cpu"),
+                Series("engine", [s.engine_cpu for s in samples], "graph-engine"),
+            ],
+        )
+        self.query_one("#graph-memory", TimeGraph).plot(
+            xs,
+            [
+                Series("machine", [s.memory for s in samples], "graph-memory"),
+                Series(
+                    "engine", [100 * s.engine_rss / TOTAL_MEMORY for s in samples], "graph-engine"
+                ),
+            ],
+        )
+        self.query_one("#graph-connections", TimeGraph).plot(
+            xs, [Series("open", [s.connections for s in samples], "graph-connections")]
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "mode":
+            return hasattr(self.tui.client, "set_mode")
+        return True
+
+    def action_mode(self, mode: str) -> None:
+        async def switch() -> None:
+            try:
+                await self.tui.client.set_mode(mode)  # type: ignore[attr-defined]
+            except CivitaiTuiError as err:
+                self.notify(f"mode {mode}: {err.message}", severity="error")
+                return
+            self.notify(f"optimizer mode: {mode.upper()}")
+            await self.tui.bridge.performance()
+            self.sync(self.tui.state, full=True)
+
+        self.run_worker(switch(), group="perf-mode", exclusive=True, exit_on_error=False)

@@ -1,0 +1,65 @@
+"""The TUI's own settings: theme, refresh rate and ``[keymap]`` from ``config.toml``.
+
+A broken file never stops the UI: the defaults are used and the problem is
+returned as a warning for the app to show.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from civitai_tui.config import OPTIONS, Config, ConfigError
+
+USER_THEMES = "themes"
+
+
+@dataclass(frozen=True)
+class UISettings:
+    """What the app needs at start."""
+
+    state_dir: Path
+    theme: str = OPTIONS["ui.theme"].default
+    refresh_hz: float = OPTIONS["ui.refresh_hz"].default
+    keymap: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def theme_dirs(self) -> tuple[Path, ...]:
+        from civitai_tui.tui.themes import BUILTIN_DIR
+
+        return (BUILTIN_DIR, self.state_dir / USER_THEMES)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+
+def load_ui_settings(state_dir: Path) -> UISettings:
+    """Read ``<state_dir>/config.toml``; problems become ``warnings``."""
+    path = state_dir / "config.toml"
+    warnings: list[str] = []
+    theme, refresh_hz = OPTIONS["ui.theme"].default, OPTIONS["ui.refresh_hz"].default
+    try:
+        config = Config.load(path)
+        theme, refresh_hz = config.get("ui.theme"), config.get("ui.refresh_hz")
+    except ConfigError as err:
+        warnings.append(f"{err.message}; using the default UI settings")
+    keymap = _read_keymap(path, warnings)
+    return UISettings(state_dir, theme, refresh_hz, keymap, tuple(warnings))
+
+
+def _read_keymap(path: Path, warnings: list[str]) -> dict[str, str]:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("keymap", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}  # reported by Config.load already (or no file)
+    if not isinstance(table, dict):
+        warnings.append('[keymap] must be a table of binding-id = "keys"')
+        return {}
+    keymap = {k: v for k, v in table.items() if isinstance(v, str)}
+    bad = sorted(set(table) - set(keymap))
+    if bad:
+        warnings.append(f'[keymap]: {", ".join(bad)} must be strings like "ctrl+x,f5"')
+    return keymap

@@ -1,0 +1,72 @@
+"""The detail pane: the selected job's header and a row per file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.markup import escape
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from civitai_tui.tui.formatting import human_bytes, human_speed, text_bar
+from civitai_tui.tui.state import FileView, JobView
+from civitai_tui.tui.widgets.state_style import state_text
+
+FILE_COLUMNS = ("File", "State", "Progress", "Speed", "Conn", "Tries", "Verify", "Scan", "Error")
+
+
+def file_cells(f: FileView) -> tuple[str, ...]:
+    return (
+        f.name,
+        f.state,
+        text_bar(f.done, f.size),
+        human_speed(f.speed),
+        str(f.connections) if f.connections else "",
+        str(f.attempts) if f.attempts else "",
+        f.verification,
+        f.scan,
+        f.error,
+    )
+
+
+def job_header(job: JobView) -> str:
+    lines = [
+        f"[b]{escape(job.name)}[/b]  id {job.id}  {job.state}  priority {job.priority}",
+        f"targets: {escape(' '.join(job.targets))}",
+        f"{job.files_done}/{job.files_total} files, {job.files_failed} failed, "
+        f"{human_bytes(job.done_bytes)} of {human_bytes(job.total_bytes)}",
+    ]
+    if job.error:
+        lines.append(f"[$error]last error: {escape(job.error)}[/]")
+    return "\n".join(lines)
+
+
+class JobDetail(Vertical):
+    """Shows one job; ``show(None)`` clears it."""
+
+    DEFAULT_CSS = """
+    JobDetail { height: 14; border-top: solid $primary; }
+    JobDetail > #detail-header { height: auto; padding: 0 1; }
+    JobDetail > DataTable { height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("no job selected", id="detail-header", markup=True)
+        table: DataTable[str | Text] = DataTable(id="detail-files", cursor_type="row")
+        table.add_columns(*FILE_COLUMNS)
+        yield table
+
+    def show(self, job: JobView | None, variables: Mapping[str, str]) -> None:
+        header = self.query_one("#detail-header", Static)
+        table = self.query_one("#detail-files", DataTable)
+        table.clear()
+        if job is None:
+            header.update("no job selected")
+            return
+        header.update(job_header(job))
+        for f in job.files.values():
+            cells: list[str | Text] = list(file_cells(f))
+            cells[1] = state_text(f.state, variables)
+            table.add_row(*cells, key=f.key)
