@@ -165,6 +165,16 @@ OPTIONS: dict[str, Option] = _options(
         "Folder template used when bulk.layout is 'template'.",
     ),
     Option("bulk.dest", str, "", "Default destination folder (empty: ./ for `get`)."),
+    Option("bulk.sidecars", bool, True, "Write <model>.civitai.json beside each model."),
+    Option("bulk.previews", bool, False, "Download a preview image beside each model."),
+    Option(
+        "bulk.preview_nsfw_level",
+        int,
+        1,
+        "Highest NSFW level for previews (1 PG, 2 PG-13, 4 R, 8 X, 16 XXX).",
+        minimum=1,
+        maximum=31,
+    ),
     # one file
     Option("download.connections", int, 16, "Connections per file.", minimum=1, maximum=64),
     Option(

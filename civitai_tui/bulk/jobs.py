@@ -72,6 +72,7 @@ class JobFile:
     blake3: str | None = None
     remote_scans: tuple[str, ...] = ()
     file_format: str | None = None
+    preview_url: str | None = None
     state: FileState = FileState.PENDING
     done: int = 0
     attempts: int = 0

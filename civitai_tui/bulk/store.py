@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS files (
     blake3 TEXT,
     remote_scans TEXT NOT NULL,
     file_format TEXT,
+    preview_url TEXT,
     state TEXT NOT NULL,
     done INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
@@ -64,7 +65,7 @@ _JOB_COLUMNS = (
 _JOB_UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _JOB_COLUMNS.split(",")[1:])
 _FILE_COLUMNS = (
     "job_id, key, ord, info, dest_dir, source, filename, sha256, blake3, remote_scans,"
-    " file_format, state, done, attempts, last_status, error_kind, error, path"
+    " file_format, preview_url, state, done, attempts, last_status, error_kind, error, path"
 )
 
 
@@ -102,7 +103,7 @@ class JobStore:
             if with_files:
                 self._db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
                 self._db.executemany(
-                    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({_marks(18)})",
+                    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({_marks(19)})",
                     (_file_row(job.id, i, f) for i, f in enumerate(job.files)),
                 )
 
@@ -219,6 +220,7 @@ def _file_row(job_id: str, ord_: int, f: JobFile) -> tuple[Any, ...]:
         f.blake3,
         json.dumps(list(f.remote_scans)),
         f.file_format,
+        f.preview_url,
         str(f.state),
         f.done,
         f.attempts,
@@ -239,11 +241,12 @@ def _file_from_row(row: tuple[Any, ...]) -> JobFile:
         blake3=row[8],
         remote_scans=tuple(json.loads(row[9])),
         file_format=row[10],
-        state=FileState(row[11]),
-        done=row[12],
-        attempts=row[13],
-        last_status=row[14],
-        error_kind=row[15],
-        error=row[16],
-        path=row[17],
+        preview_url=row[11],
+        state=FileState(row[12]),
+        done=row[13],
+        attempts=row[14],
+        last_status=row[15],
+        error_kind=row[16],
+        error=row[17],
+        path=row[18],
     )

@@ -67,6 +67,16 @@ def _spec_selection(spec: FileSpec) -> FileSelection:
     )
 
 
+def preview_image(version: ModelVersion, max_nsfw_level: int) -> str | None:
+    """The URL of the version's first image at or below ``max_nsfw_level`` (1 = PG)."""
+    for image in version.images:
+        level = image.get("nsfwLevel")
+        url = image.get("url")
+        if isinstance(url, str) and isinstance(level, int) and level <= max_nsfw_level:
+            return url
+    return None
+
+
 def _not_found(message: str) -> CivitaiTuiError:
     return CivitaiTuiError(FailureKind.NOT_FOUND, message)
 
@@ -80,8 +90,10 @@ class _Planner:
         latest_only: bool,
         bulk_limit: int | None,
         filters: BulkFilters,
+        preview_nsfw_level: int,
     ) -> None:
         self.client = client
+        self.preview_nsfw_level = preview_nsfw_level
         self.dest = dest
         self.selection = selection
         self.latest_only = latest_only
@@ -260,6 +272,7 @@ class _Planner:
                 s for s in (file.pickle_scan_result, file.virus_scan_result) if s is not None
             ),
             file_format=file.format,
+            preview_url=preview_image(version, self.preview_nsfw_level),
         )
 
 
@@ -273,6 +286,7 @@ async def plan_downloads(
     bulk_limit: int | None = None,
     filters: BulkFilters | None = None,
     on_error: ErrorHandler | None = None,
+    preview_nsfw_level: int = 1,
 ) -> list[DownloadRequest]:
     """Requests for every file the targets name, in target order, each file once.
 
@@ -286,6 +300,7 @@ async def plan_downloads(
         latest_only,
         bulk_limit,
         filters or BulkFilters(),
+        preview_nsfw_level,
     )
     for target in targets:
         try:

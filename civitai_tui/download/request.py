@@ -74,3 +74,5 @@ class DownloadRequest:
     remote_scans: tuple[str, ...] = ()
     #: CivitAI's file format ("SafeTensor", "PickleTensor", "GGUF", ...), if known.
     file_format: str | None = None
+    #: The version's preview image (the first at or below the chosen NSFW level).
+    preview_url: str | None = None

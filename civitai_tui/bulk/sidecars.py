@@ -1,0 +1,92 @@
+"""Sidecar files beside each downloaded model: ``<stem>.civitai.json`` and a preview image.
+
+WebUIs and library tools read these: the JSON says where the file came from
+(model, version, file ids and names, creator, base model, SHA256, the CivitAI
+page) and the preview is the version's first image at or below the chosen NSFW
+level. Both are written atomically; a preview that cannot be fetched is
+skipped with a log line, never failing the model file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from civitai_tui.civitai.urls import check_url
+from civitai_tui.events import FileInfo
+from civitai_tui.security.redact import mask_url
+
+log = logging.getLogger(__name__)
+
+MAX_PREVIEW_BYTES = 20 * 1024 * 1024
+IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpeg", "image/webp": ".webp"}
+
+
+def sidecar_path(model: Path) -> Path:
+    return model.with_name(model.stem + ".civitai.json")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_sidecar(model: Path, info: FileInfo, sha256: str | None, base_url: str) -> Path:
+    """Write ``<stem>.civitai.json`` beside ``model``; returns its path."""
+    page = None
+    if info.model_id:
+        page = f"{base_url.rstrip('/')}/models/{info.model_id}"
+        if info.version_id:
+            page += f"?modelVersionId={info.version_id}"
+    data = {
+        "modelId": info.model_id,
+        "modelVersionId": info.version_id,
+        "fileId": info.file_id,
+        "model": {"name": info.model_name, "type": info.model_type},
+        "version": {"name": info.version_name, "baseModel": info.base_model},
+        "creator": info.creator,
+        "file": {"name": model.name, "sizeBytes": model.stat().st_size, "sha256": sha256},
+        "source": mask_url(page) if page else None,
+        "downloadedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "downloadedBy": "civitai-tui",
+    }
+    path = sidecar_path(model)
+    write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+    return path
+
+
+async def fetch_preview(
+    session: aiohttp.ClientSession, url: str, model: Path, *, allow_http: bool = False
+) -> Path | None:
+    """Download the preview image beside ``model``; None when it cannot be had."""
+    try:
+        check_url(url, allow_http)
+        async with session.get(url, allow_redirects=True) as resp:
+            kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if resp.status != 200 or kind not in IMAGE_SUFFIXES:
+                log.info("no preview for %s: HTTP %s, %s", model.name, resp.status, kind or "?")
+                return None
+            data = await resp.content.read(MAX_PREVIEW_BYTES + 1)
+    except Exception as exc:  # a preview is a nicety: never fail the model for it
+        log.info("no preview for %s: %s", model.name, type(exc).__name__)
+        return None
+    if len(data) > MAX_PREVIEW_BYTES:
+        log.info("no preview for %s: larger than %d bytes", model.name, MAX_PREVIEW_BYTES)
+        return None
+    path = model.with_name(model.stem + ".preview" + IMAGE_SUFFIXES[kind])
+    write_atomic(path, data)
+    log.info("preview for %s from %s", model.name, urlsplit(mask_url(url)).hostname)
+    return path
