@@ -71,8 +71,10 @@ class BulkDownloadManager:
         *,
         bus: EventBus | None = None,
         batch: BatchConfig | None = None,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
         self.settings = settings
+        self._session_factory = session_factory
         self.bus = bus or EventBus()
         self.batch = batch or BatchConfig()
         self._sizer = AdaptiveSizer(self.batch)
@@ -105,8 +107,10 @@ class BulkDownloadManager:
             bus=self.bus,
         )
         await self._client.__aenter__()
-        self._session = create_download_session(
-            limit_per_host=self.settings.max_connections_per_host
+        self._session = (
+            self._session_factory()
+            if self._session_factory is not None
+            else create_download_session(limit_per_host=self.settings.max_connections_per_host)
         )
         self._downloader = FileDownloader(
             self._session, bus=self.bus, settings=self.settings.download
@@ -150,6 +154,11 @@ class BulkDownloadManager:
             self._queue.push(job.id, job.priority, job.seq)
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def downloader(self) -> FileDownloader | None:
+        """The shared file downloader (None until ``start``); the optimizer tunes it."""
+        return self._downloader
 
     def jobs(self) -> list[BulkDownloadJob]:
         """Every job: waiting ones in run order first, then the rest by arrival."""

@@ -60,6 +60,12 @@ class FileDownloader:
         for transfer in self._active:
             transfer.adjust()
 
+    def set_host_connections(self, host: str, connections: int) -> None:
+        """Change the per-file connection count for files on ``host``, now and later."""
+        self.settings.host_connections[host] = max(1, connections)
+        for transfer in self._active:
+            transfer.adjust()
+
     async def download(self, request: DownloadRequest) -> DownloadResult:
         """Fetch, verify and place one file; failures are returned, cancellation propagates."""
         started = time.monotonic()

@@ -24,6 +24,7 @@ def create_download_session(
     read_bufsize: int = READ_BUFSIZE,
     sock_connect: float = 30.0,
     sock_read: float = 30.0,
+    trace_configs: list[aiohttp.TraceConfig] | None = None,
 ) -> aiohttp.ClientSession:
     """A session for file bytes; close it with ``await session.close()``."""
     connector = aiohttp.TCPConnector(
@@ -36,4 +37,5 @@ def create_download_session(
         read_bufsize=max(read_bufsize, 256 * 1024),
         headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT},
         raise_for_status=False,
+        trace_configs=trace_configs,
     )

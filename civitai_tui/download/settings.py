@@ -31,6 +31,9 @@ class DownloadSettings:
     """Per-file transfer settings (mutable; ``connections`` may change mid-download)."""
 
     connections: int = 16
+    #: Connections per file for files on a given storage host, set live by the
+    #: performance optimizer; a host not listed uses ``connections``.
+    host_connections: dict[str, int] = field(default_factory=dict)
     #: Never split a range below this (a file under 2x this uses one connection).
     min_split: int = 4 * MiB
     #: aiohttp read buffer per connection (memory ~ connections x 2 x buffer).

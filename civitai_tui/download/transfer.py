@@ -106,6 +106,8 @@ class Transfer:
         self.max_connections = 0
         self.resumed_bytes = 0
         self._resolved: ResolvedURL | None = None
+        self._host_of: ResolvedURL | None = None
+        self._host_name = ""
         self._re_resolved = False
         self._url_lock = asyncio.Lock()
         self._persist_lock = threading.Lock()
@@ -187,7 +189,16 @@ class Transfer:
     def _limit(self) -> int:
         if self.single_stream:
             return 1
-        return max(1, min(self.settings.connections, self._cap))
+        wanted = self.settings.host_connections.get(self._host(), self.settings.connections)
+        return max(1, min(wanted, self._cap))
+
+    def _host(self) -> str:
+        """The storage host (cached per resolved URL: ``_limit`` runs for every chunk)."""
+        resolved = self._resolved
+        if resolved is not self._host_of:
+            self._host_of = resolved
+            self._host_name = (urlsplit(resolved.url).hostname or "") if resolved else ""
+        return self._host_name
 
     # --------------------------------------------------------------- attempt
     async def _attempt(self) -> None:

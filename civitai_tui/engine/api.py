@@ -20,6 +20,8 @@ Routes (all JSON)::
     POST /v1/reports                     {"format": "html|json|pdf", "days": N, "output": PATH}
     GET  /v1/config                      every key and value
     PUT  /v1/config/{key}                {"value": V}
+    GET  /v1/performance                 optimizer: mode, hosts, chunk size, network, decisions
+    PUT  /v1/performance/mode            {"mode": "speed|efficiency|minimal|adaptive"}
     POST /v1/shutdown                    stop the engine gracefully
     GET  /v1/events                      WebSocket
 """
@@ -283,6 +285,17 @@ class ControlAPI:
         value = self.engine.config.set(key, data["value"])
         return web.json_response({"key": key, "value": value})
 
+    async def performance(self, _: web.Request) -> web.Response:
+        return web.json_response(self.engine.optimizer.snapshot())
+
+    async def set_mode(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        mode = data.get("mode")
+        if not isinstance(mode, str):
+            raise BadRequest("'mode' is required: speed, efficiency, minimal or adaptive")
+        value = self.engine.config.set("performance.mode", mode)
+        return web.json_response({"mode": value})
+
     async def shutdown(self, _: web.Request) -> web.Response:
         asyncio.get_running_loop().call_soon(self.engine.request_stop)
         return web.json_response({"stopping": True})
@@ -339,6 +352,8 @@ def make_app(engine: Engine, *, token: str | None = None) -> web.Application:
     app.router.add_post("/v1/reports", api.write_report)
     app.router.add_get("/v1/config", api.get_config)
     app.router.add_put("/v1/config/{key}", api.set_config)
+    app.router.add_get("/v1/performance", api.performance)
+    app.router.add_put("/v1/performance/mode", api.set_mode)
     app.router.add_post("/v1/shutdown", api.shutdown)
     app.router.add_get("/v1/events", api.events)
     return app

@@ -138,6 +138,14 @@ class EngineClient:
     async def set_config(self, key: str, value: Any) -> dict[str, Any]:
         return await self._call("PUT", f"/v1/config/{key}", {"value": value})
 
+    async def performance(self) -> dict[str, Any]:
+        """The optimizer's state: mode, hosts, chunk size, network, decisions, advice."""
+        return await self._call("GET", "/v1/performance")
+
+    async def set_mode(self, mode: str) -> dict[str, Any]:
+        """Switch the optimizer's mode (persisted as ``performance.mode``)."""
+        return await self._call("PUT", "/v1/performance/mode", {"mode": mode})
+
     async def shutdown(self) -> None:
         await self._call("POST", "/v1/shutdown")
 

@@ -1,10 +1,11 @@
 """The engine: one event bus and the parts that publish to it, wired from the config.
 
-It owns the bus, the :class:`BulkDownloadManager` and the live configuration:
-a ``config set`` through the control API reaches the running parts at once
-(batch knobs, connections per file). The control API server and the process
-management live in :mod:`civitai_tui.engine.server` and
-:mod:`civitai_tui.engine.process`.
+It owns the bus, the :class:`BulkDownloadManager`, the
+:class:`PerformanceOptimizer` (which tunes the manager's downloader) and the live
+configuration: a ``config set`` through the control API reaches the running
+parts at once (batch knobs, connections per file, ``performance.*``). The
+control API server and the process management live in
+:mod:`civitai_tui.engine.server` and :mod:`civitai_tui.engine.process`.
 """
 
 from __future__ import annotations
@@ -19,38 +20,19 @@ from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
 from civitai_tui.analytics.collector import AnalyticsCollector
 from civitai_tui.analytics.reports import ReportGenerator
 from civitai_tui.analytics.schema import DB_NAME
-from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.analytics.summary import AnalyticsReport
-from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
-from civitai_tui.download.settings import DownloadSettings
 from civitai_tui.events import EventBus
+from civitai_tui.perf.config import OptimizationConfig
+from civitai_tui.perf.controls import DownloaderControls
+from civitai_tui.perf.optimizer import PerformanceOptimizer
+from civitai_tui.perf.session import create_optimized_session
+from civitai_tui.runtime_settings import analytics_settings, batch_config, download_settings
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 6 * 3600
-
-
-def batch_config(config: Config) -> BatchConfig:
-    """The batch knobs from the ``bulk.*`` keys."""
-    return BatchConfig(
-        batch_size=config.get("bulk.batch_size"),
-        concurrent_batches=config.get("bulk.concurrent_batches"),
-        strategy=BatchStrategy(config.get("bulk.strategy")),
-        pause_between_batches=config.get("bulk.pause_between_batches"),
-    )
-
-
-def download_settings(config: Config) -> DownloadSettings:
-    """Per-file download settings from the ``download.*`` keys."""
-    return dataclasses.replace(
-        DownloadSettings(),
-        connections=config.get("download.connections"),
-        min_split=config.get("download.min_split"),
-        checkpoint_seconds=config.get("download.checkpoint_seconds"),
-        stall_timeout=config.get("download.stall_timeout"),
-    )
 
 
 class Engine:
@@ -68,6 +50,11 @@ class Engine:
         self.config = config or Config.load(state_dir / "config.toml")
         env = environment or Environment.from_env()
         self.bus = EventBus()
+        self.optimizer = PerformanceOptimizer(
+            self.bus,
+            DownloaderControls(lambda: self.manager.downloader),
+            OptimizationConfig.from_config(self.config),
+        )
         self.manager = BulkDownloadManager(
             ManagerSettings(
                 state_dir=state_dir,
@@ -81,6 +68,7 @@ class Engine:
             ),
             bus=self.bus,
             batch=batch_config(self.config),
+            session_factory=lambda: create_optimized_session(self.optimizer),
         )
         self.config.on_change(self._apply)
         self._stopped = asyncio.Event()
@@ -88,7 +76,7 @@ class Engine:
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        settings = AnalyticsSettings.from_config(self.config)
+        settings = analytics_settings(self.config)
         if settings.enabled:
             self.analytics = AnalyticsCollector(
                 self.state_dir / DB_NAME, settings, key_dir=self.state_dir
@@ -96,8 +84,10 @@ class Engine:
             self.analytics.attach(self.bus)
             self._housekeeping = asyncio.create_task(self._clean_analytics_forever())
         await self.manager.start()
+        await self.optimizer.start()
 
     async def stop(self) -> None:
+        await self.optimizer.stop()
         await self.manager.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -144,4 +134,6 @@ class Engine:
             fresh_dl = download_settings(self.config)
             for field in ("connections", "min_split", "checkpoint_seconds", "stall_timeout"):
                 setattr(self.manager.settings.download, field, getattr(fresh_dl, field))
+        elif section == "performance":
+            self.optimizer.update_config(OptimizationConfig.from_config(self.config))
         log.info("config %s changed", key)

@@ -1,0 +1,63 @@
+"""The optimizer's modes: each one a documented set of limits, switchable live.
+
+========== =========== ======= ========= ============ ==================================
+mode       connections  start   probing   read buffer  CPU / memory shed threshold
+           per host
+========== =========== ======= ========= ============ ==================================
+SPEED      1 .. max     8       yes, +5 %  up to max   90 % (only a machine in trouble)
+EFFICIENCY 1 .. 8       2       yes, +25 % max         50 % (gives CPU back early)
+MINIMAL    1 .. 2       1       no         min         config thresholds
+ADAPTIVE   1 .. max     4       yes, +10 % min .. max  config thresholds (default mode)
+========== =========== ======= ========= ============ ==================================
+
+"max" is ``performance.max_connections``; "+N %" is the least throughput gain,
+relative to linear scaling, for which a probe keeps an added connection. ADAPTIVE
+also moves the read buffer with the network condition (seed table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class OptimizationMode(StrEnum):
+    SPEED = "speed"
+    EFFICIENCY = "efficiency"
+    MINIMAL = "minimal"
+    ADAPTIVE = "adaptive"
+
+
+@dataclass(frozen=True)
+class ModeLimits:
+    """What a mode allows; ``None`` means "the configured value"."""
+
+    max_connections: int | None
+    start_connections: int
+    #: Probe whether another connection adds throughput (per host).
+    probe: bool
+    #: A probe keeps added connections when throughput rose by at least this
+    #: fraction of what linear scaling would give.
+    min_gain: float
+    #: Shed a connection above these CPU / memory percentages (None: config).
+    cpu_threshold: float | None
+    memory_threshold: float | None
+    #: Read buffer policy: "max", "min" or "adaptive" (seed chunk table).
+    chunk: str
+
+
+MODE_LIMITS: dict[OptimizationMode, ModeLimits] = {
+    OptimizationMode.SPEED: ModeLimits(None, 8, True, 0.05, 90.0, 90.0, "max"),
+    OptimizationMode.EFFICIENCY: ModeLimits(8, 2, True, 0.25, 50.0, None, "max"),
+    OptimizationMode.MINIMAL: ModeLimits(2, 1, False, 1.0, None, None, "min"),
+    OptimizationMode.ADAPTIVE: ModeLimits(None, 4, True, 0.10, None, None, "adaptive"),
+}
+
+
+def parse_mode(value: str | OptimizationMode) -> OptimizationMode:
+    """``value`` as a mode; a ValueError names the allowed ones."""
+    try:
+        return OptimizationMode(str(value).strip().lower())
+    except ValueError:
+        allowed = ", ".join(m.value for m in OptimizationMode)
+        raise ValueError(f"unknown mode {value!r}; expected one of {allowed}") from None

@@ -1,0 +1,180 @@
+"""Unit tests of the optimizer's pure parts: classifier, seed tables, retry delays, modes, probes."""
+
+from __future__ import annotations
+
+import pytest
+
+from civitai_tui.config import Config
+from civitai_tui.perf import (
+    NetworkCondition,
+    OptimizationConfig,
+    OptimizationMode,
+    classify_network_condition,
+    get_retry_delay,
+)
+from civitai_tui.perf.health import Trouble, classify_retry
+from civitai_tui.perf.modes import parse_mode
+from civitai_tui.perf.monitor import SystemMonitor, ThroughputTracker
+from civitai_tui.perf.network import ConditionThresholds
+from civitai_tui.perf.probe import HostProbe, Measurement, Phase
+from civitai_tui.perf.recommend import per_connection_cap, recommendations
+from civitai_tui.perf.retry import BASE_DELAYS
+from civitai_tui.perf.tables import Action, next_chunk_size, system_verdict
+
+MB = 1_000_000
+C = NetworkCondition
+
+
+@pytest.mark.parametrize(
+    ("speeds", "expected"),
+    [
+        ([12 * MB] * 5, C.EXCELLENT),
+        ([6 * MB] * 5, C.GOOD),
+        ([2 * MB] * 5, C.FAIR),
+        ([0.5 * MB] * 5, C.POOR),
+        ([10 * MB] * 5, C.GOOD),  # "above 10", not "at least"
+        ([1 * MB, 20 * MB, 1 * MB, 20 * MB], C.UNSTABLE),
+        ([1 * MB, 20 * MB], C.EXCELLENT),  # too few samples to call it unstable
+        ([], None),
+    ],
+)
+def test_classifier_follows_the_seed_rule(speeds: list[float], expected: C | None) -> None:
+    assert classify_network_condition(speeds) is expected
+
+
+def test_classifier_thresholds_are_configurable() -> None:
+    strict = ConditionThresholds(excellent=100 * MB, good=50 * MB, fair=20 * MB)
+    assert classify_network_condition([30 * MB] * 3, strict) is C.FAIR
+    assert classify_network_condition([30 * MB] * 3) is C.EXCELLENT
+
+
+def test_table_sheds_on_cpu_or_memory_and_grows_only_on_a_quiet_machine() -> None:
+    cfg = OptimizationConfig()
+    assert system_verdict(80, 10, C.EXCELLENT, cfg).action is Action.SHED
+    shed = system_verdict(10, 90, C.EXCELLENT, cfg)
+    assert shed.action is Action.SHED and "memory 90 %" in shed.reason
+    assert system_verdict(30, 30, C.GOOD, cfg).action is Action.GROW
+    assert system_verdict(30, 30, C.FAIR, cfg).action is Action.HOLD
+    assert system_verdict(60, 30, C.EXCELLENT, cfg).action is Action.HOLD
+    assert system_verdict(30, 30, None, cfg).action is Action.HOLD
+
+
+def test_chunk_table_doubles_on_excellent_and_halves_on_poor_within_limits() -> None:
+    cfg = OptimizationConfig(min_chunk_size=64 * 1024, max_chunk_size=1024 * 1024)
+    assert next_chunk_size(256 * 1024, C.EXCELLENT, cfg)[0] == 512 * 1024
+    assert next_chunk_size(1024 * 1024, C.EXCELLENT, cfg) == (1024 * 1024, "")
+    assert next_chunk_size(256 * 1024, C.UNSTABLE, cfg)[0] == 128 * 1024
+    assert next_chunk_size(64 * 1024, C.POOR, cfg) == (64 * 1024, "")
+    assert next_chunk_size(256 * 1024, C.GOOD, cfg) == (256 * 1024, "")
+    minimal = OptimizationConfig(mode=OptimizationMode.MINIMAL, min_chunk_size=64 * 1024)
+    assert next_chunk_size(4 << 20, C.EXCELLENT, minimal)[0] == 64 * 1024
+
+
+@pytest.mark.parametrize("condition", list(C))
+def test_retry_delay_base_follows_the_network_with_jitter(condition: C) -> None:
+    base = BASE_DELAYS[condition]
+    for attempt in (1, 2, 3):
+        delay = get_retry_delay(condition, attempt)
+        expected = base * 2 ** (attempt - 1)
+        assert expected * 0.9 <= delay <= expected * 1.1
+
+
+def test_retry_delay_is_capped_and_honours_retry_after() -> None:
+    assert get_retry_delay(C.UNSTABLE, 30) <= 60.0
+    assert 7.0 <= get_retry_delay(C.EXCELLENT, 1, retry_after=7.0) <= 7.7
+    assert [BASE_DELAYS[c] for c in C] == [0.5, 1.0, 1.5, 2.0, 3.0]
+
+
+def test_modes_have_documented_limits_and_read_the_config(tmp_path) -> None:
+    config = Config.load(
+        tmp_path / "c.toml", environ={"CIVITAI_TUI_PERFORMANCE__MAX_CONNECTIONS": "20"}
+    )
+    cfg = OptimizationConfig.from_config(config)
+    assert cfg.mode is OptimizationMode.ADAPTIVE and cfg.connection_ceiling == 20
+    speed = OptimizationConfig(mode=OptimizationMode.SPEED, max_connections=20)
+    efficiency = OptimizationConfig(mode=OptimizationMode.EFFICIENCY)
+    minimal = OptimizationConfig(mode=OptimizationMode.MINIMAL)
+    assert (speed.connection_ceiling, speed.start_connections) == (20, 8)
+    assert efficiency.connection_ceiling == 8 and efficiency.shed_cpu == 50.0
+    assert minimal.connection_ceiling == 2 and not minimal.limits.probe
+    assert parse_mode(" SPEED ") is OptimizationMode.SPEED
+    with pytest.raises(ValueError, match="expected one of speed, efficiency"):
+        parse_mode("turbo")
+
+
+def feed(probe: HostProbe, rate_of, ticks: int, start: float = 0.0) -> float:
+    """Run ``ticks`` probe ticks of 0.5 s with throughput ``rate_of(budget)``."""
+    now = start
+    for _ in range(ticks):
+        now += 0.5
+        probe.tick(int(rate_of(probe.budget) * 0.5), 0.5, probe.budget, now)
+    return now
+
+
+def test_probe_climbs_on_a_per_connection_cap() -> None:
+    probe = HostProbe("h", 4, 64, 0.1)
+    feed(probe, lambda n: min(n * 2 * MB, 100 * MB), 40)
+    assert 32 <= probe.budget <= 64
+
+
+def test_probe_backs_off_when_connections_add_nothing() -> None:
+    probe = HostProbe("h", 4, 64, 0.1)
+    feed(probe, lambda n: 50 * MB, 40)
+    assert probe.budget == 4 and probe.phase is Phase.HOLD
+
+
+def test_throttle_halves_and_caps_the_budget() -> None:
+    probe = HostProbe("h", 16, 64, 0.1)
+    step = probe.throttled(503, now=10.0)
+    assert step is not None and (step.old, step.new) == (16, 8) and "HTTP 503" in step.reason
+    assert probe.throttled(503, now=10.5) is None  # a burst counts once
+    assert probe.limit(now=20.0) == 15
+    feed(probe, lambda n: n * 2 * MB, 60, start=20.0)
+    assert probe.budget <= 15
+    assert probe.limit(now=1000.0) == 64  # forgotten after a while
+
+
+def test_reset_burst_cuts_and_modes_without_probing_stay_fixed() -> None:
+    probe = HostProbe("h", 8, 64, 0.1)
+    assert probe.connection_errors(1, 1.0) is None
+    assert probe.connection_errors(4, 2.0).new == 6
+    fixed = HostProbe("h", 1, 2, 1.0, probing=False)
+    feed(fixed, lambda n: n * MB, 20)
+    assert fixed.budget == 1
+    assert fixed.system(False, True, "quiet", 1.0).new == 2
+    assert fixed.system(True, False, "CPU 90 %", 2.0).new == 1
+
+
+def test_per_connection_cap_recommendation() -> None:
+    history = [Measurement(n, n, n * 2 * MB) for n in (4, 8, 16, 24)]
+    assert per_connection_cap(history) == pytest.approx(2 * MB)
+    assert per_connection_cap([Measurement(n, n, 50 * MB) for n in (4, 8)]) is None
+    probe = HostProbe("cdn.example", 24, 64, 0.1)
+    probe.history.extend(history)
+    probe.best = history[-1]
+    advice = recommendations({"cdn.example": probe}, [], [], OptimizationConfig())
+    assert any("caps each connection at about 2.0 MB/s" in r.message for r in advice)
+
+
+def test_retry_classification_and_tracker() -> None:
+    assert classify_retry(503, "busy") is Trouble.THROTTLED
+    assert classify_retry(None, "the connection broke mid-transfer") is Trouble.RESET
+    assert classify_retry(None, "no data from the server for 30 s") is Trouble.STALLED
+    assert classify_retry(500, "server error") is Trouble.ERROR
+    tracker = ThroughputTracker()
+    tracker.started("a", "h1")
+    tracker.progress("a", 3000, 2)
+    assert tracker.host_bytes("h1") == 3000 and tracker.connections("h1") == 2
+    tracker.finished("a")
+    assert tracker.sample() > 0 and tracker.per_host["h1"].history[-1] > 0
+
+
+def test_system_monitor_never_blocks() -> None:
+    import time
+
+    monitor = SystemMonitor()
+    started = time.perf_counter()
+    sample = monitor.sample()
+    assert time.perf_counter() - started < 0.05
+    assert 0 <= sample.cpu_percent <= 100 and 0 < sample.memory_percent <= 100
+    assert sample.engine_rss > 0
