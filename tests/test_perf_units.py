@@ -1,4 +1,4 @@
-"""Unit tests of the optimizer's pure parts: classifier, seed tables, retry delays, modes, probes."""
+"""Unit tests of the optimizer's pure parts: classifier, tables, retry delays, modes, probes."""
 
 from __future__ import annotations
 
