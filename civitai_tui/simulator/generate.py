@@ -83,6 +83,7 @@ class _Builder:
     rng: random.Random
     today: datetime
     models_made: int = 0
+    fixed_size: int | None = None  # every regular file this size (benchmarks)
     next_id: dict[str, int] = field(
         default_factory=lambda: {
             "model": 4_000,
@@ -102,6 +103,8 @@ class _Builder:
         return FileContent(ContentSpec(self.seed * 1_000_003 + file_id, size, kind, malicious))
 
     def random_size(self) -> int:
+        if self.fixed_size is not None:
+            return self.fixed_size
         return int(math.exp(self.rng.uniform(math.log(MIN_SIZE), math.log(MAX_SIZE))))
 
     def images(self, count: int, nsfw: bool) -> list[SimImage]:
@@ -370,11 +373,23 @@ def _multi_file(b: _Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int
     return FileRef(model.id, version.id, primary), (primary, pruned, config)
 
 
-def build_catalogue(seed: int = 1, today: datetime | None = None) -> Catalogue:
-    """The catalogue for ``seed`` (``today`` anchors the dates; default: today UTC)."""
+def build_catalogue(
+    seed: int = 1,
+    today: datetime | None = None,
+    *,
+    regular_models: int = REGULAR_MODELS,
+    file_size: int | None = None,
+) -> Catalogue:
+    """The catalogue for ``seed`` (``today`` anchors the dates; default: today UTC).
+
+    Benchmarks ask for more ``regular_models`` and a fixed ``file_size`` for their
+    files (the specials keep theirs).
+    """
     now = today or datetime.now(UTC)
     anchor = now.replace(hour=0, minute=0, second=0, microsecond=0)
     builder = _Builder(seed, random.Random(seed), anchor)
-    models = [_regular_model(builder, i) for i in range(REGULAR_MODELS)]
+    builder.fixed_size = file_size
+    models = [_regular_model(builder, i) for i in range(regular_models)]
+    builder.fixed_size = None
     special_models, specials = _specials(builder)
     return Catalogue(seed=seed, models=models + special_models, specials=specials)

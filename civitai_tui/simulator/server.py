@@ -20,7 +20,7 @@ from civitai_tui.simulator.api import ApiOrigin, DownloadPolicy
 from civitai_tui.simulator.catalogue import Catalogue
 from civitai_tui.simulator.control import Control
 from civitai_tui.simulator.faults import ApiFaults, FaultBoard
-from civitai_tui.simulator.generate import build_catalogue
+from civitai_tui.simulator.generate import REGULAR_MODELS, build_catalogue
 from civitai_tui.simulator.render import Origins
 from civitai_tui.simulator.signing import UrlSigner
 from civitai_tui.simulator.stats import SimulatorStats
@@ -84,6 +84,8 @@ async def start_simulator(
     require_token: bool = True,
     daily_quota: int = 10_000,
     url_ttl: float = 86400,
+    regular_models: int | None = None,
+    file_size: int | None = None,
 ) -> Simulator:
     """Start both origins (port 0 = an ephemeral port) and return the handle."""
     api_sock, storage_sock = _bind(host, api_port), _bind(host, storage_port)
@@ -91,7 +93,9 @@ async def start_simulator(
     sim = Simulator(
         api_url=origins.api_url,
         storage_url=origins.storage_url,
-        catalogue=build_catalogue(seed),
+        catalogue=build_catalogue(
+            seed, regular_models=regular_models or REGULAR_MODELS, file_size=file_size
+        ),
         faults=FaultBoard(),
         api_faults=ApiFaults(),
         stats=SimulatorStats(),
