@@ -119,7 +119,7 @@ def get(
     from civitai_tui.events import EventBus
     from civitai_tui.logs import setup_logging
     from civitai_tui.oneshot import GetOptions, run_get
-    from civitai_tui.runtime_settings import download_settings
+    from civitai_tui.runtime_settings import api_limiters, download_settings
 
     env = Environment.from_env()
     config = _config()
@@ -156,6 +156,7 @@ def get(
                 settings=settings,
                 bus=bus,
                 on_planned=planned,
+                limiters=api_limiters(config),
             )
         )
     finally:

@@ -235,10 +235,18 @@ OPTIONS: dict[str, Option] = _options(
     Option(
         "api.requests_per_second",
         float,
-        5.0,
-        "API calls per second, at most.",
+        10.0,
+        "Metadata API calls per second, at most (halved on 429/503, then regained).",
         minimum=0.1,
         maximum=100,
+    ),
+    Option(
+        "api.downloads_per_second",
+        float,
+        50.0,
+        "/api/download resolutions per second, at most (one per file).",
+        minimum=0.1,
+        maximum=1000,
     ),
     # analytics
     Option("analytics.enabled", bool, True, "Record analytics events."),

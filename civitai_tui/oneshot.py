@@ -9,12 +9,13 @@ or not, so the caller can print a summary and choose the exit status.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.planner import BulkFilters, plan_downloads
+from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.civitai.selection import FileSelection
 from civitai_tui.civitai.targets import Target, describe_target
 from civitai_tui.download.downloader import FileDownloader
@@ -112,9 +113,15 @@ async def run_get(
     settings: DownloadSettings,
     bus: EventBus,
     on_planned: Callable[[list[DownloadRequest]], None] | None = None,
+    limiters: Mapping[str, RateLimiter] | None = None,
 ) -> GetReport:
-    """Plan and download ``targets``; ``on_planned(requests)`` runs between the two."""
-    async with CivitAIClient(base_url, api_key, allow_http=options.allow_http, bus=bus) as client:
+    """Plan and download ``targets``; ``on_planned(requests)`` runs between the two.
+
+    ``limiters`` are the client's pacing (``runtime_settings.api_limiters``).
+    """
+    async with CivitAIClient(
+        base_url, api_key, allow_http=options.allow_http, bus=bus, **(limiters or {})
+    ) as client:
         requests, failures = await plan(client, targets, options)
         if on_planned is not None:
             on_planned(requests)

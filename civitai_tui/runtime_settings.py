@@ -1,8 +1,9 @@
 """The one place where config keys become the runtime settings objects of each part.
 
 ``download.*`` → :class:`DownloadSettings`, ``bulk.*`` → :class:`BatchConfig`,
-``analytics.*`` → :class:`AnalyticsSettings`. Light imports only: the CLI uses
-it for ``get`` without loading the engine.
+``analytics.*`` → :class:`AnalyticsSettings`, ``api.*`` → the client's rate
+limiters. Light imports only: the CLI uses it for ``get`` without loading the
+engine.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 
 from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
+from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.config import Config
 from civitai_tui.download.settings import DownloadSettings
 
@@ -36,6 +38,14 @@ def download_settings(config: Config) -> DownloadSettings:
         checkpoint_seconds=config.get("download.checkpoint_seconds"),
         stall_timeout=config.get("download.stall_timeout"),
     )
+
+
+def api_limiters(config: Config) -> dict[str, RateLimiter]:
+    """The API client's pacing from the ``api.*`` keys (keyword arguments of the client)."""
+    return {
+        "limiter": RateLimiter(config.get("api.requests_per_second")),
+        "download_limiter": RateLimiter(config.get("api.downloads_per_second"), burst=10),
+    }
 
 
 def analytics_settings(config: Config) -> AnalyticsSettings:

@@ -49,3 +49,16 @@ def test_parse_retry_after() -> None:
     assert 25 <= (parse_retry_after(later) or 0) <= 31
     earlier = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(earlier) == 0.0
+
+
+async def test_rate_limiter_halves_on_push_back_and_recovers() -> None:
+    limiter = RateLimiter(rate=100.0, burst=1)
+    limiter.slow_down()
+    limiter.slow_down()
+    assert limiter.rate == 25.0
+    for _ in range(10):
+        await limiter.acquire()
+    assert 25.0 < limiter.rate <= 100.0
+    for _ in range(100):
+        limiter.slow_down()
+    assert limiter.rate == RateLimiter.MIN_RATE

@@ -108,6 +108,7 @@ class CivitAIClient:
         user_agent: str = DEFAULT_USER_AGENT,
         bus: EventBus | None = None,
         limiter: RateLimiter | None = None,
+        download_limiter: RateLimiter | None = None,
         backoff: Backoff | None = None,
         timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
     ) -> None:
@@ -118,6 +119,8 @@ class CivitAIClient:
         self._user_agent = user_agent
         self._bus = bus or NULL_BUS
         self._limiter = limiter or RateLimiter()
+        #: /api/download hits are paced apart from metadata: a bulk job needs one per file.
+        self._download_limiter = download_limiter or RateLimiter(50.0, burst=10)
         self._backoff = backoff or Backoff()
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -155,11 +158,17 @@ class CivitAIClient:
         return headers
 
     async def _send(
-        self, method: str, url: str, what: str, params: Params | None, body: Any
+        self,
+        method: str,
+        url: str,
+        what: str,
+        params: Params | None,
+        body: Any,
+        limiter: RateLimiter | None = None,
     ) -> _Answer:
         if self._session is None:
             raise RuntimeError("use CivitAIClient inside 'async with'")
-        await self._limiter.acquire()
+        await (limiter or self._limiter).acquire()
         log.debug("%s %s", method, mask_url(url))
         try:
             async with self._session.request(
@@ -303,6 +312,8 @@ class CivitAIClient:
                 answer = await self._fetch(method, path, what, params, body)
                 return self._json_body(answer, what)
             except CivitaiTuiError as err:
+                if err.kind is FailureKind.RATE_LIMITED:
+                    self._limiter.slow_down()
                 if err.kind not in _RETRY_KINDS or attempt == attempts:
                     raise
                 delay = self._backoff.delay(attempt, err.retry_after)
@@ -431,7 +442,11 @@ class CivitAIClient:
         )
         params = [("fileId", str(int(file_id)))] if file_id else None
         path = f"/api/download/models/{int(version_id)}"
-        answer = await self._send("GET", self.base_url + path, what, params, None)
+        answer = await self._send(
+            "GET", self.base_url + path, what, params, None, self._download_limiter
+        )
+        if answer.status in (429, 503):
+            self._download_limiter.slow_down()
         location = answer.headers.get("Location")
         if answer.status in _REDIRECTS and location:
             return self._resolved(answer.url, location, what)

@@ -2,7 +2,9 @@
 
 A :class:`RateLimiter` spaces API requests (default at most 10 a second, with a
 small burst) so resolving a thousand targets never sets off a 429 storm; one
-limiter can be shared by several clients. :class:`Backoff` gives exponential
+limiter can be shared by several clients. When the server answers 429/503
+anyway, ``slow_down`` halves the pace; each request that goes through wins a
+little of it back (AIMD), up to the configured ceiling. :class:`Backoff` gives exponential
 delays with full jitter, honouring ``Retry-After`` and capped (60 s by default).
 """
 
@@ -18,9 +20,13 @@ from email.utils import parsedate_to_datetime
 class RateLimiter:
     """A token bucket: ``rate`` requests a second, up to ``burst`` at once."""
 
+    MIN_RATE = 0.2
+    RECOVERY = 0.02  # each request that goes through wins back this share of the ceiling
+
     def __init__(self, rate: float = 10.0, burst: int = 3) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
+        self.max_rate = rate
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
@@ -40,6 +46,11 @@ class RateLimiter:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
                 self._refill()
             self._tokens -= 1
+            self.rate = min(self.max_rate, self.rate + self.RECOVERY * self.max_rate)
+
+    def slow_down(self) -> None:
+        """The server pushed back (429/503): halve the pace."""
+        self.rate = max(self.MIN_RATE, self.rate / 2)
 
 
 @dataclass(frozen=True)
