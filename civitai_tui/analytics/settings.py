@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
-
-if TYPE_CHECKING:
-    from civitai_tui.config import Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +22,3 @@ class AnalyticsSettings:
     retention_days: int = 30
     #: Size cap of analytics.db in bytes (oldest rows go first); None: no cap.
     max_db_bytes: int | None = 512 * 1024 * 1024
-
-    @classmethod
-    def from_config(cls, config: Config) -> Self:
-        """The settings from the ``analytics.*`` keys."""
-        return cls(
-            enabled=config.get("analytics.enabled"),
-            anonymize_users=config.get("analytics.anonymize_users"),
-            retention_days=config.get("analytics.retention_days"),
-            max_db_bytes=config.get("analytics.max_db_mb") * 1024 * 1024,
-        )
