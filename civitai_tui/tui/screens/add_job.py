@@ -106,7 +106,6 @@ def describe_preview(preview: dict[str, Any]) -> str:
     extra = preview["files"] - min(preview["files"], PREVIEW_ITEMS)
     if extra:
         lines.append(f"  … and {extra} more")
-    lines.extend(f"[$error]{escape(e)}[/]" for e in preview.get("errors", []))
     return "\n".join(lines)
 
 
@@ -215,7 +214,8 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             self.query_one("#add-preview", Static).update("")
             self._show_error(err.message)
             return
-        self.previewed = request
+        self._show_error("\n".join(preview.get("errors", [])))
+        self.previewed = request if preview["files"] else None
         self.query_one("#add-preview", Static).update(describe_preview(preview))
 
     @work(exclusive=True, group="add", exit_on_error=False)

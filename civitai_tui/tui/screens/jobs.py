@@ -46,6 +46,8 @@ def matches(job: JobView, text: str) -> bool:
 class JobsScreen(EngineScreen):
     """Mode 1."""
 
+    AUTO_FOCUS = "#jobs"
+
     BINDINGS = [
         Binding(
             "space",

@@ -107,7 +107,7 @@ class PerformanceScreen(EngineScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._timers: list[Timer] = []
+        self._live_timers: list[Timer] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,16 +124,16 @@ class PerformanceScreen(EngineScreen):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        self._timers = [
+        self._live_timers = [
             self.set_interval(REDRAW_SECONDS, self._redraw),
             self.set_interval(POLL_SECONDS, self._poll),
         ]
         self._poll()
 
     def on_screen_suspend(self) -> None:
-        for timer in self._timers:
+        for timer in self._live_timers:
             timer.stop()
-        self._timers = []
+        self._live_timers = []
 
     def _poll(self) -> None:
         self.run_worker(self.tui.bridge.performance(), group="perf-poll", exclusive=True)
