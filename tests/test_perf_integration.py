@@ -82,9 +82,9 @@ async def test_connections_stay_low_without_a_per_connection_cap(
     sim.faults.set(total_rate=8 * MiB)  # a shared link limit: more connections add nothing
     async with downloading(sim, tmp_path) as (optimizer, decisions):
         await until(lambda: any("no gain" in d.reason for d in decisions), timeout=10)
-        assert budget(optimizer) == FAST.start_connections
+        assert budget(optimizer) <= FAST.start_connections
         await asyncio.sleep(1.0)  # held, not creeping back up at once
-        assert budget(optimizer) == FAST.start_connections
+        assert budget(optimizer) <= FAST.start_connections
 
 
 @pytest.mark.slow

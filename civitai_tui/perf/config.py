@@ -24,7 +24,7 @@ class OptimizationConfig:
     #: The seed's table runs this often.
     interval: float = 5.0
     #: Per-host probes run this often (a probe needs a settle tick and a measure tick).
-    probe_interval: float = 0.5
+    probe_interval: float = 0.25
     #: System and throughput samples (MetricsSample) this often.
     sample_interval: float = 1.0
     #: Below this CPU and memory (%) with a GOOD or better network the table adds a connection.

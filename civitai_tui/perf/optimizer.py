@@ -237,8 +237,9 @@ class PerformanceOptimizer:
                 self.controls.set_retry_base(base)
 
     def _tables(self, now: float) -> None:
-        recent = list(self.samples)[-max(1, round(self.config.interval)) :]
-        if recent and self.tracker.active():
+        wanted = max(1, round(self.config.interval / self.config.sample_interval))
+        recent = list(self.samples)[-wanted:]
+        if len(recent) >= wanted and self.tracker.active():  # a full interval of samples
             cpu = sum(s.cpu_percent for s in recent) / len(recent)
             memory = sum(s.memory_percent for s in recent) / len(recent)
             verdict = system_verdict(cpu, memory, self.condition, self.config)

@@ -7,8 +7,8 @@ If the rate rose by at least ``min_gain`` of what linear scaling would give
 (a server that caps each connection), the added connections stay and the next
 probe follows; otherwise the budget returns to the baseline and the probe
 waits (``hold``, doubling up to ``MAX_HOLD`` while probes keep failing) before
-trying again. Growth starts multiplicative (x2, slow start) and becomes
-additive after the first failed probe.
+trying again. Growth starts multiplicative (slow start: x2, x4 after a probe
+that scaled almost linearly) and becomes additive after the first failed probe.
 
 AIMD on trouble: a 429/503 halves the budget and caps it below the count that
 was throttled (for ``THROTTLE_MEMORY`` seconds); a burst of connection resets
@@ -25,6 +25,7 @@ SETTLE_TICKS = 1  # ticks ignored after a change (new connections ramp up)
 MEASURE_TICKS = 2  # ticks averaged into one measurement
 FIRST_HOLD = 8.0
 MAX_HOLD = 60.0
+NEAR_LINEAR = 0.8
 THROTTLE_MEMORY = 300.0
 THROTTLE_DEBOUNCE = 2.0
 MB = 1_000_000
@@ -96,6 +97,7 @@ class HostProbe:
     _hold: float = FIRST_HOLD
     _hold_until: float = 0.0
     _grow_blocked: bool = False
+    _near_linear: bool = False  # the last probe scaled almost linearly: step x4
 
     def __post_init__(self) -> None:
         self.budget = self._clamp(self.budget)
@@ -173,7 +175,10 @@ class HostProbe:
         if base.connections < self.budget * 0.75:
             self._hold_for(now)  # the files cannot use the budget they have (too few ranges)
             return None
-        target = self.budget * 2 if self._slow_start else self.budget + max(1, self.budget // 4)
+        if self._slow_start:
+            target = self.budget * (4 if self._near_linear else 2)
+        else:
+            target = self.budget + max(1, self.budget // 4)
         self.phase = Phase.PROBING
         step = self._set(
             target,
@@ -192,6 +197,7 @@ class HostProbe:
         linear_gain = base.rate * added
         gain = measured.rate - base.rate
         if added > 0.05 and linear_gain > 0 and gain >= self.min_gain * linear_gain:
+            self._near_linear = gain >= NEAR_LINEAR * linear_gain
             self._hold = FIRST_HOLD
             self._base = measured
             self.phase = Phase.BASELINE

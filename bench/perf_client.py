@@ -1,0 +1,151 @@
+"""One benchmark client run: our downloader under an optimizer mode, or with fixed connections.
+
+Prints one JSON object: ``ok``, ``bytes``, ``seconds``, ``connections`` (peak per
+file), ``retries``, ``throttled`` (429/503 answers), ``decisions`` and
+``optimizer_cpu_s`` (CPU spent in the optimizer's own code). A run that
+reaches ``--timeout`` stops and reports the bytes it had (``ok`` false).
+``--idle S`` instead runs the optimizer with nothing to download for S seconds
+and reports its CPU (the idle overhead).
+
+Usage: ``python -m bench.perf_client --url URL --dest DIR (--mode M | --fixed N)``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from civitai_tui.download.downloader import FileDownloader
+from civitai_tui.download.request import DirectSource, DownloadRequest
+from civitai_tui.download.session import create_download_session
+from civitai_tui.download.settings import DownloadSettings
+from civitai_tui.events import Event, EventBus, FileInfo, FileProgress, RetryScheduled
+from civitai_tui.perf import OptimizationConfig, OptimizationMode, PerformanceOptimizer
+from civitai_tui.perf.controls import DownloaderControls
+from civitai_tui.perf.session import create_optimized_session
+
+MiB = 1 << 20
+
+
+class Stats:
+    """What the bus told us about the run."""
+
+    def __init__(self) -> None:
+        self.done = self.peak = self.retries = self.throttled = self.decisions = 0
+        self.optimizer_cpu = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FileProgress):
+            self.done, self.peak = event.done, max(self.peak, event.connections)
+        elif isinstance(event, RetryScheduled):
+            self.retries += 1
+            self.throttled += event.status in (429, 503)
+        elif event.type == "optimizer_decision":
+            self.decisions += 1
+
+    def timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``method`` with its thread CPU time added to ``optimizer_cpu``."""
+
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.optimizer_cpu += time.thread_time() - started
+
+        return wrapper
+
+
+def instrument(optimizer: PerformanceOptimizer, stats: Stats) -> None:
+    for name in ("_probe_tick", "_sample", "_tables", "_on_event"):
+        setattr(optimizer, name, stats.timed(getattr(optimizer, name)))
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    bus, stats = EventBus(), Stats()
+    settings = DownloadSettings(connections=args.fixed or 16, min_split=1 * MiB, disk_margin=0)
+    holder: list[FileDownloader] = []
+    optimizer = None
+    if args.mode:
+        config = OptimizationConfig(mode=OptimizationMode(args.mode))
+        optimizer = PerformanceOptimizer(bus, DownloaderControls(lambda: holder[0]), config)
+        instrument(optimizer, stats)
+        session = create_optimized_session(optimizer)
+    else:
+        session = create_download_session(limit=0, limit_per_host=max(64, args.fixed or 0))
+    bus.add_callback(stats)
+    async with session:
+        holder.append(FileDownloader(session, bus, settings))
+        if optimizer is not None:
+            await optimizer.start()
+        request = DownloadRequest(
+            info=FileInfo(key="bench", name="bench"),
+            source=DirectSource(args.url),
+            dest_dir=args.dest,
+        )
+        started = time.perf_counter()
+        error = None
+        try:
+            result = await asyncio.wait_for(holder[0].download(request), args.timeout)
+            ok = result.status == "completed"
+            error = result.error.message if result.error else None
+        except TimeoutError:
+            ok, error = False, f"timeout after {args.timeout:g} s"
+        seconds = time.perf_counter() - started
+        if optimizer is not None:
+            await optimizer.stop()
+    return {
+        "ok": ok,
+        "error": error,
+        "bytes": stats.done,
+        "seconds": seconds,
+        "connections": stats.peak,
+        "retries": stats.retries,
+        "throttled": stats.throttled,
+        "decisions": stats.decisions,
+        "optimizer_cpu_s": stats.optimizer_cpu,
+    }
+
+
+async def idle(seconds: float) -> dict[str, Any]:
+    optimizer = PerformanceOptimizer(EventBus(), DownloaderControls(lambda: None))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    await optimizer.start()
+    await asyncio.sleep(seconds)
+    await optimizer.stop()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"ok": True, "seconds": seconds, "cpu_s": cpu, "cpu_s_per_hour": cpu * 3600 / seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf_client", description=__doc__)
+    parser.add_argument("--url")
+    parser.add_argument("--dest", type=Path)
+    parser.add_argument("--mode", choices=[m.value for m in OptimizationMode])
+    parser.add_argument("--fixed", type=int)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--idle", type=float)
+    args = parser.parse_args(argv)
+    if args.idle:
+        print(json.dumps(asyncio.run(idle(args.idle))))
+        return 0
+    if not args.url or not args.dest or bool(args.mode) == bool(args.fixed):
+        parser.error("--url, --dest and exactly one of --mode / --fixed are required")
+    args.dest.mkdir(parents=True, exist_ok=True)
+    outcome = asyncio.run(run(args))
+    print(json.dumps(outcome))
+    return 0 if outcome["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
