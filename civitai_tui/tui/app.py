@@ -96,6 +96,7 @@ class CivitaiTuiApp(App[None]):
         self.clock = clock
         self.follow_engine = follow_engine
         self.state = EngineState()
+        self.frames = 0  # flushes that painted something (tests and the benchmark read it)
         self.bridge = EngineBridge(client, self.state)
         self.warnings = list(settings.warnings)
         if "TEXTUAL_ANIMATIONS" not in os.environ:
@@ -145,6 +146,7 @@ class CivitaiTuiApp(App[None]):
         if isinstance(screen, EngineScreen) and self.state.has_changes:
             with self.batch_update():
                 screen.sync(self.state)
+            self.frames += 1
 
     # ------------------------------------------------------------------ engine calls
 

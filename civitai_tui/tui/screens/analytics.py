@@ -25,6 +25,7 @@ from civitai_tui.tui.screens.modals import ExportScreen
 from civitai_tui.tui.state import EngineState
 
 PERIODS = {"day": 1, "week": 7, "month": 30}
+TICKS = 8
 EXTENSIONS = {"html": "html", "json": "json", "pdf": "pdf"}
 
 
@@ -73,6 +74,7 @@ class AnalyticsScreen(EngineScreen):
     """Mode 3."""
 
     DEFAULT_CSS = """
+    AnalyticsScreen VerticalScroll { scrollbar-gutter: stable; }
     AnalyticsScreen #cards { height: 4; }
     AnalyticsScreen .card { width: 1fr; border: round $primary; padding: 0 1; height: 4; }
     AnalyticsScreen #charts { height: 12; }
@@ -126,7 +128,7 @@ class AnalyticsScreen(EngineScreen):
         self.action_reload()
 
     def action_reload(self) -> None:
-        self.run_worker(self._load(), group="analytics", exclusive=True, exit_on_error=False)
+        self.run_worker(self._load, group="analytics", exclusive=True, exit_on_error=False)
 
     async def _load(self) -> None:
         self._status(f"loading the last {self.period}…")
@@ -168,7 +170,10 @@ class AnalyticsScreen(EngineScreen):
         plt.clear_figure()
         plt.title(title if labels else f"{title}: no data yet")
         if labels:
-            plt.bar(labels, values, color=Color.parse(plot.app.theme_variables["primary"]).rgb)
+            positions = list(range(1, len(labels) + 1))
+            plt.bar(positions, values, color=Color.parse(plot.app.theme_variables["primary"]).rgb)
+            step = max(1, len(labels) // TICKS)
+            plt.xticks(positions[::step], labels[::step])
         plot.refresh()
 
     def action_export(self) -> None:

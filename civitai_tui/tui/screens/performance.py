@@ -136,7 +136,7 @@ class PerformanceScreen(EngineScreen):
         self._live_timers = []
 
     def _poll(self) -> None:
-        self.run_worker(self.tui.bridge.performance(), group="perf-poll", exclusive=True)
+        self.run_worker(self.tui.bridge.performance, group="perf-poll", exclusive=True)
 
     def _redraw(self) -> None:
         if self.tui.state.perf.dirty:

@@ -1,0 +1,73 @@
+"""Snapshot tests of each screen with fixed data (a scripted transport) and a fixed clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from civitai_tui.tui.app import CivitaiTuiApp, make_app
+from tests.tui.conftest import SIZE, until
+from tests.tui.scripted import JOBS, T0, ScriptedEngine
+
+
+def scripted_app(home: Path, theme: str = "civitai-dark") -> CivitaiTuiApp:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f"[ui]\ntheme = '{theme}'\n")
+    return make_app(ScriptedEngine(), home, clock=lambda: T0)  # type: ignore[arg-type]
+
+
+async def loaded(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    await until(
+        pilot, lambda: len(app.state.jobs) == len(JOBS) and len(app.state.perf.samples) == 120
+    )
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("theme", ["civitai-dark", "civitai-light", "civitai-amber"])
+def test_jobs_screen(snap_compare: Any, isolated_home: Path, theme: str) -> None:
+    assert snap_compare(scripted_app(isolated_home, theme), run_before=loaded, terminal_size=SIZE)
+
+
+def test_jobs_screen_at_80x24(snap_compare: Any, isolated_home: Path) -> None:
+    assert snap_compare(scripted_app(isolated_home), run_before=loaded, terminal_size=(80, 24))
+
+
+def test_job_detail(snap_compare: Any, isolated_home: Path) -> None:
+    async def details(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("d")
+        await pilot.pause(0.3)
+
+    assert snap_compare(scripted_app(isolated_home), run_before=details, terminal_size=SIZE)
+
+
+def test_add_dialog(snap_compare: Any, isolated_home: Path) -> None:
+    async def dialog(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("a", *"user:someone")
+        await pilot.pause(0.2)
+
+    assert snap_compare(scripted_app(isolated_home), run_before=dialog, terminal_size=SIZE)
+
+
+def test_performance_screen(snap_compare: Any, isolated_home: Path) -> None:
+    async def perf(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause(0.5)
+
+    assert snap_compare(scripted_app(isolated_home), run_before=perf, terminal_size=SIZE)
+
+
+def test_analytics_screen(snap_compare: Any, isolated_home: Path) -> None:
+    async def stats(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("3")
+        await until(pilot, lambda: pilot.app.screen.report is not None)
+        await pilot.pause(0.3)
+
+    assert snap_compare(scripted_app(isolated_home), run_before=stats, terminal_size=SIZE)
