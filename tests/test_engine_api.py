@@ -287,3 +287,34 @@ async def test_analytics_and_reports_through_the_api(
         await running.client.analytics(0)
     with pytest.raises(CivitaiTuiError, match="unknown report format"):
         await running.client.write_report(str(tmp_path / "r.doc"), "doc", 7)
+
+
+async def test_rerun_skips_files_already_in_the_library_and_writes_sidecars(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    lib = tmp_path / "lib"
+    creator = sim.catalogue.models[0].creator
+    await running.client.set_config("bulk.previews", True)
+    await running.client.set_config("bulk.preview_nsfw_level", 31)  # any image will do
+    first = await running.client.add([f"user:{creator}"], options={"dest": str(lib), "limit": 2})
+    assert (await running.client.wait([first["id"]], timeout=30))["ok"]
+    models = sorted(
+        p for p in lib.iterdir() if p.suffix in (".safetensors", ".ckpt", ".pt", ".pth")
+    )
+    assert len(models) == 2
+    for model in models:
+        meta = json.loads(model.with_name(model.stem + ".civitai.json").read_text())
+        assert meta["file"]["sha256"].upper() == sha256(model)
+        assert list(lib.glob(model.stem + ".preview.*"))
+    # Moved elsewhere in the library by hand: still found by its hash, not fetched again.
+    (lib / "moved").mkdir()
+    models[0].rename(lib / "moved" / models[0].name)
+    sent = sim.stats.storage_bytes_sent
+    preview = await running.client.preview([f"user:{creator}"], {"dest": str(lib), "limit": 2})
+    assert preview["already_present"] == 2
+    again = await running.client.add([f"user:{creator}"], options={"dest": str(lib), "limit": 2})
+    await running.client.wait([again["id"]], timeout=30)
+    detail = await running.client.job(again["id"])
+    assert detail["state"] == "COMPLETED", detail
+    assert [f["state"] for f in detail["files"]] == ["skipped", "skipped"]
+    assert sim.stats.storage_bytes_sent == sent

@@ -20,12 +20,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
+from civitai_tui.bulk.library import LibraryIndex
 from civitai_tui.bulk.queue import JobQueue
+from civitai_tui.bulk.sidecars import fetch_preview, write_sidecar
 from civitai_tui.bulk.states import JobState
 from civitai_tui.bulk.store import JobStore
 from civitai_tui.civitai.client import CivitAIClient
@@ -60,6 +63,11 @@ class ManagerSettings:
     template: str = "{type}/{base_model}/{model_name}/{file_name}"
     max_connections_per_host: int = 64
     download: DownloadSettings = dataclasses.field(default_factory=DownloadSettings)
+    sidecars: bool = True
+    previews: bool = False
+    preview_nsfw_level: int = 1
+    #: Extra keyword arguments of the API client (its rate limiters).
+    client_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class BulkDownloadManager:
@@ -91,6 +99,8 @@ class BulkDownloadManager:
         self._busy_paths: set[str] = set()
         self._dirty: dict[str, set[str]] = {}
         self._client: CivitAIClient | None = None
+        self._library: LibraryIndex | None = None
+        self._scanned: set[Path] = set()
         self._session: aiohttp.ClientSession | None = None
         self._downloader: FileDownloader | None = None
         self._unsubscribe = self.bus.add_callback(self._on_event)
@@ -105,8 +115,10 @@ class BulkDownloadManager:
             self.settings.api_key,
             allow_http=self.settings.allow_http,
             bus=self.bus,
+            **self.settings.client_options,
         )
         await self._client.__aenter__()
+        self._library = LibraryIndex(self.settings.state_dir / "state.db")
         self._session = (
             self._session_factory()
             if self._session_factory is not None
@@ -142,6 +154,8 @@ class BulkDownloadManager:
         if self._client is not None:
             await self._client.close()
         self._store.close()
+        if self._library is not None:
+            self._library.close()
 
     def _recover(self, job: BulkDownloadJob) -> None:
         for f in job.files:
@@ -309,8 +323,11 @@ class BulkDownloadManager:
     async def _schedule(self) -> None:
         while True:
             self._slots = [t for t in self._slots if not t.done()]
-            while len(self._slots) < self.batch.slots and self._start_next_batch():
-                pass
+            try:
+                while len(self._slots) < self.batch.slots and self._start_next_batch():
+                    pass
+            except Exception:  # the scheduler must outlive any one job's surprise
+                log.exception("scheduling failed; trying again on the next change")
             self._wake.clear()
             await self._wake.wait()
 
@@ -389,16 +406,18 @@ class BulkDownloadManager:
             self._file_tasks.pop(f.key, None)
             self._inflight.pop(f.key, None)
             self._busy_paths.discard(str(Path(f.dest_dir) / (f.filename or "")))
-        self._apply_result(job, f, result)
+        await self._apply_result(job, f, result)
         return result
 
-    def _apply_result(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
+    async def _apply_result(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
         f.attempts += max(1, result.retries + 1)
         if result.status in ("completed", "skipped"):
             f.state = FileState.COMPLETED if result.status == "completed" else FileState.SKIPPED
             f.done = result.bytes
             f.path = str(result.path) if result.path else f.path
             f.error = f.error_kind = None
+            if result.path is not None:
+                await self._landed(f, result.path, result.sha256)
         else:
             err = result.error
             f.state = FileState.FAILED
@@ -407,8 +426,22 @@ class BulkDownloadManager:
             f.last_status = err.status if err else None
         self._store.save_files(job.id, [f])
 
+    async def _landed(self, f: JobFile, path: Path, sha256: str | None) -> None:
+        """A file is in place: index it and write its sidecars."""
+        assert self._library is not None
+        if sha256:
+            await asyncio.to_thread(self._library.add, path, sha256)
+        if self.settings.sidecars:
+            await asyncio.to_thread(write_sidecar, path, f.info, sha256, self.settings.base_url)
+        if self.settings.previews and f.preview_url and self._session is not None:
+            await fetch_preview(
+                self._session, f.preview_url, path, allow_http=self.settings.allow_http
+            )
+
     def _finish(self, job: BulkDownloadJob) -> None:
         self._queue.remove(job.id)
+        if job.state is JobState.PENDING:  # nothing to download (all present, or empty)
+            self._set_state(job, JobState.PROCESSING, "started")
         if job.failures or job.error:
             self._set_state(job, JobState.FAILED, job.failure_summary())
         else:
@@ -495,7 +528,9 @@ class BulkDownloadManager:
                     nsfw=opts.nsfw,
                 ),
                 on_error=on_error,
+                preview_nsfw_level=self.settings.preview_nsfw_level,
             )
+            await self._scan_library(Path(opts.dest or "."))
         except CivitaiTuiError as err:
             errors.append(err.message)
             requests = []
@@ -504,6 +539,16 @@ class BulkDownloadManager:
             errors.append(mask_text(f"unexpected error: {exc}"))
             requests = []
         return requests, errors
+
+    async def _scan_library(self, root: Path) -> None:
+        """Index the destination's model files once per engine run (then kept current)."""
+        root = root.expanduser().resolve()
+        if root in self._scanned or not root.is_dir():
+            return
+        assert self._library is not None
+        result = await asyncio.to_thread(self._library.scan, root)
+        self._scanned.add(root)
+        log.info("library %s: %d model files, %d hashed", root, result.files, result.hashed)
 
     def _job_files(self, job: BulkDownloadJob, requests: list[DownloadRequest]) -> list[JobFile]:
         """Place each planned file in the library; mark the ones already present."""
@@ -527,12 +572,21 @@ class BulkDownloadManager:
                 blake3=req.blake3,
                 remote_scans=req.remote_scans,
                 file_format=req.file_format,
+                preview_url=req.preview_url,
             )
-            final = dest_dir / filename if filename else None
-            if f.sha256 and f.sha256.upper() in known and final and final.exists():
-                f.state, f.done, f.path = FileState.SKIPPED, f.size or 0, str(final)
+            present = self._present(f, dest_dir / filename if filename else None, known)
+            if present is not None:
+                f.state, f.done, f.path = FileState.SKIPPED, f.size or 0, str(present)
             files.append(f)
         return files
+
+    def _present(self, f: JobFile, final: Path | None, known: set[str]) -> Path | None:
+        """Where this file already is, verified by its SHA256, if anywhere."""
+        if not f.sha256:
+            return None
+        if final is not None and f.sha256.upper() in known and final.exists():
+            return final
+        return self._library.find(f.sha256) if self._library is not None else None
 
     # ---------------------------------------------------------------- plumbing
 

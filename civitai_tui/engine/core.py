@@ -28,7 +28,12 @@ from civitai_tui.perf.config import OptimizationConfig
 from civitai_tui.perf.controls import DownloaderControls
 from civitai_tui.perf.optimizer import PerformanceOptimizer
 from civitai_tui.perf.session import create_optimized_session
-from civitai_tui.runtime_settings import analytics_settings, batch_config, download_settings
+from civitai_tui.runtime_settings import (
+    analytics_settings,
+    api_limiters,
+    batch_config,
+    download_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,10 @@ class Engine:
                 template=self.config.get("bulk.template"),
                 max_connections_per_host=self.config.get("performance.max_connections"),
                 download=download_settings(self.config),
+                sidecars=self.config.get("bulk.sidecars"),
+                previews=self.config.get("bulk.previews"),
+                preview_nsfw_level=self.config.get("bulk.preview_nsfw_level"),
+                client_options=api_limiters(self.config),
             ),
             bus=self.bus,
             batch=batch_config(self.config),
@@ -127,8 +136,8 @@ class Engine:
             fresh = batch_config(self.config)
             for field in dataclasses.fields(fresh):
                 setattr(self.manager.batch, field.name, getattr(fresh, field.name))
-            self.manager.settings.layout = self.config.get("bulk.layout")
-            self.manager.settings.template = self.config.get("bulk.template")
+            for name in ("layout", "template", "sidecars", "previews", "preview_nsfw_level"):
+                setattr(self.manager.settings, name, self.config.get(f"bulk.{name}"))
             self.manager.kick()
         elif section == "download":
             fresh_dl = download_settings(self.config)
