@@ -243,7 +243,7 @@ OPTIONS: dict[str, Option] = _options(
     Option(
         "api.downloads_per_second",
         float,
-        50.0,
+        100.0,
         "/api/download resolutions per second, at most (one per file).",
         minimum=0.1,
         maximum=1000,

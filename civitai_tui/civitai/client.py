@@ -120,7 +120,7 @@ class CivitAIClient:
         self._bus = bus or NULL_BUS
         self._limiter = limiter or RateLimiter()
         #: /api/download hits are paced apart from metadata: a bulk job needs one per file.
-        self._download_limiter = download_limiter or RateLimiter(50.0, burst=10)
+        self._download_limiter = download_limiter or RateLimiter(100.0, burst=10)
         self._backoff = backoff or Backoff()
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
