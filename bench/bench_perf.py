@@ -288,9 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="perf-bench-") as tmp, simulator() as sim:
         work = Path(tmp)
         for profile in profiles:
-            set_faults(sim["api_url"], PROFILES[profile][1])
             with busy_core(profile == "7"):
                 for client in clients:
+                    set_faults(sim["api_url"], PROFILES[profile][1])  # fresh fail_count per run
                     run = measure(profile, client, sim["url"], sim["size"], work, args.timeout)
                     print(f"profile {profile} {client}: {fmt_speed(run)} MB/s", file=sys.stderr)
                     runs.append(run)
