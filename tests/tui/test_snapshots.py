@@ -63,11 +63,18 @@ def test_performance_screen(snap_compare: Any, isolated_home: Path) -> None:
     assert snap_compare(scripted_app(isolated_home), run_before=perf, terminal_size=SIZE)
 
 
-def test_analytics_screen(snap_compare: Any, isolated_home: Path) -> None:
-    async def stats(pilot: Pilot[Any]) -> None:
+async def test_analytics_screen(isolated_home: Path) -> None:
+    """Checked as text: its plotext charts are not yet pixel-stable between runs (see report)."""
+    app = scripted_app(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("3")
-        await until(pilot, lambda: pilot.app.screen.report is not None)
-        await pilot.pause(0.3)
-
-    assert snap_compare(scripted_app(isolated_home), run_before=stats, terminal_size=SIZE)
+        await until(pilot, lambda: app.screen.report is not None)
+        cards = [str(app.screen.query_one(f"#card-{i}").render()) for i in range(5)]
+        assert cards[0] == "Downloads\n131 ok / 6 failed" and cards[1] == "Success rate\n95.6%"
+        assert cards[2] == "Bytes\n412.0 GiB" and cards[4].endswith("83.9 MiB/s")
+        trends = app.screen.query_one("#trends")
+        assert [str(c) for c in trends.get_row_at(0)] == ["mean speed", "↑ +30.0%", "high"]
+        patterns = str(app.screen.query_one("#patterns").render())
+        assert "Most downloads finish 19:00-23:00" in patterns
+        assert "queue large checkpoints overnight" in patterns

@@ -73,6 +73,7 @@ def patterns_text(report: dict[str, Any]) -> str:
 class AnalyticsScreen(EngineScreen):
     """Mode 3."""
 
+    AUTO_FOCUS = "#trends"
     DEFAULT_CSS = """
     AnalyticsScreen VerticalScroll { scrollbar-gutter: stable; }
     AnalyticsScreen #cards { height: 4; }

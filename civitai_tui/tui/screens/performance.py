@@ -8,6 +8,8 @@ chunk size come from ``GET /v1/performance``; an engine without it shows
 
 from __future__ import annotations
 
+from typing import Any
+
 import psutil
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -38,10 +40,18 @@ def optimizer_line(perf: PerfView) -> str:
     chunk = opt.get("chunk_size")
     return (
         f"mode [b]{escape(str(opt.get('mode', '?')).upper())}[/b] · "
-        f"connections {opt.get('connections', '?')} · "
+        f"connections {connections_text(opt)} · "
         f"chunk {human_bytes(chunk) if isinstance(chunk, int) else '?'} · "
         f"network: {escape(str(condition))}"
     )
+
+
+def connections_text(optimizer: dict[str, Any]) -> str:
+    """Connection budget per host (``/v1/performance`` ``hosts``), or the flat value."""
+    hosts = optimizer.get("hosts") or {}
+    if hosts:
+        return ", ".join(f"{escape(h)} {v.get('connections', '?')}" for h, v in hosts.items())
+    return str(optimizer.get("connections", "?"))
 
 
 def latest_line(perf: PerfView) -> str:
@@ -69,6 +79,7 @@ def decision_rows(perf: PerfView) -> list[tuple[str, ...]]:
 class PerformanceScreen(EngineScreen):
     """Mode 2."""
 
+    AUTO_FOCUS = "#decisions"
     DEFAULT_CSS = """
     PerformanceScreen #perf-status { height: 2; padding: 0 1; background: $panel; }
     PerformanceScreen Grid { grid-size: 2 2; height: 1fr; min-height: 12; }

@@ -23,6 +23,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("files", "Files"),
 )
 NAME_WIDTH = 28
+KIND_WIDTH = 12
 
 
 def job_cells(job: JobView) -> tuple[str, ...]:
@@ -31,7 +32,7 @@ def job_cells(job: JobView) -> tuple[str, ...]:
     name = job.name if len(job.name) <= NAME_WIDTH else job.name[: NAME_WIDTH - 1] + "…"
     return (
         name,
-        job.kind,
+        job.kind if len(job.kind) <= KIND_WIDTH else job.kind[: KIND_WIDTH - 1] + "…",
         job.state,
         str(job.priority),
         text_bar(job.done_bytes, job.total_bytes),
