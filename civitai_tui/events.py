@@ -84,7 +84,7 @@ class FileCompleted(Event):
     path: str
     bytes: int
     fetched_bytes: int
-    sha256: str
+    sha256: str | None  # None: no published hash, so none was computed
     duration: float
     connections: int = 1
     retries: int = 0

@@ -75,7 +75,12 @@ async def test_no_published_hash_is_recorded_unverified(sim: Simulator, tmp_path
     async with downloader() as dl:
         result = await dl.download(request_for(sim, file, tmp_path, verify=False))
     assert result.status == "completed" and not result.verified
-    assert result.sha256 == file.sha256.lower()
+    assert result.sha256 is None  # nothing to check against: not hashed
+    assert result.path is not None and result.path.read_bytes() == file.read(0, file.size)
+    (tmp_path / file.name).unlink()
+    async with downloader(fast_settings(hash_unpublished=True)) as dl:
+        result = await dl.download(request_for(sim, file, tmp_path, verify=False))
+    assert not result.verified and result.sha256 == file.sha256.lower()
 
 
 async def test_blake3_only_is_verified(sim: Simulator, tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ class FileDownloader:
             )
         )
         if not report.verified:
-            log.info("%s: unverified (no published hash), SHA256 %s", transfer.name, report.sha256)
+            log.info("%s: unverified (no published hash)", transfer.name)
         return result
 
     def _quarantine(

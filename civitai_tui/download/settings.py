@@ -37,7 +37,7 @@ class DownloadSettings:
     #: Never split a range below this (a file under 2x this uses one connection).
     min_split: int = 4 * MiB
     #: aiohttp read buffer per connection (memory ~ connections x 2 x buffer).
-    buffer_size: int = 1 * MiB
+    buffer_size: int = 256 * 1024
     checkpoint_seconds: float = 2.0
     checkpoint_bytes: int = 64 * MiB
     #: A connection with no bytes for this long is dropped and its range re-queued.
@@ -52,6 +52,9 @@ class DownloadSettings:
     #: How often a file that changes on the server mid-download is restarted.
     max_restarts: int = 3
     progress_interval: float = 0.25
+    #: Compute the SHA256 of files with no published hash too (for the record;
+    #: costs about 0.5 CPU-s per GB). Off: such files are reported unverified.
+    hash_unpublished: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     verify: VerifySettings = field(default_factory=VerifySettings)
 

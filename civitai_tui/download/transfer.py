@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -155,8 +156,9 @@ class Transfer:
                     await self._restart(restart)
             self._publish_progress(0.0)  # the final 100 %, however short the transfer
             await asyncio.to_thread(os.fsync, self.fd)
-            assert self.hasher is not None and self.size is not None
-            self.sha256 = await self.hasher.finish(self.size)
+            assert self.size is not None
+            if self.hasher is not None:
+                self.sha256 = await self.hasher.finish(self.size)
         except BaseException:
             self._save_final_checkpoint()
             raise
@@ -405,7 +407,7 @@ class Transfer:
             allocated = 0
         disk.check_free_space(dest, max(0, self.size - allocated), self.settings.disk_margin)
         await asyncio.to_thread(disk.preallocate, self.fd, self.size, self.part)
-        self.hasher = PrefixHasher(self.fd)
+        self.hasher = self._new_hasher()
 
     # ----------------------------------------------------------------- HTTP
     async def _url(self) -> str:
@@ -436,12 +438,7 @@ class Transfer:
         ``close`` asks the server to close the connection afterwards: after a 429/503
         this sheds idle pooled connections that a per-connection limit may count.
         """
-        headers: dict[str, str] = {"Connection": "close"} if close else {}
-        if not self.single_stream:
-            headers["Range"] = f"bytes={start}-{end - 1}"
-            validator = self.etag or self.last_modified
-            if conditional and validator:
-                headers["If-Range"] = validator
+        headers = self._range_headers(start, end, conditional=conditional, close=close)
         while True:
             url = await self._url()
             resp = await self._get(url, headers)
@@ -454,20 +451,34 @@ class Transfer:
                 resp.close()
                 raise
 
+    def _range_headers(
+        self, start: int, end: int, *, conditional: bool, close: bool
+    ) -> dict[str, str]:
+        headers: dict[str, str] = {"Connection": "close"} if close else {}
+        if not self.single_stream:
+            headers["Range"] = f"bytes={start}-{end - 1}"
+            validator = self.etag or self.last_modified
+            if conditional and validator:
+                headers["If-Range"] = validator
+        return headers
+
     def _check_status(self, resp: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
-        where = urlsplit(str(resp.url)).hostname or "the storage server"
-        if resp.status == 416:
-            total = unsatisfied_total(resp.headers.get("Content-Range"))
+        self._check_answer(resp.status, resp.headers, str(resp.url))
+        return resp
+
+    def _check_answer(self, status: int, headers: Mapping[str, str], url: str) -> None:
+        where = urlsplit(url).hostname or "the storage server"
+        if status == 416:
+            total = unsatisfied_total(headers.get("Content-Range"))
             if total is not None and total != self.size:
                 raise Restart(f"the file is now {total} bytes, it was {self.size}")
             raise protocol_error(f"{where} refused the byte range (HTTP 416)", 416)
-        if resp.status not in (200, 206):
-            raise status_error(resp.status, resp.headers, where)
-        if resp.status == 206 and self.single_stream:
+        if status not in (200, 206):
+            raise status_error(status, headers, where)
+        if status == 206 and self.single_stream:
             raise protocol_error(f"{where} sent a partial answer to a request for the whole file")
-        check_encoding(resp.headers)
-        check_content_type(resp.headers)
-        return resp
+        check_encoding(headers)
+        check_content_type(headers)
 
     async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         for _ in range(MAX_REDIRECTS + 1):
@@ -612,7 +623,7 @@ class Transfer:
                             resp = await self._send(
                                 start, resp_end, conditional=True, close=seg.owner in self._busy
                             )
-                            self._check_followup(resp, start, resp_end)
+                            self._check_followup(resp.status, resp.headers, start, resp_end)
                         stopped = await self._pump(resp, seg, resp_end, deadline)
                         resp = None
                         if stopped:
@@ -622,27 +633,36 @@ class Transfer:
             if resp is not None:
                 resp.close()
 
-    def _check_followup(self, resp: aiohttp.ClientResponse, start: int, end: int) -> None:
+    def _check_followup(
+        self, status: int, headers: Mapping[str, str], start: int, end: int
+    ) -> None:
         """A later request's answer: a 200 to a ranged request means restart."""
-        if resp.status == 200 and not self.single_stream:
-            raise self._restart_for(resp)
-        if resp.status == 206:
-            check_partial(resp.headers, start, end, self.size)
+        if status == 200 and not self.single_stream:
+            raise self._restart_for(headers)
+        if status == 206:
+            check_partial(headers, start, end, self.size)
         else:
-            check_length(resp.headers, self.size or 0)
+            check_length(headers, self.size or 0)
 
-    def _restart_for(self, resp: aiohttp.ClientResponse) -> Restart:
-        etag, modified = strong_etag(resp.headers), resp.headers.get("Last-Modified")
+    def _restart_for(self, headers: Mapping[str, str]) -> Restart:
+        etag, modified = strong_etag(headers), headers.get("Last-Modified")
         if (etag, modified) != (self.etag, self.last_modified):
             return Restart("the file changed on the server during the download")
         return Restart("the server ignores byte ranges: using one connection", single_stream=True)
+
+    def _new_hasher(self) -> PrefixHasher | None:
+        """A running SHA256 when there is a published one to check (or it is asked for)."""
+        assert self.fd is not None
+        if self.request.sha256 or self.settings.hash_unpublished:
+            return PrefixHasher(self.fd)
+        return None
 
     async def _rewind(self, seg: Segment) -> None:
         assert self.ranges is not None and self.fd is not None
         self.ranges.rewind(seg)
         if self.hasher is not None:
             await self.hasher.wait()
-        self.hasher = PrefixHasher(self.fd)
+        self.hasher = self._new_hasher()
 
     async def _pump(
         self,

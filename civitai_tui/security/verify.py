@@ -35,7 +35,7 @@ class Expectations:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    sha256: str
+    sha256: str | None  # None when no hash was published (and none computed)
     verified: bool  # a published hash matched
     scan_verdict: str  # "clean" | "dangerous" | "error" | "skipped"
     scan_detail: str = ""
@@ -47,10 +47,11 @@ async def verify_file(
 ) -> VerifyReport:
     """Check ``path`` (the finished ``.part``) against ``expect``; never raises for a bad file.
 
-    ``sha256`` is the digest already computed while downloading, if any.
+    ``sha256`` is the digest already computed while downloading, if any; without
+    one, the SHA256 is computed only when there is a published one to check.
     """
     actual_size = os.path.getsize(path)
-    digest = sha256 or await sha256_file(path)
+    digest = sha256 or (await sha256_file(path) if expect.sha256 else None)
     if actual_size != expect.size:
         error = CivitaiTuiError(
             FailureKind.SIZE_MISMATCH,
@@ -65,9 +66,9 @@ async def verify_file(
 
 
 async def _check_hash(
-    path: Path, expect: Expectations, digest: str
+    path: Path, expect: Expectations, digest: str | None
 ) -> tuple[bool, CivitaiTuiError | None]:
-    if expect.sha256:
+    if expect.sha256 and digest is not None:
         if same_hash(digest, expect.sha256):
             return True, None
         return False, _mismatch(expect.name, "SHA256", expect.sha256, digest)
