@@ -78,10 +78,41 @@ def bulk_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="civitai-tui")
-def main() -> None:
-    """A terminal download manager for CivitAI models."""
+@click.option(
+    "--embedded", is_flag=True, help="Run the engine inside the UI process (stops with it)."
+)
+@click.option("--allow-http", is_flag=True, help="Allow plain http:// to non-loopback hosts.")
+@click.pass_context
+def main(ctx: click.Context, embedded: bool, allow_http: bool) -> None:
+    """A terminal download manager for CivitAI models.
+
+    With no command, opens the full-screen UI attached to the engine (started in
+    the background when none runs, so downloads survive a dropped SSH session).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _run(_open_tui(state_dir(), embedded=embedded, allow_http=allow_http))
+
+
+async def _open_tui(home: Path, *, embedded: bool, allow_http: bool) -> None:
+    """The UI on this state dir's engine: started in the background, or embedded."""
+    from civitai_tui.engine.process import EnginePaths, engine_answers, ensure_engine
+    from civitai_tui.tui.app import run_tui_async
+
+    if not embedded:
+        await run_tui_async(await ensure_engine(home, allow_http=allow_http), home)
+        return
+    from civitai_tui.engine.core import Engine
+    from civitai_tui.tui.embedded import run_embedded_async
+
+    if await engine_answers(EnginePaths(home)):
+        raise CivitaiTuiError(
+            FailureKind.ENGINE,
+            f"an engine already runs for {home}; open the UI without --embedded to attach to it",
+        )
+    await run_embedded_async(lambda: Engine(home, allow_http=allow_http))
 
 
 # --------------------------------------------------------------------------- get
@@ -261,13 +292,18 @@ def simulator(host: str, port: int, storage_port: int, seed: int) -> None:
 @click.option(
     "--dest",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the demo's models go (default: <state dir>/demo-models).",
+    help="Where the demo's models go (default: <state dir>/demo/models).",
 )
-def demo(dest: Path | None) -> None:
-    """Download a sample of models from the built-in CivitAI simulator (offline)."""
-    from civitai_tui.demo import run_demo
+@click.option("--no-tui", is_flag=True, help="Download the sample with progress bars instead.")
+def demo(dest: Path | None, no_tui: bool) -> None:
+    """The built-in CivitAI simulator with a sample queue, in the UI (offline)."""
+    from civitai_tui.demo import run_demo, run_tui_demo
 
-    raise SystemExit(run_demo(dest or state_dir() / "demo-models", err_console))
+    home = state_dir() / "demo"
+    models = dest or home / "models"
+    if no_tui:
+        raise SystemExit(run_demo(models, err_console))
+    _run(run_tui_demo(home, models))
 
 
 # -------------------------------------------------------------------- the engine

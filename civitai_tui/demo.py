@@ -1,21 +1,26 @@
-"""``civitai-tui demo``: the whole download path on the built-in simulator, offline.
+"""``civitai-tui demo``: the product on the built-in simulator, offline.
 
-It starts the simulator on loopback with a throwaway token, points the client at
-it, and downloads a sample of its catalogue: models of several types, the
-128 MiB checkpoint (segmented, verified) and one malicious pickle that the
-local scan must refuse and quarantine. Nothing reaches the internet.
+It starts the simulator on loopback with a throwaway token and points the
+client at it. By default an engine runs inside the UI process on a fresh demo
+state dir (``<state dir>/demo``, wiped at each start) with a sample queue:
+models of several types, a creator's catalogue, the 128 MiB and 512 MiB
+checkpoints (rate-capped so progress, pause and resume can be watched) and one
+malicious pickle that the local scan must refuse and quarantine. ``--no-tui``
+downloads the sample with progress bars instead. Nothing reaches the internet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 from pathlib import Path
 
 from rich.console import Console
 
-from civitai_tui.civitai.targets import ModelTarget, Target
-from civitai_tui.config import Config
+from civitai_tui.bulk.jobs import JobOptions
+from civitai_tui.civitai.targets import ModelTarget, Target, describe_target
+from civitai_tui.config import Config, Environment
 from civitai_tui.console import ProgressDisplay, SummaryRow, print_summary
 from civitai_tui.events import EventBus
 from civitai_tui.oneshot import GetOptions, GetReport, run_get
@@ -99,3 +104,35 @@ def run_demo(dest: Path, console: Console) -> int:
     print_summary(console, rows)
     console.print(f"Models are in {dest}; refused files are in the quarantine folder.")
     return 0 if ok else 1
+
+
+async def run_tui_demo(home: Path, models: Path) -> None:
+    """The UI with an embedded engine on the simulator and a sample queue."""
+    from civitai_tui.engine.core import Engine
+    from civitai_tui.tui.embedded import run_embedded_async
+
+    shutil.rmtree(home, ignore_errors=True)  # stale signed URLs point at old ports
+    home.mkdir(parents=True)
+    token = secrets.token_hex(16)
+    sim = await start_simulator(tokens={token})
+    specials = sim.catalogue.specials
+    for slow in (specials.large, specials.huge):  # visible progress to pause and resume
+        sim.faults.set(slow.file_id, per_connection_rate=1_000_000)
+    targets, _ = sample_targets(sim.catalogue)
+    creator = sim.catalogue.models[0].creator
+    options = JobOptions(dest=str(models), nsfw=True)
+
+    async def queue_sample(engine: Engine) -> None:
+        for target in targets:
+            await engine.manager.add_job([describe_target(target)], options=options)
+        await engine.manager.add_job([f"user:{creator}"], options=options, priority=-1)
+        await engine.manager.add_job([f"model:{specials.huge.model_id}"], options=options)
+
+    try:
+        await run_embedded_async(
+            lambda: Engine(home, environment=Environment(sim.api_url, token)),
+            setup=queue_sample,
+            title="civitai-tui demo",
+        )
+    finally:
+        await sim.close()

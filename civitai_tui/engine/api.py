@@ -156,6 +156,7 @@ def job_detail(job: BulkDownloadJob) -> dict[str, Any]:
             {
                 "key": f.key,
                 "name": f.info.name,
+                "model_type": f.info.model_type,
                 "size": f.size,
                 "done": f.done,
                 "state": str(f.state),
