@@ -7,6 +7,7 @@ work). Defaults were chosen by measuring on loopback (see the bench notes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,9 @@ class DownloadSettings:
     #: costs about 0.5 CPU-s per GB). Off: such files are reported unverified.
     hash_unpublished: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Called on the loop for every answer fetched by a worker thread (those skip
+    #: aiohttp's trace hooks): ``(host, seconds to the headers, new connection)``.
+    stream_observer: Callable[[str, float, bool], None] | None = None
     verify: VerifySettings = field(default_factory=VerifySettings)
 
 

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,12 +51,14 @@ from civitai_tui.download.responses import (
     unsatisfied_total,
 )
 from civitai_tui.download.settings import DownloadSettings
+from civitai_tui.download.stream import Answer, Outcome, RangeStream
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import EventBus, FileInfo, FileProgress, FileStarted, RetryScheduled
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class Restart(Exception):
@@ -102,6 +105,8 @@ class Transfer:
         self.hasher: PrefixHasher | None = None
         self.sha256: str | None = None
         self.single_stream = False
+        #: Follow-up ranges go through worker threads (off after a redirect: aiohttp follows).
+        self.threaded = True
         self.fetched = 0
         self.retries = 0
         self.max_connections = 0
@@ -488,7 +493,7 @@ class Transfer:
                 allow_redirects=False,
                 read_bufsize=self.settings.buffer_size,
             )
-            if resp.status not in (301, 302, 303, 307, 308):
+            if resp.status not in REDIRECTS:
                 return resp
             location = resp.headers.get("Location", "")
             resp.release()
@@ -537,11 +542,12 @@ class Transfer:
     ) -> None:
         assert self.ranges is not None
         attempt = 0
+        stream = RangeStream(self.settings.stall_timeout, self.settings.buffer_size)
         try:
             while True:
                 before = seg.pos
                 try:
-                    stopped = await self._fetch(seg, resp, resp_end)
+                    stopped = await self._fetch(seg, resp, resp_end, stream)
                     if self.ranges.complete:
                         self._all_done.set()  # wake connections waiting to retry
                     attempt = 0
@@ -562,6 +568,7 @@ class Transfer:
                     break
                 seg = next_seg
         finally:
+            stream.close()  # no call runs here: run() waits for its thread
             if seg.owner == wid:
                 self.ranges.release(seg)
             self._workers.pop(wid, None)
@@ -604,11 +611,17 @@ class Transfer:
             self._cap = 1 << 30
 
     async def _fetch(
-        self, seg: Segment, resp: aiohttp.ClientResponse | None, resp_end: int
+        self,
+        seg: Segment,
+        resp: aiohttp.ClientResponse | None,
+        resp_end: int,
+        stream: RangeStream,
     ) -> bool:
         """Fill ``seg`` (re-requesting as needed); True if told to stop early.
 
-        Network trouble raises :class:`CivitaiTuiError`.
+        The first answer comes through aiohttp; follow-up requests go through
+        ``stream`` (a worker thread) unless the file is read as one stream or
+        the storage redirects. Network trouble raises :class:`CivitaiTuiError`.
         """
         assert self.ranges is not None
         stall = self.settings.stall_timeout
@@ -618,6 +631,11 @@ class Transfer:
             with network_errors(stall):
                 async with asyncio.timeout(stall) as deadline:
                     while not seg.finished:
+                        if resp is None and self.threaded and not self.single_stream:
+                            outcome = await self._fetch_in_thread(stream, seg, deadline)
+                            if outcome is Outcome.STOPPED and self._stop_now():
+                                return True
+                            continue
                         if resp is None:
                             start, resp_end = seg.pos, seg.end
                             resp = await self._send(
@@ -632,6 +650,78 @@ class Transfer:
         finally:
             if resp is not None:
                 resp.close()
+
+    async def _fetch_in_thread(
+        self, stream: RangeStream, seg: Segment, deadline: asyncio.Timeout
+    ) -> Outcome:
+        """One request for the rest of ``seg``, its body written by a worker thread."""
+        assert self.fd is not None
+        start, end = seg.pos, seg.end
+        if not await self._ask_in_thread(stream, start, end, close=seg.owner in self._busy):
+            return Outcome.DONE  # a redirect: the aiohttp path takes over
+        loop = asyncio.get_running_loop()
+
+        def landed(nbytes: int) -> None:  # on the worker thread
+            loop.call_soon_threadsafe(self._landed, seg, nbytes, deadline)
+
+        return await stream.run(
+            partial(
+                stream.pump,
+                self.fd,
+                seg,
+                start,
+                min(end, self.size or end),
+                where=self.part,
+                landed=landed,
+                stop_wanted=lambda: self._to_stop > 0,
+                min_speed=self.settings.min_speed,
+                window=self.settings.min_speed_window,
+            )
+        )
+
+    async def _ask_in_thread(self, stream: RangeStream, start: int, end: int, close: bool) -> bool:
+        """Send the request for ``[start, end)`` on ``stream`` and check its answer.
+
+        False after a redirect (threads are off for this file from then on).
+        """
+        headers = self._range_headers(start, end, conditional=True, close=close)
+        while True:
+            url = await self._url()
+            answer = await stream.run(partial(stream.request, url, headers))
+            self._observe(answer)
+            try:
+                if answer.status in REDIRECTS:
+                    self.threaded = False
+                    stream.close()
+                    return False
+                if answer.status == 403 and await self._re_resolve(url):
+                    stream.close()
+                    continue
+                self._check_answer(answer.status, answer.headers, url)
+                self._check_followup(answer.status, answer.headers, start, end)
+                return True
+            except BaseException:
+                stream.close()  # an answer that is not written: its body stays unread
+                raise
+
+    def _observe(self, answer: Answer) -> None:
+        """Tell the settings' observer (the optimizer's health board) about an answer."""
+        observer = self.settings.stream_observer
+        if observer is not None:
+            host = urlsplit(answer.url).hostname or ""
+            observer(host, answer.ttfb, answer.new_connection)
+
+    def _landed(self, seg: Segment, nbytes: int, deadline: asyncio.Timeout) -> None:
+        """On the loop: ``nbytes`` from a worker thread are on disk at ``seg.pos``."""
+        assert self.ranges is not None
+        # A connection that stole part of this segment may have shrunk it meanwhile;
+        # bytes past its end are the thief's to write and count (the same bytes).
+        useful = max(0, min(nbytes, seg.end - seg.pos))
+        self.ranges.advance(seg, useful)
+        self.fetched += useful
+        now = self._last_progress = asyncio.get_running_loop().time()
+        if not deadline.expired():  # a report may arrive while the timeout fires
+            deadline.reschedule(now + self.settings.stall_timeout)
 
     def _check_followup(
         self, status: int, headers: Mapping[str, str], start: int, end: int

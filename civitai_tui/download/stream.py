@@ -1,0 +1,383 @@
+"""The fast path for segment bytes: a blocking keep-alive connection in a worker thread.
+
+One event loop moving every byte through aiohttp tops out near one core (recv,
+parse, ``pwrite`` all on the loop). A :class:`RangeStream` fetches a segment's
+follow-up ranges with ``http.client`` in a worker thread instead: ``readinto1``
+into a reused buffer and ``os.pwrite`` at the offset, both releasing the GIL,
+so the connections of all files spread over every core, as curl and aria2 do.
+The loop stays in charge of the segments: the thread reports "n bytes landed"
+(``call_soon_threadsafe``), stops when its segment shrinks (stolen) or fewer
+connections are wanted, and the loop validates every answer with the same
+checks as the aiohttp path.
+
+Ownership of the connection is strict. While a call runs (:meth:`RangeStream.run`)
+only its thread touches the connection, the response and the socket; the loop
+may only :meth:`~RangeStream.abort`, which shuts the TCP connection down through
+a duplicate descriptor that the stream alone owns (never the connection's own
+fd, which ``http.client`` may close and the kernel reuse at any moment). A
+cancelled ``run`` returns only after the thread has let go. The loop closes the
+stream only between calls. TLS is always verified (the system's trust store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import http.client
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from civitai_tui.download import disk
+from civitai_tui.download.ranges import Segment
+from civitai_tui.download.responses import sniff_body
+from civitai_tui.download.session import USER_AGENT
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+
+T = TypeVar("T")
+
+#: Threads for the streams of every download in the process (one per busy connection).
+_EXECUTOR = ThreadPoolExecutor(max_workers=256, thread_name_prefix="range")
+#: Written bytes are reported to the loop when this many have gathered, or this long
+#: after the last report (each report wakes the loop; throughput must stay fresh).
+REPORT_BYTES = 2 << 20
+REPORT_SECONDS = 0.1
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The verifying TLS context shared by every stream (made on first use: ~50 ms)."""
+    return ssl.create_default_context()
+
+
+class Outcome(Enum):
+    DONE = "done"  # the body was written (the segment may still need more)
+    STOPPED = "stopped"  # asked to stop: fewer connections wanted
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The status line and headers of one response, for the loop's checks."""
+
+    status: int
+    headers: Mapping[str, str]
+    url: str
+    ttfb: float  # seconds from sending the request to its response headers
+    new_connection: bool  # a TCP connection was opened for this request
+
+
+class Aborted(Exception):
+    """The call was aborted from the loop (pause, cancel, timeout)."""
+
+
+@contextlib.contextmanager
+def _network_errors(timeout: float) -> Iterator[None]:
+    """Socket and ``http.client`` failures as retryable :class:`CivitaiTuiError`."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise CivitaiTuiError(
+            FailureKind.STALLED, f"no data from the server for {timeout:g} s; reconnecting"
+        ) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise CivitaiTuiError(
+            FailureKind.NETWORK,
+            f"the storage server's TLS certificate is not trusted ({exc.verify_message}); "
+            "check the system clock and CA certificates",
+        ) from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise CivitaiTuiError(
+            FailureKind.NETWORK, f"network error: {exc or type(exc).__name__}"
+        ) from exc
+
+
+class RangeStream:
+    """One keep-alive HTTP/1.1 connection, used by one worker thread at a time."""
+
+    def __init__(self, timeout: float, buffer_size: int) -> None:
+        self._timeout = timeout
+        self._buffer_size = buffer_size
+        self._buffer: bytearray | None = None
+        self._conn: http.client.HTTPConnection | None = None
+        self._origin: tuple[str, str, int | None] | None = None
+        self._resp: http.client.HTTPResponse | None = None
+        self._connected = False  # the current request opened a connection
+        self._aborted = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake: socket.socket | None = None  # a dup of the connection's socket
+        self._call: asyncio.Future[object] | None = None
+
+    # ------------------------------------------------------------ loop side
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (a blocking call of this stream) in a worker thread.
+
+        On cancellation the call is aborted and awaited before ``CancelledError``
+        propagates: when ``run`` returns or raises, no thread uses the stream.
+        """
+        if self._call is not None:
+            raise RuntimeError("a call is already running on this stream")
+        self._aborted.clear()
+        future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, fn)
+        self._call = future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                self.abort()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({future})
+            if not future.cancelled():
+                future.exception()  # retrieved: the cancellation is what matters
+            raise
+        finally:
+            self._call = None
+
+    def abort(self) -> None:
+        """Make the running call stop as soon as possible (safe from any thread)."""
+        self._aborted.set()
+        with self._wake_lock:
+            if self._wake is not None:
+                with contextlib.suppress(OSError):
+                    self._wake.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Close the connection; only between calls (a running call owns it)."""
+        if self._call is not None:
+            raise RuntimeError("cannot close a stream while a call is using it")
+        self._drop()
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    # ---------------------------------------------------------- thread side
+    def request(self, url: str, headers: Mapping[str, str]) -> Answer:
+        """Send a GET on the kept-alive connection (reconnecting when needed)."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "", parts.port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
+        try:
+            with _network_errors(self._timeout):
+                if origin != self._origin:
+                    self._drop()
+                    self._origin = origin
+                started = time.monotonic()
+                self._send(target, sent)
+                resp = self._resp
+                assert resp is not None
+                return Answer(
+                    resp.status, resp.headers, url, time.monotonic() - started, self._connected
+                )
+        except BaseException:
+            self._drop()
+            raise
+
+    def pump(
+        self,
+        fd: int,
+        seg: Segment,
+        start: int,
+        body_end: int,
+        *,
+        where: Path,
+        landed: Callable[[int], None],
+        stop_wanted: Callable[[], bool],
+        min_speed: int,
+        window: float,
+    ) -> Outcome:
+        """Write the response body at ``start`` until ``body_end`` or ``seg``'s (moving) end.
+
+        ``landed(n)`` is called with the bytes written since its last call; the
+        connection is kept only when the whole body was read.
+        """
+        resp = self._resp
+        assert resp is not None and resp.fp is not None
+        if self._buffer is None:
+            self._buffer = bytearray(self._buffer_size)
+        view = memoryview(self._buffer)
+        report, speed = _Reporter(landed), _SpeedCheck(min_speed, window)
+        pos, outcome = start, Outcome.DONE
+        try:
+            with _network_errors(self._timeout):
+                # seg.end may shrink meanwhile: another connection stole the tail.
+                while pos < (stop_at := min(body_end, seg.end)):
+                    # readinto1: what one recv gives (readinto waits to fill the buffer,
+                    # and loses a partial fill when the server then stalls).
+                    n = resp.fp.readinto1(view[: min(len(view), stop_at - pos)])
+                    if self._aborted.is_set():
+                        raise Aborted
+                    if not n:
+                        raise CivitaiTuiError(
+                            FailureKind.NETWORK,
+                            "the server ended the response before the range was sent",
+                        )
+                    if pos == 0:
+                        sniff_body(bytes(view[: min(n, 64)]))
+                    disk.pwrite_all(fd, view[:n], pos, where)
+                    pos += n
+                    report.add(n)
+                    speed.add(n)
+                    if stop_wanted():
+                        outcome = Outcome.STOPPED
+                        break
+        finally:
+            report.flush()
+            if pos >= body_end:
+                self._release()
+            else:
+                self._drop()  # an unread body: the connection cannot be reused
+        return outcome
+
+    def _send(self, target: str, headers: Mapping[str, str]) -> None:
+        """The request and its response headers; one fresh try if a kept-alive socket died."""
+        if self._aborted.is_set():
+            raise Aborted
+        if self._resp is not None:
+            self._drop()  # an answer that was never read: the connection is in doubt
+        reused = self._conn is not None and self._conn.sock is not None
+        self._connected = False
+        try:
+            self._exchange(target, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused or self._aborted.is_set():
+                raise
+            self._drop()  # the server closed an idle kept-alive connection
+            self._exchange(target, headers)
+        if self._aborted.is_set():
+            raise Aborted
+
+    def _exchange(self, target: str, headers: Mapping[str, str]) -> None:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._new_connection()
+        conn.request("GET", target, headers=dict(headers))
+        self._resp = conn.getresponse()
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        assert self._origin is not None
+        scheme, host, port = self._origin
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=_tls())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+        # Every socket the connection opens (also a reconnect after "Connection:
+        # close") is watched, so that abort() can reach it.
+        conn._create_connection = self._open_socket  # type: ignore[attr-defined]
+        return conn
+
+    def _open_socket(
+        self,
+        address: tuple[str, int],
+        timeout: float,
+        source_address: tuple[str, int] | None = None,
+    ) -> socket.socket:
+        """``socket.create_connection``, with the socket watched before it connects."""
+        error: OSError | None = None
+        for family, kind, proto, _, addr in socket.getaddrinfo(*address, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                self._watch(sock)
+                if self._aborted.is_set():  # aborted before the socket could be shut down
+                    raise Aborted
+                sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(addr)  # an abort() shuts it down: the connect fails at once
+            except BaseException as exc:
+                self._unwatch()
+                sock.close()
+                if not isinstance(exc, OSError) or self._aborted.is_set():
+                    raise
+                error = exc
+                continue
+            self._connected = True
+            return sock
+        raise error or OSError(f"cannot resolve {address[0]}")
+
+    def _watch(self, sock: socket.socket) -> None:
+        wake = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        with self._wake_lock:
+            old, self._wake = self._wake, wake
+        if old is not None:
+            old.close()
+
+    def _unwatch(self) -> None:
+        with self._wake_lock:
+            wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.close()
+
+    def _release(self) -> None:
+        """The body was read to its end: the connection stays for the next request."""
+        if self._resp is not None:
+            self._resp.close()
+            self._resp = None
+        if self._conn is not None and self._conn.sock is None:
+            self._drop()  # the server said "Connection: close"
+
+    def _drop(self) -> None:
+        """Close the response, the connection and the watch (the fd really closes)."""
+        self._unwatch()
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class _Reporter:
+    """Batches ``landed`` calls: every ``REPORT_BYTES`` or ``REPORT_SECONDS``."""
+
+    def __init__(self, landed: Callable[[int], None]) -> None:
+        self._landed = landed
+        self._pending = 0
+        self._at = time.monotonic()
+
+    def add(self, n: int) -> None:
+        self._pending += n
+        now = time.monotonic()
+        if self._pending >= REPORT_BYTES or now - self._at >= REPORT_SECONDS:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self._pending:
+            self._landed(self._pending)
+            self._pending = 0
+        self._at = now if now is not None else time.monotonic()
+
+
+class _SpeedCheck:
+    """Raises ``STALLED`` when fewer than ``min_speed`` B/s arrive over a ``window``."""
+
+    def __init__(self, min_speed: int, window: float) -> None:
+        self._min_speed = min_speed
+        self._window = window
+        self._start = time.monotonic()
+        self._bytes = 0
+
+    def add(self, n: int) -> None:
+        self._bytes += n
+        now = time.monotonic()
+        elapsed = now - self._start
+        if elapsed < self._window:
+            return
+        if self._min_speed and self._bytes < self._min_speed * elapsed:
+            raise CivitaiTuiError(
+                FailureKind.STALLED,
+                f"connection too slow ({self._bytes / elapsed:.0f} B/s); "
+                "dropping it so another can take its range",
+            )
+        self._start, self._bytes = now, 0
