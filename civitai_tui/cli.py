@@ -18,7 +18,7 @@ from rich.console import Console
 
 from civitai_tui import __version__
 from civitai_tui.analytics.commands import report
-from civitai_tui.civitai.planner import BulkFilters
+from civitai_tui.civitai.planner import BulkFilters, PlanOptions
 from civitai_tui.civitai.selection import FileSelection
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
@@ -160,11 +160,15 @@ def get(
     if connections:
         settings.connections = connections
     options = GetOptions(
-        dest=(dest or Path(config.get("bulk.dest") or ".")).expanduser(),
-        selection=FileSelection(primary_only=not bulk["all_files"], formats=tuple(bulk["formats"])),
-        filters=_filters(bulk),
-        latest_only=not bulk["all_versions"],
-        limit=bulk["limit"],
+        plan=PlanOptions(
+            dest=(dest or Path(config.get("bulk.dest") or ".")).expanduser(),
+            selection=FileSelection(
+                primary_only=not bulk["all_files"], formats=tuple(bulk["formats"])
+            ),
+            filters=_filters(bulk),
+            latest_only=not bulk["all_versions"],
+            limit=bulk["limit"],
+        ),
         max_files=max_files or config.get("bulk.max_files"),
         allow_http=allow_http,
     )

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from civitai_tui.events import Event, FileCompleted, FileFailed, FileProgress, FileStarted
+from civitai_tui.tui.formatting import human_bytes
 
 
 def _short(name: str, width: int = 40) -> str:
@@ -122,7 +123,7 @@ def print_summary(console: Console, rows: Sequence[SummaryRow]) -> None:
     styles = {"completed": "green", "skipped": "cyan", "failed": "red"}
     for row in rows:
         style = styles.get(row.status, "")
-        table.add_row(row.name, f"[{style}]{row.status}", _human(row.bytes), row.detail)
+        table.add_row(row.name, f"[{style}]{row.status}", human_bytes(row.bytes), row.detail)
     console.print(table)
 
 
@@ -151,16 +152,7 @@ def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
             str(job["priority"]),
             pct,
             f"{job['files_done']}/{job['files_total']}",
-            _human(total),
+            human_bytes(total),
             job["name"],
         )
     console.print(table)
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from civitai_tui.bulk.jobs import JobOptions
+from civitai_tui.civitai.planner import PlanOptions
 from civitai_tui.civitai.targets import ModelTarget, Target, describe_target
 from civitai_tui.config import Config, Environment
 from civitai_tui.console import ProgressDisplay, SummaryRow, print_summary
@@ -72,7 +73,7 @@ async def _demo(dest: Path, console: Console) -> tuple[GetReport, int]:
         try:
             report = await run_get(
                 targets,
-                GetOptions(dest=dest, allow_http=False),
+                GetOptions(PlanOptions(dest=dest)),
                 base_url=sim.api_url,
                 api_key=token,
                 settings=download_settings(Config.load()),

@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from civitai_tui.civitai.client import CivitAIClient
-from civitai_tui.civitai.planner import BulkFilters, plan_downloads
+from civitai_tui.civitai.planner import PlanFailure, PlanOptions, plan_targets
 from civitai_tui.civitai.politeness import RateLimiter
-from civitai_tui.civitai.selection import FileSelection
-from civitai_tui.civitai.targets import Target, describe_target
+from civitai_tui.civitai.targets import Target
 from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
-from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
 
 
@@ -30,21 +27,9 @@ from civitai_tui.events import EventBus
 class GetOptions:
     """What to download and how, from the command line."""
 
-    dest: Path
-    selection: FileSelection = field(default_factory=FileSelection)
-    filters: BulkFilters = field(default_factory=BulkFilters)
-    latest_only: bool = True
-    limit: int | None = None
+    plan: PlanOptions
     max_files: int = 4
     allow_http: bool = False
-
-
-@dataclass(frozen=True)
-class PlanFailure:
-    """A target that could not be turned into files."""
-
-    target: str
-    error: CivitaiTuiError
 
 
 @dataclass
@@ -58,28 +43,6 @@ class GetReport:
     def ok(self) -> bool:
         """True when every file is complete (or already present) and verified."""
         return not self.plan_failures and all(r.status != "failed" for _, r in self.results)
-
-
-async def plan(
-    client: CivitAIClient, targets: Sequence[Target], options: GetOptions
-) -> tuple[list[DownloadRequest], list[PlanFailure]]:
-    """Plan ``targets``; a target that fails is reported, the others go on."""
-    failures: list[PlanFailure] = []
-
-    def on_error(target: Target, err: CivitaiTuiError) -> None:
-        failures.append(PlanFailure(describe_target(target), err))
-
-    requests = await plan_downloads(
-        client,
-        targets,
-        dest=options.dest,
-        selection=options.selection,
-        latest_only=options.latest_only,
-        bulk_limit=options.limit,
-        filters=options.filters,
-        on_error=on_error,
-    )
-    return requests, failures
 
 
 async def download_all(
@@ -122,7 +85,7 @@ async def run_get(
     async with CivitAIClient(
         base_url, api_key, allow_http=options.allow_http, bus=bus, **(limiters or {})
     ) as client:
-        requests, failures = await plan(client, targets, options)
+        requests, failures = await plan_targets(client, targets, options.plan)
         if on_planned is not None:
             on_planned(requests)
         results = await download_all(

@@ -12,9 +12,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from civitai_tui.bulk.states import JobState, check_transition
+from civitai_tui.civitai.planner import BulkFilters, PlanOptions
+from civitai_tui.civitai.selection import FileSelection
 from civitai_tui.events import FileInfo
 
 
@@ -48,6 +51,23 @@ class JobOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    def plan_options(self, preview_nsfw_level: int = 1) -> PlanOptions:
+        """These options as the planner takes them."""
+        return PlanOptions(
+            dest=Path(self.dest or "."),
+            selection=FileSelection(primary_only=self.primary_only, formats=self.formats),
+            filters=BulkFilters(
+                types=self.types,
+                base_models=self.base_models,
+                sort=self.sort,
+                period=self.period,
+                nsfw=self.nsfw,
+            ),
+            latest_only=self.latest_only,
+            limit=self.limit,
+            preview_nsfw_level=preview_nsfw_level,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOptions:

@@ -33,10 +33,9 @@ from civitai_tui.bulk.states import JobState
 from civitai_tui.bulk.store import JobStore
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
-from civitai_tui.civitai.planner import BulkFilters, plan_downloads
-from civitai_tui.civitai.selection import FileSelection
+from civitai_tui.civitai.planner import plan_targets
 from civitai_tui.civitai.source import CivitAIDownloadSource
-from civitai_tui.civitai.targets import Target, describe_target, parse_target
+from civitai_tui.civitai.targets import describe_target, parse_target
 from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
 from civitai_tui.download.session import create_download_session
@@ -508,28 +507,13 @@ class BulkDownloadManager:
         """Plan ``targets``; errors are collected per target, never raised."""
         assert self._client is not None
         errors: list[str] = []
-
-        def on_error(target: Target, err: CivitaiTuiError) -> None:
-            errors.append(f"{describe_target(target)}: {err.message}")
-
         try:
-            requests = await plan_downloads(
+            requests, failures = await plan_targets(
                 self._client,
                 [parse_target(t, self.settings.base_url) for t in targets],
-                dest=Path(opts.dest or "."),
-                selection=FileSelection(primary_only=opts.primary_only, formats=opts.formats),
-                latest_only=opts.latest_only,
-                bulk_limit=opts.limit,
-                filters=BulkFilters(
-                    types=opts.types,
-                    base_models=opts.base_models,
-                    sort=opts.sort,
-                    period=opts.period,
-                    nsfw=opts.nsfw,
-                ),
-                on_error=on_error,
-                preview_nsfw_level=self.settings.preview_nsfw_level,
+                opts.plan_options(self.settings.preview_nsfw_level),
             )
+            errors = [f"{f.target}: {f.error.message}" for f in failures]
             await self._scan_library(Path(opts.dest or "."))
         except CivitaiTuiError as err:
             errors.append(err.message)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -310,3 +310,42 @@ async def plan_downloads(
                 raise
             on_error(target, err)
     return planner.requests
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How targets become files: where, which files, which bulk filters."""
+
+    dest: Path
+    selection: FileSelection = field(default_factory=FileSelection)
+    filters: BulkFilters = field(default_factory=BulkFilters)
+    latest_only: bool = True
+    limit: int | None = None
+    preview_nsfw_level: int = 1
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """A target that could not be turned into files."""
+
+    target: str
+    error: CivitaiTuiError
+
+
+async def plan_targets(
+    client: CivitAIClient, targets: Iterable[Target], options: PlanOptions
+) -> tuple[list[DownloadRequest], list[PlanFailure]]:
+    """Plan every target; one that fails is reported and the others go on."""
+    failures: list[PlanFailure] = []
+    requests = await plan_downloads(
+        client,
+        targets,
+        dest=options.dest,
+        selection=options.selection,
+        latest_only=options.latest_only,
+        bulk_limit=options.limit,
+        filters=options.filters,
+        on_error=lambda t, e: failures.append(PlanFailure(describe_target(t), e)),
+        preview_nsfw_level=options.preview_nsfw_level,
+    )
+    return requests, failures
