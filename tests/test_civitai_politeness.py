@@ -9,7 +9,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from civitai_tui.civitai.politeness import Backoff, RateLimiter, parse_retry_after
+from civitai_tui.civitai.politeness import Backoff, RateLimiter
+from civitai_tui.download.retry import parse_retry_after
 
 
 async def test_rate_limiter_spaces_requests_after_the_burst() -> None:

@@ -26,10 +26,11 @@ import aiohttp
 
 from civitai_tui import __version__
 from civitai_tui.civitai.models import Model, ModelVersion
-from civitai_tui.civitai.politeness import Backoff, RateLimiter, parse_retry_after
+from civitai_tui.civitai.politeness import Backoff, RateLimiter
 from civitai_tui.civitai.signed_urls import filename_from_url, signed_url_expiry
 from civitai_tui.civitai.urls import check_redirect, check_url, same_origin
 from civitai_tui.download.request import ResolvedURL
+from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import NULL_BUS, EventBus, RetryScheduled
 from civitai_tui.security.redact import mask_url, register_secret

@@ -14,7 +14,6 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 
 class RateLimiter:
@@ -66,18 +65,3 @@ class Backoff:
         if retry_after is not None and retry_after >= 0:
             return min(self.cap, retry_after)
         return min(self.cap, random.uniform(0, self.base * 2 ** (attempt - 1)))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` (delta-seconds or an HTTP date) in seconds from now, or None."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, seconds)
-    return seconds if seconds >= 0 else None

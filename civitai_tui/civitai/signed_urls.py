@@ -8,11 +8,11 @@ query parameter when present, else from the last path segment.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-_FILENAME_RX = re.compile(r"""filename\s*=\s*(?:"([^"]*)"|([^;]+))""", re.IGNORECASE)
+from civitai_tui.download.naming import filename_from_disposition
+from civitai_tui.download.naming import filename_from_url as filename_from_path
 
 
 def _query(url: str) -> dict[str, str]:
@@ -33,15 +33,6 @@ def signed_url_expiry(url: str) -> float | None:
     return None
 
 
-def filename_from_disposition(value: str) -> str | None:
-    """The ``filename`` of a Content-Disposition value (quotes removed), or None."""
-    match = _FILENAME_RX.search(value)
-    if not match:
-        return None
-    name = (match.group(1) if match.group(1) is not None else match.group(2)).strip()
-    return name or None
-
-
 def filename_from_url(url: str) -> str | None:
     """The server's name for the file behind ``url`` (unsanitised), or None."""
     disposition = _query(url).get("response-content-disposition")
@@ -49,5 +40,4 @@ def filename_from_url(url: str) -> str | None:
         name = filename_from_disposition(disposition)
         if name:
             return name
-    last = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    return last or None
+    return filename_from_path(url)

@@ -23,9 +23,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # delay-seconds is a non-negative number (RFC 9110); anything else is garbage
+        return seconds if seconds >= 0 else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
