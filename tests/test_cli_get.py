@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
 from civitai_tui.download.control import control_path, load_control
 from civitai_tui.simulator.server import Simulator
 from tests.conftest import TOKEN
@@ -70,6 +71,9 @@ async def test_get_json_summary_and_exit_zero(sim: Simulator, tmp_path: Path) ->
         data = Path(f["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == f["sha256"].lower()
         assert f["verified"] and f["status"] == "completed" and f["bytes"] == len(data)
+    # `get` records its downloads in analytics.db like the engine does.
+    totals = AnalyticsAnalyzer(tmp_path / "home" / "analytics.db").analyze_days(1).totals
+    assert totals.completed == 3 and totals.bytes == summary["totals"]["bytes"]
 
 
 async def test_get_exit_one_with_clear_errors_and_token_never_printed(

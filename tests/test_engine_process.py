@@ -149,3 +149,30 @@ async def test_engine_survives_two_sigkills_and_downloads_everything_once(
         assert sim.stats.bytes_per_file[file_id] <= size + allowance, file_id
     await cli("engine", "stop")
     await until(lambda: not (home / "engine.sock").exists(), 15)
+
+
+async def test_sigterm_saves_state_and_the_next_start_resumes(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    home, lib = tmp_path / "home", tmp_path / "lib"
+    home.mkdir()
+    (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.5\n")
+    cli = Cli(home, sim)
+    large = sim.catalogue.specials.large
+    sim.faults.set(large.file_id, per_connection_rate=RATE)
+    job = json.loads((await cli("add", f"model:{large.model_id}", "-d", str(lib), "--json"))[1])
+    await until(lambda: sim.stats.bytes_per_file[large.file_id] > 8_000_000)
+    pid = cli.engine_pid()
+    os.kill(pid, signal.SIGTERM)
+    await until(lambda p=pid: gone(p), 15)
+    assert not (home / "engine.sock").exists()  # a clean exit removes its socket
+    assert list(lib.glob("*.part")) and list(lib.glob("*.part.ctl"))  # partial data kept
+    sent = sim.stats.bytes_per_file[large.file_id]
+    sim.faults.reset()
+    (listed,) = await cli.jobs()  # restarts the engine
+    assert listed["id"] == job["id"] and listed["state"] in ("PENDING", "PROCESSING")
+    code, _, err = await cli("wait", "--timeout", "60", check=False)
+    assert code == 0, err
+    size = sim.catalogue.file(large.file_id).size
+    assert sim.stats.bytes_per_file[large.file_id] - sent < size  # resumed, not restarted
+    await cli("engine", "stop")
