@@ -71,11 +71,45 @@ class JobOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOptions:
+        """Options from JSON; a value of the wrong type raises ``TypeError`` naming the key."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name, value in known.items():
+            if not _OPTION_CHECKS[name](value):
+                raise TypeError(f"{name!r} must be {_OPTION_RULES[name]}, not {value!r}")
         for name in ("types", "base_models", "formats"):
             if name in known:
                 known[name] = tuple(known[name])
         return cls(**known)
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+
+_OPTION_RULES = {
+    "dest": "a path",
+    "latest_only": "true or false",
+    "limit": "a whole number >= 1 or null",
+    "types": "a list of strings",
+    "base_models": "a list of strings",
+    "sort": "a string or null",
+    "period": "a string or null",
+    "nsfw": "true, false or null",
+    "primary_only": "true or false",
+    "formats": "a list of strings",
+}
+_OPTION_CHECKS = {
+    "dest": lambda v: isinstance(v, str),
+    "latest_only": lambda v: isinstance(v, bool),
+    "limit": lambda v: v is None or (type(v) is int and v >= 1),
+    "types": _texts,
+    "base_models": _texts,
+    "sort": lambda v: v is None or isinstance(v, str),
+    "period": lambda v: v is None or isinstance(v, str),
+    "nsfw": lambda v: v is None or isinstance(v, bool),
+    "primary_only": lambda v: isinstance(v, bool),
+    "formats": _texts,
+}
 
 
 @dataclass
