@@ -150,7 +150,7 @@ OPTIONS: dict[str, Option] = _options(
         minimum=0,
         maximum=3600,
     ),
-    Option("bulk.max_files", int, 4, "Files downloading at once.", minimum=1, maximum=64),
+    Option("bulk.max_files", int, 10, "Files `get` downloads at once.", minimum=1, maximum=64),
     Option(
         "bulk.layout",
         str,
@@ -176,7 +176,7 @@ OPTIONS: dict[str, Option] = _options(
         maximum=31,
     ),
     # one file
-    Option("download.connections", int, 16, "Connections per file.", minimum=1, maximum=64),
+    Option("download.connections", int, 8, "Connections per file.", minimum=1, maximum=64),
     Option(
         "download.min_split", int, 4 * MIB, "Never split a range below this (bytes).", minimum=65536
     ),

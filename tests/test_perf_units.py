@@ -178,3 +178,14 @@ def test_system_monitor_never_blocks() -> None:
     assert time.perf_counter() - started < 0.05
     assert 0 <= sample.cpu_percent <= 100 and 0 < sample.memory_percent <= 100
     assert sample.engine_rss > 0
+
+
+def test_stream_requests_count_in_the_health_board() -> None:
+    from civitai_tui.perf.health import HealthBoard
+
+    board = HealthBoard()
+    board.record_stream("h", 0.2, True)
+    board.record_stream("h", 0.4, False)
+    health = board.host("h")
+    assert health.requests == 2 and health.connections_opened == 1
+    assert 0.2 < health.ttfb < 0.4  # an EWMA of the two

@@ -10,9 +10,12 @@ are fsynced at checkpoints and at the end. Out-of-space errors become
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -95,3 +98,26 @@ def filesystem_error(where: Path, exc: OSError) -> CivitaiTuiError:
     return CivitaiTuiError(
         FailureKind.FILESYSTEM, f"cannot write {where}: {exc.strerror or exc}; check the folder"
     )
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range`` (not in :mod:`os`), or None where there is none."""
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func  # type: ignore[no-any-return]
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing ``[offset, offset + length)`` to disk without waiting (advisory:
+    durability still comes from the fsync before the rename)."""
+    func = _sync_file_range()
+    if func is not None:
+        func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)

@@ -31,7 +31,7 @@ class VerifySettings:
 class DownloadSettings:
     """Per-file transfer settings (mutable; ``connections`` may change mid-download)."""
 
-    connections: int = 16
+    connections: int = 8
     #: Connections per file for files on a given storage host, set live by the
     #: performance optimizer; a host not listed uses ``connections``.
     host_connections: dict[str, int] = field(default_factory=dict)

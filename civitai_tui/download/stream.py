@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import http.client
 import os
@@ -56,33 +55,12 @@ REPORT_SECONDS = 0.1
 #: Written data is handed to the disk every this many bytes per connection, so the
 #: fsync before the final rename has little left to write (it was ~0.4 s per GB).
 WRITEBACK_BYTES = 8 << 20
-_SYNC_FILE_RANGE_WRITE = 2
 
 
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """The verifying TLS context shared by every stream (made on first use: ~50 ms)."""
     return ssl.create_default_context()
-
-
-@functools.cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """Linux's ``sync_file_range`` (not in :mod:`os`), or None where there is none."""
-    try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func  # type: ignore[no-any-return]
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Start writing ``[offset, offset + length)`` to disk without waiting (advisory:
-    durability still comes from the fsync before the rename)."""
-    func = _sync_file_range()
-    if func is not None:
-        func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 class Outcome(Enum):
@@ -253,7 +231,7 @@ class RangeStream:
                     disk.pwrite_all(fd, view[:n], pos, where)
                     pos += n
                     if pos - flushed >= WRITEBACK_BYTES:
-                        _start_writeback(fd, flushed, pos - flushed)
+                        disk.start_writeback(fd, flushed, pos - flushed)
                         flushed = pos
                     report.add(n)
                     speed.add(n)

@@ -69,7 +69,10 @@ class Engine:
                 layout=self.config.get("bulk.layout"),
                 template=self.config.get("bulk.template"),
                 max_connections_per_host=self.config.get("performance.max_connections"),
-                download=download_settings(self.config),
+                download=dataclasses.replace(
+                    download_settings(self.config),
+                    stream_observer=self.optimizer.health.record_stream,
+                ),
                 sidecars=self.config.get("bulk.sidecars"),
                 previews=self.config.get("bulk.previews"),
                 preview_nsfw_level=self.config.get("bulk.preview_nsfw_level"),

@@ -2,8 +2,9 @@
 
 Time to first byte and new connections come from an aiohttp ``TraceConfig``
 attached to the download session (``on_request_end`` fires when the response
-headers arrive); errors come from the downloader's ``RetryScheduled`` events,
-classified by status and message.
+headers arrive) and, for the worker-thread streams, from ``record_stream``;
+errors come from the downloader's ``RetryScheduled`` events, classified by
+status and message.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ class HealthBoard:
             else (EWMA_ALPHA * seconds + (1 - EWMA_ALPHA) * health.ttfb)
         )
         health.requests += 1
+
+    def record_stream(self, host: str, ttfb: float, new_connection: bool) -> None:
+        """A request made by a worker-thread stream (aiohttp's hooks never see those)."""
+        self.record_ttfb(host, ttfb)
+        if new_connection:
+            self.host(host).connections_opened += 1
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """Hooks for a session: TTFB and new connections per host."""
