@@ -29,6 +29,7 @@ class Cli:
     def __init__(self, home: Path, sim: Simulator | None = None, **env: str) -> None:
         # Wide columns: rich would wrap long error messages (and paths) on stderr.
         self.env = {**os.environ, "CIVITAI_TUI_HOME": str(home), "COLUMNS": "400", **env}
+        self.cwd = home.parent  # a relative default destination stays in the test's folder
         self.env.pop("CIVITAI_API_KEY", None)
         if sim is not None:
             self.env.update(CIVITAI_BASE_URL=sim.api_url, CIVITAI_API_KEY=TOKEN)
@@ -40,6 +41,7 @@ class Cli:
             "civitai_tui",
             *args,
             env=self.env,
+            cwd=self.cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -142,7 +144,9 @@ async def queue_session(cli: Cli, sim: Simulator, tmp_path: Path) -> None:
     assert await cli("ls") == (0, "no jobs\n", "")
     huge = sim.catalogue.specials.huge
     sim.faults.set(huge.file_id, per_connection_rate=100_000)
-    code, out, _ = await cli("add", f"model:{huge.model_id}", "--name", "big", "-p", "3", "--json")
+    code, out, _ = await cli(
+        "add", f"model:{huge.model_id}", "--name", "big", "-p", "3", "-d", str(tmp_path), "--json"
+    )
     big = json.loads(out)
     assert code == 0 and (big["name"], big["priority"]) == ("big", 3)
     model = small_plain_model(sim)

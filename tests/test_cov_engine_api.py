@@ -102,14 +102,17 @@ async def test_options_must_be_known_and_well_typed_for_preview(live: Live) -> N
     assert (got, data["error"]) == (400, "bad_target")
 
 
-async def test_queue_wide_pause_resume_and_remove_finished(live: Live, sim: Simulator) -> None:
+async def test_queue_wide_pause_resume_and_remove_finished(
+    live: Live, sim: Simulator, tmp_path: Path
+) -> None:
     await live.client.set_config("bulk.concurrent_batches", 1)
     model = small_plain_model(sim)
-    done = await live.client.add([f"model:{model.id}"])
+    here = {"dest": str(tmp_path / "m")}
+    done = await live.client.add([f"model:{model.id}"], options=here)
     assert (await live.client.wait([done["id"]], timeout=30))["ok"]
     # Park two jobs: pause-all catches them whether they are waiting or running.
-    a = await live.client.add([f"model:{model.id}"], name="a")
-    b = await live.client.add([f"model:{model.id}"], name="b")
+    a = await live.client.add([f"model:{model.id}"], name="a", options=here)
+    b = await live.client.add([f"model:{model.id}"], name="b", options=here)
     changed = (await live.client.queue_action("pause-all"))["changed"]
     assert set(changed) <= {a["id"], b["id"]} and a["id"] in changed
     assert {(await live.client.job(j))["state"] for j in changed} == {"PAUSED"}
@@ -128,19 +131,21 @@ async def test_queue_wide_pause_resume_and_remove_finished(live: Live, sim: Simu
     assert err.value.kind is FailureKind.UNKNOWN_JOB
 
 
-async def test_wait_with_a_timeout_reports_not_finished(live: Live, sim: Simulator) -> None:
+async def test_wait_with_a_timeout_reports_not_finished(
+    live: Live, sim: Simulator, tmp_path: Path
+) -> None:
     huge = sim.catalogue.specials.huge
     sim.faults.set(huge.file_id, per_connection_rate=200_000)
-    job = await live.client.add([f"model:{huge.model_id}"])
+    job = await live.client.add([f"model:{huge.model_id}"], options={"dest": str(tmp_path)})
     assert await live.client.wait([job["id"]], timeout=0.2) == {"finished": False, "ok": False}
     assert (await live.client.action(job["id"], "cancel"))["state"] == "CANCELLED"
 
 
 async def test_a_job_whose_targets_all_fail_says_why_and_can_be_retried(
-    live: Live, sim: Simulator
+    live: Live, sim: Simulator, tmp_path: Path
 ) -> None:
     missing = max(m.id for m in sim.catalogue.models) + 1000
-    job = await live.client.add([f"model:{missing}"])
+    job = await live.client.add([f"model:{missing}"], options={"dest": str(tmp_path)})
     assert (await live.client.wait([job["id"]], timeout=20))["ok"] is False
     failed = await live.client.job(job["id"])
     assert failed["state"] == "FAILED" and failed["files"] == []
