@@ -318,3 +318,25 @@ async def test_rerun_skips_files_already_in_the_library_and_writes_sidecars(
     assert detail["state"] == "COMPLETED", detail
     assert [f["state"] for f in detail["files"]] == ["skipped", "skipped"]
     assert sim.stats.storage_bytes_sent == sent
+
+
+async def test_stopping_the_api_ends_event_streams_promptly(running: Running) -> None:
+    """A UI attached to the event stream must not hold up the engine's shutdown."""
+    import time
+
+    from aiohttp import web
+
+    from civitai_tui.engine.api import make_app
+
+    socket = running.socket.with_name("second.sock")
+    runner = web.AppRunner(make_app(running.engine), handle_signals=False)
+    await runner.setup()
+    await web.UnixSite(runner, str(socket)).start()
+    async with EngineClient(socket) as client:
+        stream = client.events()
+        assert (await anext(stream))["type"] == "snapshot"
+        started = time.monotonic()
+        await runner.cleanup()
+        assert time.monotonic() - started < 5  # aiohttp would otherwise wait 60 s
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(stream), 5)

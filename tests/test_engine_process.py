@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,18 @@ class Cli:
         return int((self.home / "engine.lock").read_text().strip())
 
 
+@pytest.fixture
+def clis() -> Iterator[list[Cli]]:
+    """CLIs made by a test; whatever engine they leave running is killed at the end."""
+    made: list[Cli] = []
+    yield made
+    for cli in made:
+        with contextlib.suppress(OSError, ValueError):
+            pid = cli.engine_pid()
+            if not gone(pid):
+                kill(pid)
+
+
 async def until(check: Any, timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
@@ -81,7 +95,7 @@ def gone(pid: int) -> bool:
 
 
 async def test_engine_survives_two_sigkills_and_downloads_everything_once(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, clis: list[Cli]
 ) -> None:
     home, lib = tmp_path / "home", tmp_path / "lib"
     home.mkdir()
@@ -90,6 +104,7 @@ async def test_engine_survives_two_sigkills_and_downloads_everything_once(
         f"[download]\ncheckpoint_seconds = {CHECKPOINT_SECONDS}\n"
     )
     cli = Cli(home, sim)
+    clis.append(cli)
     specials = sim.catalogue.specials
     special_ids = {
         getattr(specials, n).model_id
@@ -152,19 +167,20 @@ async def test_engine_survives_two_sigkills_and_downloads_everything_once(
 
 
 async def test_sigterm_saves_state_and_the_next_start_resumes(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, clis: list[Cli]
 ) -> None:
     home, lib = tmp_path / "home", tmp_path / "lib"
     home.mkdir()
     (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.5\n")
     cli = Cli(home, sim)
+    clis.append(cli)
     large = sim.catalogue.specials.large
     sim.faults.set(large.file_id, per_connection_rate=RATE)
     job = json.loads((await cli("add", f"model:{large.model_id}", "-d", str(lib), "--json"))[1])
     await until(lambda: sim.stats.bytes_per_file[large.file_id] > 8_000_000)
     pid = cli.engine_pid()
     os.kill(pid, signal.SIGTERM)
-    await until(lambda p=pid: gone(p), 15)
+    await until(lambda p=pid: gone(p), 30)
     assert not (home / "engine.sock").exists()  # a clean exit removes its socket
     assert list(lib.glob("*.part")) and list(lib.glob("*.part.ctl"))  # partial data kept
     sent = sim.stats.bytes_per_file[large.file_id]

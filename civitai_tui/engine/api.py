@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from civitai_tui import __version__
 from civitai_tui.bulk.jobs import BulkDownloadJob, JobOptions
@@ -178,6 +178,7 @@ class ControlAPI:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.started = time.time()
+        self._streams: set[web.WebSocketResponse] = set()
 
     @property
     def manager(self):  # type: ignore[no-untyped-def]
@@ -305,6 +306,7 @@ class ControlAPI:
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         sub = self.engine.bus.subscribe()
+        self._streams.add(ws)
         try:
             await ws.send_json(
                 {"type": "snapshot", "jobs": [job_detail(j) for j in self.manager.jobs()]}
@@ -323,7 +325,13 @@ class ControlAPI:
             pass
         finally:
             sub.close()
+            self._streams.discard(ws)
         return ws
+
+    async def close_streams(self, _: web.Application) -> None:
+        """On shutdown: end every event stream (clients reconnect to the next engine)."""
+        for ws in list(self._streams):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"engine stopping")
 
     @staticmethod
     async def _drain_incoming(ws: web.WebSocketResponse) -> None:
@@ -340,6 +348,7 @@ def make_app(engine: Engine, *, token: str | None = None) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[ENGINE_KEY] = engine
     api = ControlAPI(engine)
+    app.on_shutdown.append(api.close_streams)
     app.router.add_get("/v1/status", api.status)
     app.router.add_get("/v1/jobs", api.list_jobs)
     app.router.add_post("/v1/jobs", api.add_job)
