@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
@@ -11,9 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from civitai_tui.demo import run_demo
 from civitai_tui.engine.process import EnginePaths, ensure_engine
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
@@ -97,14 +94,17 @@ async def test_get_shows_progress_on_a_terminal_and_a_summary_table(
     assert landed.stat().st_size == model.versions[0].primary_file().size
 
 
-def test_demo_without_the_ui_downloads_the_sample_and_refuses_the_pickle(tmp_path: Path) -> None:
-    out = io.StringIO()
-    code = run_demo(tmp_path / "models", Console(file=out, force_terminal=True, width=200))
-    text = out.getvalue()
-    assert code == 0, text
-    assert "refused as planned" in text and "dangerous pickle globals" in text
+async def test_demo_without_the_ui_downloads_the_sample_and_refuses_the_pickle(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    cli = Cli(isolated_home, TTY_COMPATIBLE="1")
+    code, _, err = await cli("demo", "--no-tui", "--dest", str(tmp_path / "models"))
+    assert code == 0, err
+    assert "refused as planned" in err and "dangerous pickle globals" in err
     assert not list((tmp_path / "models").glob("*.ckpt"))  # the pickle never landed
     assert len(list((tmp_path / "models").glob("*.safetensors"))) >= 6
+    [refused] = (isolated_home / "quarantine").glob("*.ckpt")  # kept aside, with its reason
+    assert refused.stat().st_size > 0
 
 
 async def test_an_engine_that_cannot_start_says_so_with_its_log(isolated_home: Path) -> None:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.engine.core import Engine
@@ -106,6 +107,7 @@ async def test_queue_wide_pause_resume_and_remove_finished(
     live: Live, sim: Simulator, tmp_path: Path
 ) -> None:
     await live.client.set_config("bulk.concurrent_batches", 1)
+    await live.client.set_config("bulk.sidecars", False)
     model = small_plain_model(sim)
     here = {"dest": str(tmp_path / "m")}
     done = await live.client.add([f"model:{model.id}"], options=here)
@@ -123,6 +125,7 @@ async def test_queue_wide_pause_resume_and_remove_finished(
     resumed = (await live.client.queue_action("resume-all"))["changed"]
     assert sorted(resumed) == sorted(changed)
     assert (await live.client.wait(None, timeout=30)) == {"finished": True, "ok": True}
+    assert [p.suffix for p in (tmp_path / "m").iterdir()] == [".safetensors"]  # no sidecar
     removed = (await live.client.queue_action("remove-finished"))["removed"]
     assert sorted(removed) == sorted([done["id"], a["id"], b["id"]])
     assert await live.client.jobs() == []
@@ -179,6 +182,7 @@ async def test_url_job_lands_good_files_and_says_why_the_others_failed(
     live: Live, files_origin: str, tmp_path: Path
 ) -> None:
     dest = tmp_path / "models"
+    await live.client.set_config("bulk.pause_between_batches", 0.01)
     urls = [f"{files_origin}/good.gguf", f"{files_origin}/bad.gguf", f"{files_origin}/gone.gguf"]
     job = await live.client.add(urls, options={"dest": str(dest)})
     assert (await live.client.wait([job["id"]], timeout=30))["ok"] is False
@@ -193,6 +197,13 @@ async def test_url_job_lands_good_files_and_says_why_the_others_failed(
     assert "HTTP 404" in detail["error"] and "invalid_format" in detail["error"]
     landed = sorted(p.name for p in dest.iterdir() if p.is_file())
     assert landed == ["good.civitai.json", "good.gguf"]  # nothing half-written or refused
+
+    # Retry starts the failed files over and keeps the finished one; cancel keeps it too.
+    assert (await live.client.action(job["id"], "retry"))["files_done"] == 1
+    assert (await live.client.action(job["id"], "cancel"))["state"] == "CANCELLED"
+    states = {f["name"]: f["state"] for f in (await live.client.job(job["id"]))["files"]}
+    assert states["good.gguf"] == "completed" and good.exists()
+    assert {states["bad.gguf"], states["gone.gguf"]} <= {"cancelled", "failed"}
 
 
 async def test_analytics_off_still_answers_with_an_empty_report(live: Live) -> None:
@@ -305,3 +316,16 @@ async def test_client_names_malformed_and_unknown_answers(impostor: Path) -> Non
         with pytest.raises(CivitaiTuiError) as err:
             await client.config()
         assert err.value.kind is FailureKind.ENGINE and "['not', 'an', 'object']" in str(err.value)
+
+
+async def test_a_manager_stopped_before_it_started_closes_cleanly(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    manager = BulkDownloadManager(ManagerSettings(state_dir=tmp_path, base_url=sim.api_url))
+    await manager.stop()
+    again = BulkDownloadManager(ManagerSettings(state_dir=tmp_path, base_url=sim.api_url))
+    await again.start()
+    try:
+        assert again.jobs() == [] and again.downloader is not None
+    finally:
+        await again.stop()

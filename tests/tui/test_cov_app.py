@@ -1,0 +1,26 @@
+"""App-wide behaviour: a missing theme falls back with a warning; ctrl+t themes are saved."""
+
+from __future__ import annotations
+
+from civitai_tui.config import Config
+from civitai_tui.tui.app import FALLBACK_THEME
+from tests.tui.conftest import SIZE, Live, until
+
+
+async def test_unknown_theme_falls_back_and_the_next_theme_is_saved_to_the_engine(
+    live: Live,
+) -> None:
+    Config.load(live.home / "config.toml", environ={}).set("ui.theme", "no-such-theme")
+    app = live.app()
+    assert app.theme == FALLBACK_THEME
+    assert f"theme 'no-such-theme' is not installed; using {FALLBACK_THEME}" in app.warnings
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: any("no-such-theme" in n.message for n in app._notifications))
+        seen = [app.theme]
+        for _ in app.our_themes:
+            await pilot.press("ctrl+t")
+            await until(pilot, lambda: app.theme != seen[-1])
+            seen.append(app.theme)
+        assert sorted(set(seen)) == sorted(app.our_themes)  # every theme, then round again
+        assert seen[-1] == seen[0]
+        await until(pilot, lambda: live.engine.config.get("ui.theme") == app.theme)
