@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from civitai_tui.perf.config import OptimizationConfig
 from civitai_tui.perf.modes import OptimizationMode
 from civitai_tui.perf.monitor import SystemSample
@@ -12,7 +15,12 @@ from civitai_tui.perf.recommend import per_connection_cap, recommendations
 MB = 1_000_000
 
 
-def kinds(probes: dict[str, HostProbe], samples=(), conditions=(), **config: object) -> list[str]:
+def kinds(
+    probes: dict[str, HostProbe],
+    samples: Sequence[SystemSample] = (),
+    conditions: Sequence[NetworkCondition] = (),
+    **config: Any,
+) -> list[str]:
     return [
         r.kind
         for r in recommendations(
