@@ -169,6 +169,7 @@ async def test_sigkill_mid_file_resumes_losing_at_most_one_checkpoint(
     saved = load_control(control_path(part))
     assert saved is not None and 0 < saved.done_bytes < large_size(sim)
     hits_before = sum(sim.stats.download_hits.values())
+    requests_before = len(sim.stats.range_requests)
 
     sim.faults.reset()
     code, summary, err = await run_cli(
@@ -180,8 +181,17 @@ async def test_sigkill_mid_file_resumes_losing_at_most_one_checkpoint(
     lost = sent_before - saved.done_bytes
     connections = summary["files"][0]["connections"] or 16
     # What the kill cost: bytes that arrived after the last checkpoint, at most one window.
-    assert refetched == large_size(sim) - saved.done_bytes
     assert lost <= (checkpoint + 1.0) * rate * max(connections, 16)
+    # The resume asks only for what is missing: no range overlaps a saved span ...
+    for file_id, header in sim.stats.range_requests[requests_before:]:
+        assert file_id == large.file_id and header is not None
+        start, _, end = header.removeprefix("bytes=").partition("-")
+        for done_start, done_end in saved.done:
+            assert int(end) < done_start or int(start) >= done_end, (header, saved.done)
+    # ... and transfers little more: a connection cut short when its segment is split
+    # (work stealing) still had bytes in flight in the socket buffers.
+    assert large_size(sim) - saved.done_bytes <= refetched
+    assert refetched <= large_size(sim) - saved.done_bytes + 4 * 2**20 * connections
     assert summary["files"][0]["sha256"].upper() == sim.catalogue.file(large.file_id).sha256.upper()
     assert sum(sim.stats.download_hits.values()) == hits_before  # the signed URL was reused
 

@@ -340,3 +340,19 @@ async def test_stopping_the_api_ends_event_streams_promptly(running: Running) ->
         assert time.monotonic() - started < 5  # aiohttp would otherwise wait 60 s
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(anext(stream), 5)
+
+
+async def test_a_signed_third_party_url_is_queued_whole(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    """Its signature is what fetches it: masking it in state.db would break the job."""
+    file = next(f for f in sim.catalogue.files() if f.name.endswith(".safetensors"))
+    url = sim.signed_url(file.id)
+    job = await running.client.add([url], options={"dest": str(tmp_path)})
+    assert (await running.client.wait([job["id"]], timeout=30))["ok"]
+    (done,) = (await running.client.job(job["id"]))["files"]
+    assert sha256(Path(done["path"])) == file.sha256.upper()
+    civitai = f"{sim.api_url}/api/download/models/{file.version_id}?token={TOKEN}"
+    masked = await running.client.add([civitai], options={"dest": str(tmp_path / "c")})
+    assert TOKEN not in json.dumps(masked)  # a CivitAI URL's token is never stored
+    assert (await running.client.wait([masked["id"]], timeout=30))["ok"]

@@ -91,7 +91,7 @@ async def test_generic_bin_files_are_scanned_not_refused_for_their_magic(tmp_pat
     from civitai_tui.security.verify import Expectations, verify_file
 
     data = tmp_path / "firmware.bin"
-    data.write_bytes(os.urandom(4096))
+    data.write_bytes(b"\x00" + os.urandom(4095))  # cannot start a pickle
     ok = await verify_file(data, Expectations(name=data.name, size=4096))
     assert ok.error is None
     old = tmp_path / "weights.bin"  # a protocol-0 pickle: no 0x80 magic, still dangerous

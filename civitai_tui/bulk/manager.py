@@ -35,7 +35,7 @@ from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import plan_targets
 from civitai_tui.civitai.source import CivitAIDownloadSource
-from civitai_tui.civitai.targets import describe_target, parse_target
+from civitai_tui.civitai.targets import UrlTarget, describe_target, parse_target
 from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
 from civitai_tui.download.session import create_download_session
@@ -202,7 +202,13 @@ class BulkDownloadManager:
         parsed = [parse_target(t, self.settings.base_url) for t in targets]
         job = BulkDownloadJob(
             name=name or ", ".join(describe_target(t) for t in parsed[:3]),
-            targets=tuple(mask_url(t) if "://" in t else t for t in targets),
+            # A CivitAI URL may carry the user's ?token=: stored masked (it parses the
+            # same without it). Another host's URL is kept whole: its signature is
+            # what fetches the file.
+            targets=tuple(
+                t if isinstance(p, UrlTarget) or "://" not in t else mask_url(t)
+                for t, p in zip(targets, parsed, strict=True)
+            ),
             options=options or JobOptions(),
             priority=priority,
             seq=self._store.next_seq(),

@@ -96,7 +96,10 @@ def _report(data: dict) -> PickleScanReport:
 
 async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
     """Scan ``path`` (in a child process when its pickle data is large)."""
-    if await asyncio.to_thread(pickle_data_size, path) > IN_PROCESS_LIMIT:
+    size = await asyncio.to_thread(pickle_data_size, path)
+    if size == 0:  # its first byte cannot start a pickle: unpickling it fails at once
+        return PickleScanReport(issues=0)
+    if size > IN_PROCESS_LIMIT:
         return await _scan_in_child(path, timeout)
     try:
         return _report(await asyncio.wait_for(asyncio.to_thread(_scan, str(path)), timeout))
