@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.core import Engine
     from civitai_tui.simulator.server import Simulator
 
 
@@ -36,3 +39,31 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
     finally:
         await simulator.close()
+
+
+@asynccontextmanager
+async def embedded_engine(
+    sim: Simulator, home: Path, config: str
+) -> AsyncIterator[tuple[Engine, EngineClient, Path]]:
+    """An engine on the simulator with its control API on ``home/engine.sock``, and a client."""
+    from civitai_tui.config import Config, Environment
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.core import Engine
+    from civitai_tui.engine.server import start_api
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(config)
+    engine = Engine(
+        home,
+        config=Config.load(home / "config.toml", environ={}),
+        environment=Environment(sim.api_url, TOKEN),
+    )
+    await engine.start()
+    socket = home / "engine.sock"
+    runner = await start_api(engine, socket)
+    try:
+        async with EngineClient(socket) as client:
+            yield engine, client, socket
+    finally:
+        await runner.cleanup()
+        await engine.stop()

@@ -19,7 +19,7 @@ from civitai_tui.engine.core import Engine
 from civitai_tui.engine.server import start_api
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, embedded_engine
 from tests.test_civitai_client import small_plain_model
 
 
@@ -45,25 +45,9 @@ class Live:
 
 @pytest.fixture
 async def live(sim: Simulator, tmp_path: Path) -> AsyncIterator[Live]:
-    home = tmp_path / "state"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        "[bulk]\nstrategy = 'sequential'\nbatch_size = 2\n[analytics]\nenabled = false\n"
-    )
-    engine = Engine(
-        home,
-        config=Config.load(home / "config.toml", environ={}),
-        environment=Environment(sim.api_url, TOKEN),
-    )
-    await engine.start()
-    socket_path = home / "engine.sock"
-    runner = await start_api(engine, socket_path)
-    try:
-        async with EngineClient(socket_path) as client:
-            yield Live(engine, client, socket_path)
-    finally:
-        await runner.cleanup()
-        await engine.stop()
+    config = "[bulk]\nstrategy = 'sequential'\nbatch_size = 2\n[analytics]\nenabled = false\n"
+    async with embedded_engine(sim, tmp_path / "state", config) as (engine, client, socket):
+        yield Live(engine, client, socket)
 
 
 @pytest.mark.parametrize(

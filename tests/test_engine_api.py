@@ -14,13 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from civitai_tui.config import Config, Environment
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.engine.core import Engine
-from civitai_tui.engine.server import start_api
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, embedded_engine
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
@@ -44,23 +42,9 @@ class Running:
 
 @pytest.fixture
 async def running(sim: Simulator, tmp_path: Path) -> AsyncIterator[Running]:
-    home = tmp_path / "state"
-    home.mkdir()
-    (home / "config.toml").write_text("[bulk]\nstrategy = 'sequential'\nbatch_size = 2\n")
-    engine = Engine(
-        home,
-        config=Config.load(home / "config.toml", environ={}),
-        environment=Environment(sim.api_url, TOKEN),
-    )
-    await engine.start()
-    socket = home / "engine.sock"
-    runner = await start_api(engine, socket)
-    try:
-        async with EngineClient(socket) as client:
-            yield Running(engine, client, socket)
-    finally:
-        await runner.cleanup()
-        await engine.stop()
+    config = "[bulk]\nstrategy = 'sequential'\nbatch_size = 2\n"
+    async with embedded_engine(sim, tmp_path / "state", config) as (engine, client, socket):
+        yield Running(engine, client, socket)
 
 
 def sha256(path: Path) -> str:

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from civitai_tui.config import Config, Environment
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.engine.core import Engine
-from civitai_tui.engine.server import start_api
 from civitai_tui.simulator.server import Simulator
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
-from tests.conftest import TOKEN
+from tests.conftest import embedded_engine
 
 SIZE = (120, 40)
 
@@ -54,21 +52,7 @@ class Live:
 
 @pytest.fixture
 async def live(sim: Simulator, tmp_path: Path) -> AsyncIterator[Live]:
+    config = "[bulk]\nstrategy = 'sequential'\nbatch_size = 1\n[ui]\nrefresh_hz = 10\n"
     home = tmp_path / "state"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        "[bulk]\nstrategy = 'sequential'\nbatch_size = 1\n[ui]\nrefresh_hz = 10\n"
-    )
-    engine = Engine(
-        home,
-        config=Config.load(home / "config.toml", environ={}),
-        environment=Environment(sim.api_url, TOKEN),
-    )
-    await engine.start()
-    runner = await start_api(engine, home / "engine.sock")
-    try:
-        async with EngineClient(home / "engine.sock") as client:
-            yield Live(engine, client, home)
-    finally:
-        await runner.cleanup()
-        await engine.stop()
+    async with embedded_engine(sim, home, config) as (engine, client, _):
+        yield Live(engine, client, home)
