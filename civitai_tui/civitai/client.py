@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -34,6 +33,7 @@ from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import NULL_BUS, EventBus, RetryScheduled
 from civitai_tui.security.redact import mask_url, register_secret
+from civitai_tui.session_owner import SessionOwner
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _challenge(what: str, status: int) -> CivitaiTuiError:
     )
 
 
-class CivitAIClient:
+class CivitAIClient(SessionOwner):
     """An async client for one CivitAI API origin (``base_url``)."""
 
     def __init__(
@@ -124,31 +124,16 @@ class CivitAIClient:
         self._download_limiter = download_limiter or RateLimiter(100.0, burst=10)
         self._backoff = backoff or Backoff()
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"CivitAIClient({self.base_url!r}, token={'set' if self._api_key else 'none'})"
 
-    async def __aenter__(self) -> CivitAIClient:
-        self._session = aiohttp.ClientSession(
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
             headers={"User-Agent": self._user_agent},
             timeout=self._timeout,
             trust_env=True,
         )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # -- transport -------------------------------------------------------------------
 

@@ -8,42 +8,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.session_owner import SessionOwner
 
 BASE = "http://engine"
 
 
-class EngineClient:
+class EngineClient(SessionOwner):
     """Async methods mirroring the control API routes."""
 
     def __init__(self, socket_path: Path, *, timeout: float = 30.0) -> None:
         self.socket_path = socket_path
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=timeout)
-        self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> EngineClient:
-        self._session = aiohttp.ClientSession(
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=str(self.socket_path)), timeout=self._timeout
         )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def _unavailable(self, exc: Exception) -> CivitaiTuiError:
         return CivitaiTuiError(
