@@ -24,6 +24,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 NAME_WIDTH = 28
 KIND_WIDTH = 12
+#: Columns whose values arrive after the row does (an empty cell would size them to
+#: the label, and later values would be cut): "999.9 MiB/s", "99:59:59", "100.0 GiB".
+FIXED_WIDTHS = {"speed": 11, "eta": 8, "size": 10}
 
 
 def job_cells(job: JobView) -> tuple[str, ...]:
@@ -57,7 +60,7 @@ class JobsTable(DataTable[str | Text]):
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(label, key=key, width=FIXED_WIDTHS.get(key))
 
     @property
     def selected_id(self) -> str | None:
