@@ -25,6 +25,7 @@ from typing import Any
 import platformdirs
 import tomlkit
 
+from civitai_tui.atomic import write_atomic
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 APP_NAME = "civitai-tui"
@@ -361,6 +362,4 @@ def _write_key(path: Path, key: str, value: Any) -> None:
         table = tomlkit.table()
         doc[section] = table
     table[name] = value
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, tomlkit.dumps(doc).encode("utf-8"), mode=0o600)

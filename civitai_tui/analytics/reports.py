@@ -10,8 +10,6 @@ writes files atomically (a temporary file in the same directory, then
 from __future__ import annotations
 
 import errno
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from civitai_tui.analytics.report_html import render_html
 from civitai_tui.analytics.report_json import render_json
 from civitai_tui.analytics.report_pdf import render_pdf
 from civitai_tui.analytics.summary import AnalyticsReport
+from civitai_tui.atomic import write_atomic
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 
@@ -76,25 +75,16 @@ class ReportGenerator:
     def write(self, path: Path, fmt: ReportFormat | str | None = None) -> Path:
         """Write the report to ``path`` (format from the suffix unless given)."""
         data = self.render(fmt or path.suffix or "html")
-        write_atomic(path, data)
+        write_report_file(path, data)
         return path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, all or nothing."""
+def write_report_file(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, all or nothing; failures say what to do."""
     path = path.expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        write_atomic(path, data)
     except OSError as exc:
-        raise _write_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise _write_error(path, exc) from exc
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from civitai_tui.atomic import write_atomic
 from civitai_tui.civitai.urls import check_url
 from civitai_tui.events import FileInfo
 from civitai_tui.security.redact import mask_url
@@ -31,17 +30,6 @@ IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpeg", "image/webp": ".we
 
 def sidecar_path(model: Path) -> Path:
     return model.with_name(model.stem + ".civitai.json")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_sidecar(model: Path, info: FileInfo, sha256: str | None, base_url: str) -> Path:
