@@ -18,8 +18,7 @@ from rich.console import Console
 
 from civitai_tui import __version__
 from civitai_tui.analytics.commands import report
-from civitai_tui.civitai.planner import BulkFilters, PlanOptions
-from civitai_tui.civitai.selection import FileSelection
+from civitai_tui.bulk.jobs import JobOptions
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -160,15 +159,7 @@ def get(
     if connections:
         settings.connections = connections
     options = GetOptions(
-        plan=PlanOptions(
-            dest=(dest or Path(config.get("bulk.dest") or ".")).expanduser(),
-            selection=FileSelection(
-                primary_only=not bulk["all_files"], formats=tuple(bulk["formats"])
-            ),
-            filters=_filters(bulk),
-            latest_only=not bulk["all_versions"],
-            limit=bulk["limit"],
-        ),
+        plan=_job_options(bulk, dest, config).plan_options(),
         max_files=max_files or config.get("bulk.max_files"),
         allow_http=allow_http,
     )
@@ -203,13 +194,19 @@ def get(
     raise SystemExit(0 if report.ok else 1)
 
 
-def _filters(bulk: dict[str, Any]) -> BulkFilters:
-    return BulkFilters(
+def _job_options(bulk: dict[str, Any], dest: Path | None, config: Config) -> JobOptions:
+    """The bulk and file-selection flags (``bulk_options``) and ``--dest`` as job options."""
+    return JobOptions(
+        dest=str((dest or Path(config.get("bulk.dest") or ".")).expanduser()),
+        latest_only=not bulk["all_versions"],
+        limit=bulk["limit"],
         types=tuple(bulk["types"]),
         base_models=tuple(bulk["base_models"]),
         sort=bulk["sort"],
         period=bulk["period"],
         nsfw=bulk["nsfw"],
+        primary_only=not bulk["all_files"],
+        formats=tuple(bulk["formats"]),
     )
 
 
@@ -386,18 +383,8 @@ def add(
     expanded = expand_target_args(targets)
     _targets(tuple(expanded), env.base_url)
     config = _config()
-    options = {
-        "dest": str((dest or Path(config.get("bulk.dest") or ".")).expanduser().resolve()),
-        "latest_only": not bulk["all_versions"],
-        "limit": bulk["limit"],
-        "types": list(bulk["types"]),
-        "base_models": list(bulk["base_models"]),
-        "sort": bulk["sort"],
-        "period": bulk["period"],
-        "nsfw": bulk["nsfw"],
-        "primary_only": not bulk["all_files"],
-        "formats": list(bulk["formats"]),
-    }
+    options = _job_options(bulk, dest, config).to_dict()
+    options["dest"] = str(Path(options["dest"]).resolve())  # the engine has another cwd
     job = _with_engine(lambda c: c.add(expanded, priority=priority, options=options, name=name))
     if as_json:
         click.echo(json.dumps(job))
