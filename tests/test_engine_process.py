@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from civitai_tui.download.control import load_control
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.server import Simulator
 from tests.conftest import TOKEN
@@ -182,13 +183,24 @@ async def test_sigterm_saves_state_and_the_next_start_resumes(
     os.kill(pid, signal.SIGTERM)
     await until(lambda p=pid: gone(p), 30)
     assert not (home / "engine.sock").exists()  # a clean exit removes its socket
-    assert list(lib.glob("*.part")) and list(lib.glob("*.part.ctl"))  # partial data kept
+    (ctl,) = lib.glob("*.part.ctl")  # partial data kept, with its resume state
+    assert list(lib.glob("*.part"))
+    saved = load_control(ctl)
+    assert saved is not None and saved.done_bytes > 0
     sent = sim.stats.bytes_per_file[large.file_id]
+    requests_before = len(sim.stats.range_requests)
     sim.faults.reset()
     (listed,) = await cli.jobs()  # restarts the engine
     assert listed["id"] == job["id"] and listed["state"] in ("PENDING", "PROCESSING")
     code, _, err = await cli("wait", "--timeout", "60", check=False)
     assert code == 0, err
     size = sim.catalogue.file(large.file_id).size
-    assert sim.stats.bytes_per_file[large.file_id] - sent < size  # resumed, not restarted
+    # Resumed, not restarted: no range asked after the restart overlaps a saved span,
+    # and the bytes moved are what was missing plus what cut connections had in flight.
+    for _, header in sim.stats.range_requests[requests_before:]:
+        start, _, end = (header or "bytes=0-").removeprefix("bytes=").partition("-")
+        for done_start, done_end in saved.done:
+            assert (end and int(end) < done_start) or int(start) >= done_end, header
+    refetched = sim.stats.bytes_per_file[large.file_id] - sent
+    assert size - saved.done_bytes <= refetched <= size - saved.done_bytes + 4 * 2**20 * 8
     await cli("engine", "stop")
