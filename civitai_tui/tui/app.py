@@ -141,8 +141,13 @@ class CivitaiTuiApp(App[None]):
             self.exit()
 
     def flush(self) -> None:
-        """Paint what changed since the last tick, in one frame."""
-        screen = self.screen
+        """Paint what changed since the last tick, in one frame.
+
+        The timer can still tick while the app shuts down and its screens are
+        already gone; there is nothing to paint then.
+        """
+        stack = self.screen_stack
+        screen = stack[-1] if stack else None
         if isinstance(screen, EngineScreen) and self.state.has_changes:
             with self.batch_update():
                 screen.sync(self.state)

@@ -24,3 +24,15 @@ async def test_unknown_theme_falls_back_and_the_next_theme_is_saved_to_the_engin
         assert sorted(set(seen)) == sorted(app.our_themes)  # every theme, then round again
         assert seen[-1] == seen[0]
         await until(pilot, lambda: live.engine.config.get("ui.theme") == app.theme)
+
+
+async def test_a_flush_tick_during_shutdown_paints_nothing_and_does_not_crash(live: Live) -> None:
+    app = live.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.frames > 0)
+    painted = app.frames
+    assert app.screen_stack == []  # the state a late timer tick finds during shutdown
+    app.state.set_connection(not app.state.connected, "changed after exit")
+    assert app.state.has_changes
+    app.flush()
+    assert app.frames == painted
