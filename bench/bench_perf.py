@@ -1,14 +1,17 @@
 """The optimizer benchmark: every client on the issue's seven network profiles, one table.
 
 Profiles are fault knobs of the simulator (run in its own process,
-``bench/perf_server.py``) serving one 128 MiB file. For each profile every
+``bench/perf_server.py``) serving one file of ``--size`` MiB (default 1 GiB, a
+checkpoint: long enough that the result is the steady state an optimizer finds,
+not the first second of it). For each profile every
 client downloads it once: ADAPTIVE (our default), each other mode, fixed
 connection counts, ``aria2c -x16 -s16 -k1M``, and the plain one-connection
 downloader (``bench/plain.py``). A run that reaches ``--timeout`` is stopped;
 its speed is then an upper bound (``<``). Then the issue's targets are checked
 and the optimizer's own CPU overhead is measured (idle, and busy from the runs).
 
-Usage: ``python -m bench.bench_perf [--profiles 1,2,...] [--clients ...] [--timeout S]``
+Usage: ``python -m bench.bench_perf [--profiles 1,2,...] [--clients ...] [--timeout S]
+[--size MIB]``
 Markdown goes to stdout, progress to stderr, every run to ``bench/results/perf-*.json``.
 """
 
@@ -155,9 +158,9 @@ def measure(profile: str, client: str, url: str, size: int, work: Path, timeout:
 
 
 @contextlib.contextmanager
-def simulator() -> Iterator[dict[str, Any]]:
+def simulator(size_mib: int) -> Iterator[dict[str, Any]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.perf_server"],
+        [sys.executable, "-m", "bench.perf_server", "--size", str(size_mib)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -280,12 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--size", type=int, default=1024, help="file size in MiB")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle overhead run")
     args = parser.parse_args(argv)
     profiles = args.profiles.split(",")
     clients = [c for c in args.clients.split(",") if c != "aria2c" or shutil.which("aria2c")]
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="perf-bench-") as tmp, simulator() as sim:
+    with tempfile.TemporaryDirectory(prefix="perf-bench-") as tmp, simulator(args.size) as sim:
         work = Path(tmp)
         for profile in profiles:
             with busy_core(profile == "7"):

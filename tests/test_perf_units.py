@@ -102,25 +102,48 @@ def test_modes_have_documented_limits_and_read_the_config(tmp_path) -> None:
         parse_mode("turbo")
 
 
-def feed(probe: HostProbe, rate_of, ticks: int, start: float = 0.0) -> float:
-    """Run ``ticks`` probe ticks of 0.5 s with throughput ``rate_of(budget)``."""
-    now = start
+def feed(probe: HostProbe, rate_of, ticks: int, start: float = 0.0) -> tuple[float, list]:
+    """Run ``ticks`` probe ticks of 0.5 s with throughput ``rate_of(budget)``; the steps taken."""
+    now, steps = start, []
     for _ in range(ticks):
         now += 0.5
-        probe.tick(int(rate_of(probe.budget) * 0.5), 0.5, probe.budget, now)
-    return now
+        step = probe.tick(rate_of(probe.budget), probe.budget, now)
+        if step is not None:
+            steps.append(step)
+    return now, steps
 
 
-def test_probe_climbs_on_a_per_connection_cap() -> None:
-    probe = HostProbe("h", 4, 64, 0.1)
-    feed(probe, lambda n: min(n * 2 * MB, 100 * MB), 40)
-    assert 32 <= probe.budget <= 64
+def test_probe_jumps_then_climbs_on_a_per_connection_cap() -> None:
+    probe = HostProbe("h", 2, 64, 0.1)
+    _, steps = feed(probe, lambda n: min(n * 2 * MB, 100 * MB), 40)
+    assert (steps[0].old, steps[0].new) == (2, 32)  # 2 MB/s per connection: a cap, jump x16
+    assert probe.budget == 64 and probe.phase is Phase.HOLD  # the ceiling; less would lose
+    assert "do fewer than 64 connections keep the throughput" in steps[-2].reason
+    assert "too much lost" in steps[-1].reason and steps[-1].new == 64
 
 
-def test_probe_backs_off_when_connections_add_nothing() -> None:
-    probe = HostProbe("h", 4, 64, 0.1)
-    feed(probe, lambda n: 50 * MB, 40)
-    assert probe.budget == 4 and probe.phase is Phase.HOLD
+def test_probe_sheds_connections_that_add_nothing() -> None:
+    probe = HostProbe("h", 2, 64, 0.1)
+    _, steps = feed(probe, lambda n: 50 * MB, 40)
+    assert steps[0].new == 32 and "no gain worth keeping" in steps[1].reason
+    assert probe.budget == 1 and probe.phase is Phase.HOLD
+
+
+def test_fast_connections_probe_down_first_and_speed_never_sheds() -> None:
+    adaptive = HostProbe("h", 4, 64, 0.1)
+    _, steps = feed(adaptive, lambda n: 400 * MB, 12)
+    assert [(s.old, s.new) for s in steps] == [(4, 2), (2, 1)]
+    speed = HostProbe("h", 8, 64, 0.05, shed_probe=False)
+    _, steps = feed(speed, lambda n: 400 * MB, 12)
+    assert [(s.old, s.new) for s in steps] == [(8, 16), (16, 8)]
+    assert speed.phase is Phase.HOLD
+
+
+def test_a_probe_down_that_loses_throughput_is_undone() -> None:
+    probe = HostProbe("h", 8, 64, 0.1)
+    _, steps = feed(probe, lambda n: min(n, 8) * 40 * MB, 12)  # 40 MB/s each, 320 MB/s link
+    assert [(s.old, s.new) for s in steps] == [(8, 4), (4, 10), (10, 8)]  # then additive
+    assert probe.budget == 8 and probe.phase is Phase.HOLD
 
 
 def test_throttle_halves_and_caps_the_budget() -> None:
@@ -164,7 +187,7 @@ def test_retry_classification_and_tracker() -> None:
     tracker = ThroughputTracker()
     tracker.started("a", "h1")
     tracker.progress("a", 3000, 2)
-    assert tracker.host_bytes("h1") == 3000 and tracker.connections("h1") == 2
+    assert tracker.host_rate("h1") > 0 and tracker.connections("h1") == 2
     tracker.finished("a")
     assert tracker.sample() > 0 and tracker.per_host["h1"].history[-1] > 0
 

@@ -4,7 +4,9 @@ The base delay is a parameter so the performance optimizer can set it from the
 network condition. Only errors whose kind is retryable are retried (never
 401/403/404/410); the attempt count is kept per connection and restarts when
 bytes make forward progress, so a long download over a flaky link does not use
-up its attempts (huggingface_hub style).
+up its attempts (huggingface_hub style). A connection that broke after moving
+bytes is retried at once, as aria2 does: one reset every few megabytes must not
+cost a backoff each time; if the retry fails too, backoff starts.
 """
 
 from __future__ import annotations
@@ -46,10 +48,17 @@ class RetryPolicy:
     cap: float = 60.0
     jitter: float = 0.1
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+    def delay(
+        self, attempt: int, retry_after: float | None = None, progressed: bool = False
+    ) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
+
+        ``progressed``: the failed try had moved bytes (no wait, unless ``Retry-After``).
+        """
         if retry_after is not None:
             return min(self.cap, max(0.0, retry_after) * (1 + random.uniform(0, self.jitter)))
+        if progressed:
+            return 0.0
         backoff = self.base_delay * 2 ** max(0, attempt - 1)
         spread = random.uniform(-self.jitter, self.jitter)
         return min(self.cap, backoff * (1 + spread))

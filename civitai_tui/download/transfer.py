@@ -554,11 +554,12 @@ class Transfer:
                     self._busy.discard(wid)
                     self._grow_cap()
                 except CivitaiTuiError as err:
-                    attempt = 1 if seg.pos > before else attempt + 1
+                    progressed = seg.pos > before
+                    attempt = 1 if progressed else attempt + 1
                     self.ranges.release(seg)
                     if err.kind is FailureKind.RATE_LIMITED:
                         self._busy.add(wid)
-                    await self._after_error(err, attempt)
+                    await self._after_error(err, attempt, progressed)
                     stopped = self._over_limit()
                 resp = None
                 if stopped or self._over_limit():
@@ -574,7 +575,9 @@ class Transfer:
             self._workers.pop(wid, None)
         self._ensure_workers()
 
-    async def _after_error(self, err: CivitaiTuiError, attempt: int) -> None:
+    async def _after_error(
+        self, err: CivitaiTuiError, attempt: int, progressed: bool = False
+    ) -> None:
         policy = self.settings.retry
         if not policy.should_retry(err, attempt):
             raise err
@@ -586,7 +589,7 @@ class Transfer:
         ):
             self._cap = max(1, (self.ranges.owners + 1) // 2)
             self._last_cut = loop.time()
-        delay = policy.delay(attempt, err.retry_after)
+        delay = policy.delay(attempt, err.retry_after, progressed)
         self.retries += 1
         self.bus.publish(
             RetryScheduled(

@@ -1,17 +1,19 @@
 """The optimizer's modes: each one a documented set of limits, switchable live.
 
-========== =========== ======= ========= ============ ==================================
-mode       connections  start   probing   read buffer  CPU / memory shed threshold
+========== =========== ======= ============== ============ ==============================
+mode       connections  start   probing        read buffer  CPU / memory shed threshold
            per host
-========== =========== ======= ========= ============ ==================================
-SPEED      1 .. max     8       yes, +5 %  up to max   90 % (only a machine in trouble)
-EFFICIENCY 1 .. 8       2       yes, +25 % max         50 % (gives CPU back early)
-MINIMAL    1 .. 2       1       no         min         config thresholds
-ADAPTIVE   1 .. max     4       yes, +10 % min .. max  config thresholds (default mode)
-========== =========== ======= ========= ============ ==================================
+========== =========== ======= ============== ============ ==============================
+SPEED      1 .. max     8       up only, +5 %  up to max    90 % (only a machine in trouble)
+EFFICIENCY 1 .. 8       2       both, 25 %     max          50 % (gives CPU back early)
+MINIMAL    1 .. 2       1       no             min          config thresholds
+ADAPTIVE   1 .. max     2       both, 10 %     min .. max   config thresholds (default mode)
+========== =========== ======= ============== ============ ==============================
 
-"max" is ``performance.max_connections``; "+N %" is the least throughput gain,
-relative to linear scaling, for which a probe keeps an added connection. ADAPTIVE
+"max" is ``performance.max_connections``; "N %" is the least throughput gain,
+relative to linear scaling, for which a probe keeps added connections (and,
+probing down, the most loss for which it keeps fewer). SPEED never gives a
+connection back to save resources; the others drop connections that add nothing. ADAPTIVE
 also moves the read buffer with the network condition (seed table).
 """
 
@@ -39,6 +41,8 @@ class ModeLimits:
     #: A probe keeps added connections when throughput rose by at least this
     #: fraction of what linear scaling would give.
     min_gain: float
+    #: Also probe downwards: drop connections that add nothing.
+    shed_probe: bool
     #: Shed a connection above these CPU / memory percentages (None: config).
     cpu_threshold: float | None
     memory_threshold: float | None
@@ -47,10 +51,10 @@ class ModeLimits:
 
 
 MODE_LIMITS: dict[OptimizationMode, ModeLimits] = {
-    OptimizationMode.SPEED: ModeLimits(None, 8, True, 0.05, 90.0, 90.0, "max"),
-    OptimizationMode.EFFICIENCY: ModeLimits(8, 2, True, 0.25, 50.0, None, "max"),
-    OptimizationMode.MINIMAL: ModeLimits(2, 1, False, 1.0, None, None, "min"),
-    OptimizationMode.ADAPTIVE: ModeLimits(None, 4, True, 0.10, None, None, "adaptive"),
+    OptimizationMode.SPEED: ModeLimits(None, 8, True, 0.05, False, 90.0, 90.0, "max"),
+    OptimizationMode.EFFICIENCY: ModeLimits(8, 2, True, 0.25, True, 50.0, None, "max"),
+    OptimizationMode.MINIMAL: ModeLimits(2, 1, False, 1.0, False, None, None, "min"),
+    OptimizationMode.ADAPTIVE: ModeLimits(None, 2, True, 0.10, True, None, None, "adaptive"),
 }
 
 

@@ -67,6 +67,21 @@ class FileTrack:
     sampled: int = 0  # bytes already counted in the file's series
     connections: int = 0
     seen: float = field(default_factory=time.monotonic)
+    #: The last rate measurement: its rate, and the progress it was measured up to.
+    rate: float = 0.0
+    rate_done: int = -1
+    rate_seen: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rate_done < 0:
+            self.rate_done, self.rate_seen = self.done, self.seen
+
+    def measure_rate(self) -> float:
+        """The rate between the last two progress reports measured (no aliasing with ticks)."""
+        if self.seen > self.rate_seen:
+            self.rate = max(0, self.done - self.rate_done) / (self.seen - self.rate_seen)
+            self.rate_done, self.rate_seen = self.done, self.seen
+        return self.rate
 
 
 class ThroughputTracker:
@@ -111,12 +126,9 @@ class ThroughputTracker:
     def connections(self, host: str | None = None) -> int:
         return sum(t.connections for t in self.active(host))
 
-    def host_bytes(self, host: str) -> int:
-        """Bytes moved from ``host`` so far (a running total, for interval measurements)."""
-        for track in self.files.values():
-            if track.host == host:
-                self._credit(track)
-        return self._host_bytes.get(host, 0)
+    def host_rate(self, host: str) -> float:
+        """Bytes/s from ``host`` now: each active file's rate between its progress reports."""
+        return sum(t.measure_rate() for t in self.active(host))
 
     def _credit(self, track: FileTrack) -> None:
         delta = max(0, track.done - track.credited)

@@ -36,7 +36,7 @@ from civitai_tui.perf.health import HealthBoard, Trouble, classify_retry
 from civitai_tui.perf.modes import OptimizationMode, parse_mode
 from civitai_tui.perf.monitor import SystemMonitor, SystemSample, ThroughputTracker
 from civitai_tui.perf.network import NetworkCondition, classify_network_condition
-from civitai_tui.perf.probe import HostProbe, Step
+from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Step
 from civitai_tui.perf.recommend import recommendations
 from civitai_tui.perf.retry import DEFAULT_BASE_DELAY, base_delay_for
 from civitai_tui.perf.tables import Action, next_chunk_size, system_verdict
@@ -72,7 +72,6 @@ class PerformanceOptimizer:
         self.last_metrics: MetricsSample | None = None
         self._active_rates: deque[float] = deque(maxlen=CLASSIFY_WINDOW)
         self._per_file: dict[str, int] = {}
-        self._host_marks: dict[str, int] = {}
         self._host_errors: dict[str, int] = {}
         self._unsubscribe: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -111,6 +110,7 @@ class PerformanceOptimizer:
                 limits.min_gain,
                 limits.probe,
                 now,
+                shed_probe=limits.shed_probe,
             )
             self._apply_step(host, step)
         self._apply_chunk()
@@ -140,8 +140,8 @@ class PerformanceOptimizer:
                 self.config.connection_ceiling,
                 limits.min_gain,
                 probing=limits.probe,
+                shed_probe=limits.shed_probe,
             )
-            self._host_marks[host] = self.tracker.host_bytes(host)
             self._decide(
                 "connections", None, self.probes[host].budget, f"first file from {host}", host
             )
@@ -166,13 +166,12 @@ class PerformanceOptimizer:
     async def _run(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        last_tick = next_sample = next_table = loop.time()
+        next_sample = next_table = loop.time()
         while True:
             await asyncio.sleep(self.config.probe_interval)
             now = loop.time()
             try:
-                self._probe_tick(now - last_tick, now)
-                last_tick = now
+                self._probe_tick(now)
                 if now >= next_sample:
                     next_sample = now + cfg.sample_interval
                     self._sample()
@@ -183,16 +182,16 @@ class PerformanceOptimizer:
                 log.exception("optimizer tick failed")
             cfg = self.config
 
-    def _probe_tick(self, seconds: float, now: float) -> None:
+    def _probe_tick(self, now: float) -> None:
         for host, probe in self.probes.items():
-            running = self.tracker.host_bytes(host)
-            nbytes = running - self._host_marks.get(host, running)
-            self._host_marks[host] = running
+            probe.settle_ticks = SETTLE_TICKS + int(
+                self.health.host(host).ttfb / self.config.probe_interval
+            )
             errors = self._host_errors.pop(host, 0)
             if errors and self.config.limits.probe:
                 self._apply_step(host, probe.connection_errors(errors, now))
             connections = self.tracker.connections(host)
-            self._apply_step(host, probe.tick(nbytes, seconds, connections, now))
+            self._apply_step(host, probe.tick(self.tracker.host_rate(host), connections, now))
             self._share(host)
 
     def _sample(self) -> None:

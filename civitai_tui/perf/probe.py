@@ -1,41 +1,62 @@
-"""Per-host probing: does another connection add throughput? Keep it if so, back off if not.
+"""Per-host probing: does another connection add throughput, does one fewer cost any?
 
 One :class:`HostProbe` per storage host owns that host's connection budget
-(connections across all of its files). It alternates two measurements: the rate
-at the current budget (the baseline), then the rate after adding connections.
-If the rate rose by at least ``min_gain`` of what linear scaling would give
-(a server that caps each connection), the added connections stay and the next
-probe follows; otherwise the budget returns to the baseline and the probe
-waits (``hold``, doubling up to ``MAX_HOLD`` while probes keep failing) before
-trying again. Growth starts multiplicative (slow start: x2, x4 after a probe
-that scaled almost linearly) and becomes additive after the first failed probe.
+(connections across all of its files). From a baseline measurement it probes in
+one direction and judges the result against linear scaling:
 
-AIMD on trouble: a 429/503 halves the budget and caps it below the count that
-was throttled (for ``THROTTLE_MEMORY`` seconds); a burst of connection resets
-cuts it by a quarter. Each change carries its reason, for the event bus.
+* **up** (more connections): kept when the rate rose by at least ``min_gain`` of
+  what linear scaling would give (a server that caps each connection);
+* **down** (fewer connections, modes with ``shed_probe``): kept when the rate
+  fell by at most ``min_gain`` of what linear scaling would lose (a link, or a
+  CPU, that more connections only crowd).
+
+A kept probe becomes the new baseline and the probe goes on in the same
+direction; a failed one tries the other direction once from the same baseline,
+then the budget returns to the baseline and the probe waits (``hold``, doubling
+up to ``MAX_HOLD`` while probes keep failing). Steps start multiplicative (slow
+start) and become additive after the first failed probe. The very first
+decision on a host reads the rate per connection: slow connections (under
+``SLOW_CONNECTION``, the mark of a per-connection cap) jump ``COLD_JUMP`` times
+up at once; fast ones (a host that does not cap) probe down first. That first
+baseline is one tick, not ``MEASURE_TICKS``: a file that finishes in seconds
+should run most of them at the right budget.
+
+AIMD on trouble: a 429/503 halves the budget (or, during a probe up, returns
+to the baseline, whichever is lower) and caps it below the count that was
+throttled (for ``THROTTLE_MEMORY`` seconds); a burst of connection resets cuts
+it by a quarter. Each change carries its reason, for the event bus.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 SETTLE_TICKS = 1  # ticks ignored after a change (new connections ramp up)
 MEASURE_TICKS = 2  # ticks averaged into one measurement
 FIRST_HOLD = 8.0
 MAX_HOLD = 60.0
 NEAR_LINEAR = 0.8
+MB = 1_000_000
+#: A rate per connection below this (bytes/s) looks like a per-connection cap.
+SLOW_CONNECTION = 32 * MB
+#: The first step up on a host whose connections look capped (2 -> 32 at the default start).
+COLD_JUMP = 16
 THROTTLE_MEMORY = 300.0
 THROTTLE_DEBOUNCE = 2.0
-MB = 1_000_000
 
 
 class Phase(StrEnum):
     BASELINE = "baseline"  # measuring the rate at the current budget
-    PROBING = "probing"  # measuring the rate after adding connections
+    PROBING = "probing"  # measuring the rate after a change of the budget
     HOLD = "hold"  # the budget looks right; waiting before the next probe
     FIXED = "fixed"  # this mode does not probe
+
+
+class Direction(IntEnum):
+    DOWN = -1
+    UP = 1
 
 
 @dataclass(frozen=True)
@@ -57,20 +78,17 @@ class Measurement:
 @dataclass
 class _Window:
     ticks: int = 0
-    nbytes: int = 0
-    seconds: float = 0.0
+    rate_sum: float = 0.0
     conn_sum: float = 0.0
 
-    def add(self, nbytes: int, seconds: float, connections: int) -> None:
+    def add(self, rate: float, connections: int) -> None:
         self.ticks += 1
-        self.nbytes += nbytes
-        self.seconds += seconds
+        self.rate_sum += rate
         self.conn_sum += connections
 
     def result(self, budget: int) -> Measurement:
-        return Measurement(
-            self.conn_sum / max(1, self.ticks), budget, self.nbytes / max(self.seconds, 1e-6)
-        )
+        ticks = max(1, self.ticks)
+        return Measurement(self.conn_sum / ticks, budget, self.rate_sum / ticks)
 
 
 @dataclass
@@ -82,7 +100,10 @@ class HostProbe:
     ceiling: int
     min_gain: float
     probing: bool = True
+    shed_probe: bool = True
     floor: int = 1
+    #: Ticks to ignore after a change (the optimizer raises it on slow first bytes).
+    settle_ticks: int = SETTLE_TICKS
     phase: Phase = Phase.BASELINE
     throttle_cap: int | None = None
     throttled_at: float = -1e9
@@ -91,13 +112,16 @@ class HostProbe:
     history: deque[Measurement] = field(default_factory=lambda: deque(maxlen=120))
     best: Measurement | None = None
     _base: Measurement | None = None
+    _direction: Direction = Direction.UP
+    _tried: set[Direction] = field(default_factory=set)
+    _cold: bool = True  # no decision taken on this host yet
     _slow_start: bool = True
     _settle: int = SETTLE_TICKS
     _window: _Window = field(default_factory=_Window)
     _hold: float = FIRST_HOLD
     _hold_until: float = 0.0
     _grow_blocked: bool = False
-    _near_linear: bool = False  # the last probe scaled almost linearly: step x4
+    _near_linear: bool = False  # the last probe up scaled almost linearly: step x4
 
     def __post_init__(self) -> None:
         self.budget = self._clamp(self.budget)
@@ -123,29 +147,36 @@ class HostProbe:
         if new == self.budget:
             return None
         old, self.budget = self.budget, new
-        self._settle, self._window = SETTLE_TICKS, _Window()
+        self._settle, self._window = self.settle_ticks, _Window()
         return Step(old, new, reason)
 
     def reconfigure(
-        self, ceiling: int, start: int, min_gain: float, probing: bool, now: float
+        self,
+        ceiling: int,
+        start: int,
+        min_gain: float,
+        probing: bool,
+        now: float,
+        shed_probe: bool = True,
     ) -> Step | None:
         """A new mode: new limits, at least its start budget, and the probe starts over."""
-        self.ceiling, self.min_gain, self.probing = ceiling, min_gain, probing
+        self.ceiling, self.min_gain = ceiling, min_gain
+        self.probing, self.shed_probe = probing, shed_probe
         self.phase = Phase.BASELINE if probing else Phase.FIXED
-        self._slow_start, self._base, self._hold = True, None, FIRST_HOLD
+        self._slow_start, self._cold, self._base, self._hold = True, True, None, FIRST_HOLD
         reason = f"the new mode starts at {start} and allows at most {self.limit(now)}"
         return self._set(max(self.budget, start), reason, now)
 
     # ----------------------------------------------------------- observing
-    def tick(self, nbytes: int, seconds: float, connections: int, now: float) -> Step | None:
-        """One probe tick: ``nbytes`` moved in ``seconds`` over ``connections`` open ones."""
+    def tick(self, rate: float, connections: int, now: float) -> Step | None:
+        """One probe tick: the host moved ``rate`` bytes/s over ``connections`` open ones."""
         if connections == 0:
             return None  # nothing to learn from an idle host
         if self._settle > 0:
             self._settle -= 1
             return None
-        self._window.add(nbytes, seconds, connections)
-        if self._window.ticks < MEASURE_TICKS:
+        self._window.add(rate, connections)
+        if self._window.ticks < (1 if self._cold else MEASURE_TICKS):  # decide early on a new host
             return None
         measured = self._window.result(self.budget)
         self._window = _Window()
@@ -162,52 +193,82 @@ class HostProbe:
                 return None
             self.phase = Phase.BASELINE
         if self.phase is Phase.BASELINE:
-            self._base = measured
-            return self._grow(now)
+            return self._explore(measured, now)
         return self._judge(measured, now)
 
-    def _grow(self, now: float) -> Step | None:
-        base = self._base
-        assert base is not None
-        if self._grow_blocked or self.budget >= self.limit(now):
-            self._hold_for(now)
-            return None
-        if base.connections < self.budget * 0.75:
-            self._hold_for(now)  # the files cannot use the budget they have (too few ranges)
-            return None
-        if self._slow_start:
-            target = self.budget * (4 if self._near_linear else 2)
-        else:
-            target = self.budget + max(1, self.budget // 4)
-        self.phase = Phase.PROBING
-        step = self._set(
-            target,
-            f"probing: does more than {self.budget} connections add throughput "
-            f"(now {base.rate / MB:.1f} MB/s)?",
-            now,
-        )
+    def _explore(self, base: Measurement, now: float) -> Step | None:
+        """A fresh baseline: probe in the likelier direction, else the other one."""
+        self._base, self._tried = base, set()
+        fast = base.rate / max(base.connections, 1) >= SLOW_CONNECTION
+        first = Direction.DOWN if self._cold and self.shed_probe and fast else Direction.UP
+        step = self._probe(first, now) or self._probe(Direction(-first), now)
+        self._cold = False
         if step is None:
             self._hold_for(now)
         return step
 
+    def _probe(self, direction: Direction, now: float) -> Step | None:
+        """Move the budget one step in ``direction`` from the baseline, if that is possible."""
+        base = self._base
+        assert base is not None
+        self._tried.add(direction)
+        if direction is Direction.UP:
+            if self._grow_blocked or base.budget >= self.limit(now):
+                return None
+            if base.connections < base.budget * 0.75:
+                return None  # the files cannot use the budget they have (too few ranges)
+            if self._slow_start:
+                target = base.budget * self._up_factor(base)
+            else:
+                target = base.budget + max(1, base.budget // 4)
+            question = f"does more than {base.budget} connections add throughput"
+        else:
+            if not self.shed_probe or base.budget <= self.floor:
+                return None
+            cut = base.budget // 2 if self._slow_start else max(1, base.budget // 4)
+            target = base.budget - cut
+            question = f"do fewer than {base.budget} connections keep the throughput"
+        self.phase, self._direction = Phase.PROBING, direction
+        return self._set(target, f"probing: {question} (now {base.rate / MB:.1f} MB/s)?", now)
+
+    def _up_factor(self, base: Measurement) -> int:
+        if self._cold and base.rate / max(base.connections, 1) < SLOW_CONNECTION:
+            return COLD_JUMP
+        return 4 if self._near_linear else 2
+
     def _judge(self, measured: Measurement, now: float) -> Step | None:
         base = self._base
         assert base is not None
-        added = measured.connections / max(base.connections, 1e-6) - 1
-        linear_gain = base.rate * added
-        gain = measured.rate - base.rate
-        if added > 0.05 and linear_gain > 0 and gain >= self.min_gain * linear_gain:
-            self._near_linear = gain >= NEAR_LINEAR * linear_gain
+        change = measured.connections / max(base.connections, 1e-6) - 1
+        linear = base.rate * abs(change)
+        if self._direction is Direction.UP:
+            gain = measured.rate - base.rate
+            kept = change > 0.05 and linear > 0 and gain >= self.min_gain * linear
+            self._near_linear = kept and gain >= NEAR_LINEAR * linear
+        else:
+            loss = base.rate - measured.rate
+            kept = change < -0.05 and loss <= self.min_gain * linear
+        if kept:
             self._hold = FIRST_HOLD
-            self._base = measured
+            self._base, self._tried = measured, {self._direction}
             self.phase = Phase.BASELINE
-            return self._grow(now)
+            step = self._probe(self._direction, now)
+            if step is None:
+                self._hold_for(now)
+            return step
         self._slow_start = False
-        self._hold_for(now, longer=True)
         why = (
             f"{measured.connections:.0f} connections gave {measured.rate / MB:.1f} MB/s vs "
-            f"{base.rate / MB:.1f} MB/s with {base.connections:.0f}: no gain worth keeping"
+            f"{base.rate / MB:.1f} MB/s with {base.connections:.0f}: "
+            + ("no gain worth keeping" if self._direction is Direction.UP else "too much lost")
         )
+        other = Direction(-self._direction)
+        if other not in self._tried:
+            budget = self.budget
+            step = self._probe(other, now)
+            if step is not None:
+                return Step(budget, step.new, f"{why}; {step.reason}")
+        self._hold_for(now, longer=True)
         return self._set(base.budget, why, now)
 
     def _hold_for(self, now: float, longer: bool = False) -> None:
@@ -224,10 +285,13 @@ class HostProbe:
             return None
         self.throttled_at = now
         self.throttle_cap = max(self.floor, self.budget - 1)
-        self._slow_start = False
+        target = self.budget // 2
+        if self.phase is Phase.PROBING and self._direction is Direction.UP and self._base:
+            target = min(target, self._base.budget)  # the probe provoked it: undo the probe
+        self._slow_start = self._cold = False
         self._hold_for(now, longer=True)
         return self._set(
-            max(self.floor, self.budget // 2),
+            max(self.floor, target),
             f"HTTP {status} with {self.budget} connections: halving, at most "
             f"{self.throttle_cap} for {THROTTLE_MEMORY / 60:.0f} min",
             now,
