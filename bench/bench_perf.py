@@ -3,15 +3,17 @@
 Profiles are fault knobs of the simulator (run in its own process,
 ``bench/perf_server.py``) serving one file of ``--size`` MiB (default 1 GiB, a
 checkpoint: long enough that the result is the steady state an optimizer finds,
-not the first second of it). For each profile every
-client downloads it once: ADAPTIVE (our default), each other mode, fixed
-connection counts, ``aria2c -x16 -s16 -k1M``, and the plain one-connection
-downloader (``bench/plain.py``). A run that reaches ``--timeout`` is stopped;
-its speed is then an upper bound (``<``). Then the issue's targets are checked
-and the optimizer's own CPU overhead is measured (idle, and busy from the runs).
+not the first second of it), written to tmpfs (``--work``) so the disk does not
+blur the network. For each profile every client downloads it ``--repeat`` times
+(order rotated each round; the table shows the median run): ADAPTIVE (our
+default), each other mode, fixed connection counts, ``aria2c -x16 -s16 -k1M``,
+and the plain one-connection downloader (``bench/plain.py``). A run that
+reaches ``--timeout`` is stopped and not repeated; its speed is then an upper
+bound (``<``). Then the issue's targets are checked and the optimizer's own CPU
+overhead is measured (idle, and busy from the runs).
 
 Usage: ``python -m bench.bench_perf [--profiles 1,2,...] [--clients ...] [--timeout S]
-[--size MIB]``
+[--size MIB] [--repeat N] [--work DIR]``
 Markdown goes to stdout, progress to stderr, every run to ``bench/results/perf-*.json``.
 """
 
@@ -197,6 +199,38 @@ def busy_core(active: bool) -> Iterator[None]:
         proc.wait()
 
 
+def measure_profile(
+    profile: str, clients: list[str], sim: dict[str, Any], work: Path, args: argparse.Namespace
+) -> list[Run]:
+    """``args.repeat`` rounds of every client, the order rotated each round.
+
+    A client that timed out is not run again: its speed is a bound already.
+    """
+    runs: list[Run] = []
+    bounded: set[str] = set()
+    for round_no in range(args.repeat):
+        shift = round_no % len(clients)
+        for client in clients[shift:] + clients[:shift]:
+            if client in bounded:
+                continue
+            set_faults(sim["api_url"], PROFILES[profile][1])  # fresh fail_count per run
+            run = measure(profile, client, sim["url"], sim["size"], work, args.timeout)
+            print(f"profile {profile} {client}: {fmt_speed(run)} MB/s", file=sys.stderr)
+            runs.append(run)
+            if run.bound:
+                bounded.add(client)
+    return runs
+
+
+def median_run(runs: list[Run], profile: str, client: str) -> Run:
+    """The run with the median speed (failed runs count as 0 MB/s)."""
+    mine = sorted(
+        (r for r in runs if r.profile == profile and r.client == client),
+        key=lambda r: r.mb_per_s if r.ok or r.bound else 0.0,
+    )
+    return mine[(len(mine) - 1) // 2]
+
+
 def fmt_speed(run: Run) -> str:
     return ("<" if run.bound else "") + f"{run.mb_per_s:.1f}" if run.ok or run.bound else "fail"
 
@@ -284,20 +318,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--size", type=int, default=1024, help="file size in MiB")
+    parser.add_argument(
+        "--work",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where the files are written (default /dev/shm: tmpfs, so the disk's "
+        "writeback does not blur what the network profiles measure)",
+    )
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle overhead run")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds per profile (a timed-out client runs once)"
+    )
     args = parser.parse_args(argv)
     profiles = args.profiles.split(",")
     clients = [c for c in args.clients.split(",") if c != "aria2c" or shutil.which("aria2c")]
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="perf-bench-") as tmp, simulator(args.size) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="perf-bench-", dir=args.work) as tmp,
+        simulator(args.size) as sim,
+    ):
         work = Path(tmp)
         for profile in profiles:
             with busy_core(profile == "7"):
-                for client in clients:
-                    set_faults(sim["api_url"], PROFILES[profile][1])  # fresh fail_count per run
-                    run = measure(profile, client, sim["url"], sim["size"], work, args.timeout)
-                    print(f"profile {profile} {client}: {fmt_speed(run)} MB/s", file=sys.stderr)
-                    runs.append(run)
+                runs += measure_profile(profile, clients, sim, work, args)
         idle = json.loads(
             subprocess.run(
                 [sys.executable, "-m", "bench.perf_client", "--idle", str(args.idle)],
@@ -306,10 +348,11 @@ def main(argv: list[str] | None = None) -> int:
                 check=True,
             ).stdout
         )
-    print(table(runs))
+    medians = [median_run(runs, p, c) for p in profiles for c in clients]
+    print(table(medians))
     print()
     for profile in profiles:
-        for line in targets(profile, [r for r in runs if r.profile == profile]):
+        for line in targets(profile, [r for r in medians if r.profile == profile]):
             print(f"- profile {profile}: {line}")
     busy = [(r.optimizer_cpu_s, r.seconds) for r in runs if r.optimizer_cpu_s is not None]
     busy_rate = sum(c for c, _ in busy) / max(1e-9, sum(s for _, s in busy)) * 3600

@@ -126,7 +126,11 @@ async def _open_tui(home: Path, *, embedded: bool, allow_http: bool) -> None:
     help="Destination folder (default: bulk.dest from the config, else the current folder).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
-@click.option("--connections", type=click.IntRange(1, 64), help="Connections per file.")
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 64),
+    help="Connections per file, fixed (default: the performance optimizer chooses).",
+)
 @click.option("--max-files", type=click.IntRange(1, 64), help="Files downloading at once.")
 @click.option("--allow-http", is_flag=True, help="Allow plain http:// to non-loopback hosts.")
 @bulk_options
@@ -149,6 +153,8 @@ def get(
     from civitai_tui.events import EventBus
     from civitai_tui.logs import setup_logging
     from civitai_tui.oneshot import GetOptions, run_get
+    from civitai_tui.perf.config import OptimizationConfig
+    from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
     from civitai_tui.runtime_settings import api_limiters, download_settings
 
     env = Environment.from_env()
@@ -162,6 +168,8 @@ def get(
         plan=_job_options(bulk, dest, config).plan_options(),
         max_files=max_files or config.get("bulk.max_files"),
         allow_http=allow_http,
+        optimization=None if connections else OptimizationConfig.from_config(config),
+        host_memory=state_dir() / HOST_MEMORY_FILE,
     )
     bus = EventBus()
     collector = _analytics(config, bus)

@@ -2,7 +2,9 @@
 
 No engine and no queue: the targets are planned with the API client, the files
 downloaded a few at a time through one shared session, and every event goes to
-the bus given (progress bars, analytics). The result lists every file, planned
+the bus given (progress bars, analytics). Connections are the performance
+optimizer's, as in the engine (``GetOptions.optimization``), unless the caller
+fixes them (``--connections``). The result lists every file, planned
 or not, so the caller can print a summary and choose the exit status.
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.planner import PlanFailure, PlanOptions, plan_targets
@@ -21,6 +24,11 @@ from civitai_tui.download.request import DownloadRequest
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
 from civitai_tui.events import EventBus
+from civitai_tui.perf.config import OptimizationConfig
+from civitai_tui.perf.controls import DownloaderControls
+from civitai_tui.perf.memory import HostMemory
+from civitai_tui.perf.optimizer import PerformanceOptimizer
+from civitai_tui.perf.session import create_optimized_session
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class GetOptions:
     plan: PlanOptions
     max_files: int = 4
     allow_http: bool = False
+    #: The optimizer's settings; None: ``DownloadSettings.connections`` per file, fixed.
+    optimization: OptimizationConfig | None = None
+    #: Where the optimizer keeps what it learned per host (``perf.memory``); None: nowhere.
+    host_memory: Path | None = None
 
 
 @dataclass
@@ -51,11 +63,31 @@ async def download_all(
     settings: DownloadSettings,
     bus: EventBus,
     max_files: int,
+    optimization: OptimizationConfig | None = None,
+    host_memory: Path | None = None,
 ) -> list[DownloadResult]:
-    """Download ``requests``, ``max_files`` at a time, through one shared session."""
-    session = create_download_session(limit_per_host=max(32, max_files * settings.connections))
+    """Download ``requests``, ``max_files`` at a time, through one shared session.
+
+    With ``optimization`` a :class:`PerformanceOptimizer` tunes the connections.
+    """
+    holder: list[FileDownloader] = []
+    optimizer = None
+    if optimization is None:
+        session = create_download_session(limit_per_host=max(32, max_files * settings.connections))
+    else:
+        optimizer = PerformanceOptimizer(
+            bus,
+            DownloaderControls(lambda: holder[0] if holder else None),
+            optimization,
+            HostMemory(host_memory) if host_memory else None,
+        )
+        settings = replace(settings, stream_observer=optimizer.health.record_stream)
+        session = create_optimized_session(optimizer)
     try:
         downloader = FileDownloader(session, bus=bus, settings=settings)
+        holder.append(downloader)
+        if optimizer is not None:
+            await optimizer.start()
         gate = asyncio.Semaphore(max_files)
 
         async def one(request: DownloadRequest) -> DownloadResult:
@@ -64,6 +96,8 @@ async def download_all(
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
     finally:
+        if optimizer is not None:
+            await optimizer.stop()
         await session.close()
 
 
@@ -89,6 +123,11 @@ async def run_get(
         if on_planned is not None:
             on_planned(requests)
         results = await download_all(
-            requests, settings=settings, bus=bus, max_files=options.max_files
+            requests,
+            settings=settings,
+            bus=bus,
+            max_files=options.max_files,
+            optimization=options.optimization,
+            host_memory=options.host_memory,
         )
     return GetReport(results=list(zip(requests, results, strict=True)), plan_failures=failures)

@@ -152,6 +152,8 @@ async def test_sigkill_mid_file_resumes_losing_at_most_one_checkpoint(
         f"model:{large.model_id}",
         "-d",
         str(dest),
+        "--connections",
+        "8",
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
@@ -173,7 +175,7 @@ async def test_sigkill_mid_file_resumes_losing_at_most_one_checkpoint(
 
     sim.faults.reset()
     code, summary, err = await run_cli(
-        home, sim, "get", f"model:{large.model_id}", "-d", str(dest), "--json"
+        home, sim, "get", f"model:{large.model_id}", "-d", str(dest), "--json", "--connections", "8"
     )
     assert code == 0, err
     assert isinstance(summary, dict)
@@ -194,6 +196,30 @@ async def test_sigkill_mid_file_resumes_losing_at_most_one_checkpoint(
     assert refetched <= large_size(sim) - saved.done_bytes + 4 * 2**20 * connections
     assert summary["files"][0]["sha256"].upper() == sim.catalogue.file(large.file_id).sha256.upper()
     assert sum(sim.stats.download_hits.values()) == hits_before  # the signed URL was reused
+
+
+@pytest.mark.slow
+async def test_get_lets_the_optimizer_choose_connections_unless_they_are_fixed(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    large = sim.catalogue.specials.large
+    sim.faults.set(large.file_id, per_connection_rate=4_000_000)  # a CDN-like cap
+    runs = {}
+    for label, extra in (("optimized", ()), ("fixed", ("--connections", "3"))):
+        code, summary, err = await run_cli(
+            tmp_path / "home",
+            sim,
+            "get",
+            f"model:{large.model_id}",
+            "-d",
+            str(tmp_path / label),
+            "--json",
+            *extra,
+        )
+        assert code == 0 and isinstance(summary, dict), err
+        runs[label] = summary["files"][0]["connections"]
+    assert runs["optimized"] >= 16  # probed far above a fixed default of 8
+    assert runs["fixed"] == 3
 
 
 def large_size(sim: Simulator) -> int:

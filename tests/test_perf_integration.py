@@ -14,6 +14,7 @@ from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.events import EventBus, MetricsSample, OptimizerDecision
 from civitai_tui.perf import OptimizationConfig, OptimizationMode, PerformanceOptimizer
 from civitai_tui.perf.controls import DownloaderControls
+from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.session import create_optimized_session
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator
@@ -27,14 +28,17 @@ def big_file(sim: Simulator) -> SimFile:
 
 @asynccontextmanager
 async def downloading(
-    sim: Simulator, dest: Path, config: OptimizationConfig = FAST
+    sim: Simulator,
+    dest: Path,
+    config: OptimizationConfig = FAST,
+    memory: HostMemory | None = None,
 ) -> AsyncIterator[tuple[PerformanceOptimizer, list[OptimizerDecision]]]:
     """The 128 MiB file downloading under an optimizer; cancelled on exit."""
     bus = EventBus()
     decisions: list[OptimizerDecision] = []
     bus.add_callback(lambda e: decisions.append(e) if isinstance(e, OptimizerDecision) else None)
     holder: list[FileDownloader] = []
-    optimizer = PerformanceOptimizer(bus, DownloaderControls(lambda: holder[0]), config)
+    optimizer = PerformanceOptimizer(bus, DownloaderControls(lambda: holder[0]), config, memory)
     settings = fast_settings(min_split=256 * KiB, stall_timeout=10.0)
     async with create_optimized_session(optimizer) as session:
         holder.append(FileDownloader(session, bus, settings))
@@ -120,3 +124,20 @@ async def test_metrics_and_mode_switch_reach_the_bus(sim: Simulator, tmp_path: P
     mode = [d for d in decisions if d.setting == "mode"]
     assert mode and (mode[0].old, mode[0].new) == ("adaptive", "minimal")
     assert all(d.reason for d in decisions)
+
+
+@pytest.mark.slow
+async def test_a_settled_budget_is_learned_and_the_next_run_starts_there(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sim.faults.set(per_connection_rate=1 * MiB)
+    path = tmp_path / "perf_hosts.json"
+    async with downloading(sim, tmp_path / "a", memory=HostMemory(path)):
+        await until(path.exists, timeout=15)
+    (learned,) = HostMemory(path).hosts.values()
+    assert learned.budget >= 16 and learned.rate > 0
+    async with downloading(sim, tmp_path / "b", memory=HostMemory(path)) as (optimizer, decisions):
+        await until(lambda: bool(optimizer.probes), timeout=5)
+        probe = next(iter(optimizer.probes.values()))
+        assert probe.budget == learned.budget and not probe.cold
+    assert "learned on an earlier run" in decisions[0].reason

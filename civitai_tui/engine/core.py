@@ -26,6 +26,8 @@ from civitai_tui.config import Config, Environment
 from civitai_tui.events import EventBus
 from civitai_tui.perf.config import OptimizationConfig
 from civitai_tui.perf.controls import DownloaderControls
+from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
+from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.optimizer import PerformanceOptimizer
 from civitai_tui.perf.session import create_optimized_session
 from civitai_tui.runtime_settings import (
@@ -59,6 +61,7 @@ class Engine:
             self.bus,
             DownloaderControls(lambda: self.manager.downloader),
             OptimizationConfig.from_config(self.config),
+            HostMemory(state_dir / HOST_MEMORY_FILE),
         )
         self.manager = BulkDownloadManager(
             ManagerSettings(

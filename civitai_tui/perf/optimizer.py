@@ -6,7 +6,9 @@ records), and runs one loop: every ``probe_interval`` the per-host probes, every
 network condition (``NetworkConditionChanged``, adaptive retry base), every
 ``interval`` the seed's tables (connections from CPU/memory, chunk size from the
 network). Every change is an ``OptimizerDecision`` with its reason, kept in a
-history for the UI. A 429/503 is acted on at once, not at the next tick.
+history for the UI. A 429/503 is acted on at once, not at the next tick. With a
+:class:`HostMemory`, settled budgets are kept for the next run and a known host
+starts at its learned budget.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from civitai_tui.events import (
 from civitai_tui.perf.config import OptimizationConfig
 from civitai_tui.perf.controls import Controls
 from civitai_tui.perf.health import HealthBoard, Trouble, classify_retry
+from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.modes import OptimizationMode, parse_mode
 from civitai_tui.perf.monitor import SystemMonitor, SystemSample, ThroughputTracker
 from civitai_tui.perf.network import NetworkCondition, classify_network_condition
-from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Step
+from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Phase, Step
 from civitai_tui.perf.recommend import recommendations
 from civitai_tui.perf.retry import DEFAULT_BASE_DELAY, base_delay_for
 from civitai_tui.perf.tables import Action, next_chunk_size, system_verdict
@@ -56,8 +59,10 @@ class PerformanceOptimizer:
         bus: EventBus,
         controls: Controls,
         config: OptimizationConfig | None = None,
+        memory: HostMemory | None = None,
     ) -> None:
         self.bus = bus
+        self.memory = memory
         self.controls = controls
         self.config = config or OptimizationConfig()
         self.monitor = SystemMonitor()
@@ -82,6 +87,7 @@ class PerformanceOptimizer:
         self._task = asyncio.create_task(self._run(), name="performance-optimizer")
 
     async def stop(self) -> None:
+        self._remember()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -134,17 +140,20 @@ class PerformanceOptimizer:
         self.tracker.started(event.file.key, host, event.resumed_bytes)
         if host not in self.probes:
             limits = self.config.limits
+            learned = self.memory.budget(host) if self.memory and limits.probe else None
             self.probes[host] = HostProbe(
                 host,
-                self.config.start_connections,
+                learned or self.config.start_connections,
                 self.config.connection_ceiling,
                 limits.min_gain,
                 probing=limits.probe,
                 shed_probe=limits.shed_probe,
+                cold=learned is None,
             )
-            self._decide(
-                "connections", None, self.probes[host].budget, f"first file from {host}", host
-            )
+            why = f"first file from {host}"
+            if learned:
+                why += f"; {learned} connections learned on an earlier run"
+            self._decide("connections", None, self.probes[host].budget, why, host)
         self._share(host)
 
     def _retry(self, event: RetryScheduled) -> None:
@@ -252,6 +261,16 @@ class PerformanceOptimizer:
                     )
                     self._apply_step(host, step)
         self._apply_chunk()
+        self._remember()
+
+    def _remember(self) -> None:
+        """Keep each settled probe's budget for the next run (``HostMemory``)."""
+        if self.memory is None or not self.config.limits.probe:
+            return
+        for host, probe in self.probes.items():
+            if not probe.cold and probe.phase is Phase.HOLD and probe.history:
+                self.memory.learn(host, probe.budget, probe.history[-1].rate)
+        self.memory.save()
 
     # --------------------------------------------------------------- actions
     def _apply_step(self, host: str, step: Step | None) -> None:

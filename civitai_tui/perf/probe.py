@@ -104,6 +104,8 @@ class HostProbe:
     floor: int = 1
     #: Ticks to ignore after a change (the optimizer raises it on slow first bytes).
     settle_ticks: int = SETTLE_TICKS
+    #: No decision taken on this host yet (a budget learned on an earlier run is not cold).
+    cold: bool = True
     phase: Phase = Phase.BASELINE
     throttle_cap: int | None = None
     throttled_at: float = -1e9
@@ -114,7 +116,6 @@ class HostProbe:
     _base: Measurement | None = None
     _direction: Direction = Direction.UP
     _tried: set[Direction] = field(default_factory=set)
-    _cold: bool = True  # no decision taken on this host yet
     _slow_start: bool = True
     _settle: int = SETTLE_TICKS
     _window: _Window = field(default_factory=_Window)
@@ -163,7 +164,7 @@ class HostProbe:
         self.ceiling, self.min_gain = ceiling, min_gain
         self.probing, self.shed_probe = probing, shed_probe
         self.phase = Phase.BASELINE if probing else Phase.FIXED
-        self._slow_start, self._cold, self._base, self._hold = True, True, None, FIRST_HOLD
+        self._slow_start, self.cold, self._base, self._hold = True, True, None, FIRST_HOLD
         reason = f"the new mode starts at {start} and allows at most {self.limit(now)}"
         return self._set(max(self.budget, start), reason, now)
 
@@ -176,7 +177,7 @@ class HostProbe:
             self._settle -= 1
             return None
         self._window.add(rate, connections)
-        if self._window.ticks < (1 if self._cold else MEASURE_TICKS):  # decide early on a new host
+        if self._window.ticks < (1 if self.cold else MEASURE_TICKS):  # decide early on a new host
             return None
         measured = self._window.result(self.budget)
         self._window = _Window()
@@ -200,9 +201,9 @@ class HostProbe:
         """A fresh baseline: probe in the likelier direction, else the other one."""
         self._base, self._tried = base, set()
         fast = base.rate / max(base.connections, 1) >= SLOW_CONNECTION
-        first = Direction.DOWN if self._cold and self.shed_probe and fast else Direction.UP
+        first = Direction.DOWN if self.cold and self.shed_probe and fast else Direction.UP
         step = self._probe(first, now) or self._probe(Direction(-first), now)
-        self._cold = False
+        self.cold = False
         if step is None:
             self._hold_for(now)
         return step
@@ -232,7 +233,7 @@ class HostProbe:
         return self._set(target, f"probing: {question} (now {base.rate / MB:.1f} MB/s)?", now)
 
     def _up_factor(self, base: Measurement) -> int:
-        if self._cold and base.rate / max(base.connections, 1) < SLOW_CONNECTION:
+        if self.cold and base.rate / max(base.connections, 1) < SLOW_CONNECTION:
             return COLD_JUMP
         return 4 if self._near_linear else 2
 
@@ -288,7 +289,7 @@ class HostProbe:
         target = self.budget // 2
         if self.phase is Phase.PROBING and self._direction is Direction.UP and self._base:
             target = min(target, self._base.budget)  # the probe provoked it: undo the probe
-        self._slow_start = self._cold = False
+        self._slow_start = self.cold = False
         self._hold_for(now, longer=True)
         return self._set(
             max(self.floor, target),
