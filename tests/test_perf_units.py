@@ -139,9 +139,19 @@ def test_fast_connections_probe_down_first_and_speed_never_sheds() -> None:
     assert speed.phase is Phase.HOLD
 
 
+def test_an_overshoot_past_a_total_cap_is_bisected_then_trimmed() -> None:
+    probe = HostProbe("h", 1, 64, 0.1)
+    _, steps = feed(probe, lambda n: min(n * 10 * MB, 200 * MB), 80)  # 10 MB/s each, 200 total
+    moves = [(s.old, s.new) for s in steps]
+    assert moves[:3] == [(1, 16), (16, 64), (64, 32)]  # jump, x4, then the geometric midpoint
+    assert "but the rate rose: trying 32" in steps[2].reason
+    assert 20 <= probe.budget <= 24  # fewer that still fill the cap: 20 x 10 MB/s
+    assert probe.phase is Phase.HOLD
+
+
 def test_a_probe_down_that_loses_throughput_is_undone() -> None:
     probe = HostProbe("h", 8, 64, 0.1)
-    _, steps = feed(probe, lambda n: min(n, 8) * 40 * MB, 12)  # 40 MB/s each, 320 MB/s link
+    _, steps = feed(probe, lambda n: min(n, 8) * 40 * MB, 20)  # 40 MB/s each, 320 MB/s link
     assert [(s.old, s.new) for s in steps] == [(8, 4), (4, 10), (10, 8)]  # then additive
     assert probe.budget == 8 and probe.phase is Phase.HOLD
 

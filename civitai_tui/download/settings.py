@@ -52,7 +52,7 @@ class DownloadSettings:
     disk_margin: int = 64 * MiB
     #: How often a file that changes on the server mid-download is restarted.
     max_restarts: int = 3
-    progress_interval: float = 0.25
+    progress_interval: float = 0.1
     #: Compute the SHA256 of files with no published hash too (for the record;
     #: costs about 0.5 CPU-s per GB). Off: such files are reported unverified.
     hash_unpublished: bool = False

@@ -23,8 +23,8 @@ class OptimizationConfig:
     enable_adaptive_retry: bool = True
     #: The seed's table runs this often.
     interval: float = 5.0
-    #: Per-host probes run this often (a probe needs a settle tick and a measure tick).
-    probe_interval: float = 0.25
+    #: Per-host probes run this often while files download (a probe settles, then measures).
+    probe_interval: float = 0.1
     #: System and throughput samples (MetricsSample) this often.
     sample_interval: float = 1.0
     #: Below this CPU and memory (%) with a GOOD or better network the table adds a connection.

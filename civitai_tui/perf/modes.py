@@ -7,7 +7,7 @@ mode       connections  start   probing        read buffer  CPU / memory shed th
 SPEED      1 .. max     8       up only, +5 %  up to max    90 % (only a machine in trouble)
 EFFICIENCY 1 .. 8       2       both, 25 %     max          50 % (gives CPU back early)
 MINIMAL    1 .. 2       1       no             min          config thresholds
-ADAPTIVE   1 .. max     2       both, 10 %     min .. max   config thresholds (default mode)
+ADAPTIVE   1 .. max     1       both, 10 %     min .. max   config thresholds (default mode)
 ========== =========== ======= ============== ============ ==============================
 
 "max" is ``performance.max_connections``; "N %" is the least throughput gain,
@@ -54,7 +54,7 @@ MODE_LIMITS: dict[OptimizationMode, ModeLimits] = {
     OptimizationMode.SPEED: ModeLimits(None, 8, True, 0.05, False, 90.0, 90.0, "max"),
     OptimizationMode.EFFICIENCY: ModeLimits(8, 2, True, 0.25, True, 50.0, None, "max"),
     OptimizationMode.MINIMAL: ModeLimits(2, 1, False, 1.0, False, None, None, "min"),
-    OptimizationMode.ADAPTIVE: ModeLimits(None, 2, True, 0.10, True, None, None, "adaptive"),
+    OptimizationMode.ADAPTIVE: ModeLimits(None, 1, True, 0.10, True, None, None, "adaptive"),
 }
 
 

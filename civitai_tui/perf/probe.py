@@ -11,7 +11,9 @@ one direction and judges the result against linear scaling:
   CPU, that more connections only crowd).
 
 A kept probe becomes the new baseline and the probe goes on in the same
-direction; a failed one tries the other direction once from the same baseline,
+direction. A big step up that raised the rate, but too little per connection
+(it overshot a total cap), is halved geometrically and judged again. A failed
+probe tries the other direction once from the same baseline,
 then the budget returns to the baseline and the probe waits (``hold``, doubling
 up to ``MAX_HOLD`` while probes keep failing). Steps start multiplicative (slow
 start) and become additive after the first failed probe. The very first
@@ -29,19 +31,20 @@ it by a quarter. Each change carries its reason, for the event bus.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
-SETTLE_TICKS = 1  # ticks ignored after a change (new connections ramp up)
-MEASURE_TICKS = 2  # ticks averaged into one measurement
+SETTLE_TICKS = 2  # ticks ignored after a change (new connections ramp up)
+MEASURE_TICKS = 3  # ticks averaged into one measurement
 FIRST_HOLD = 8.0
 MAX_HOLD = 60.0
 NEAR_LINEAR = 0.8
 MB = 1_000_000
 #: A rate per connection below this (bytes/s) looks like a per-connection cap.
 SLOW_CONNECTION = 32 * MB
-#: The first step up on a host whose connections look capped (2 -> 32 at the default start).
+#: The first step up on a host whose connections look capped (1 -> 16 at ADAPTIVE's start).
 COLD_JUMP = 16
 THROTTLE_MEMORY = 300.0
 THROTTLE_DEBOUNCE = 2.0
@@ -263,6 +266,11 @@ class HostProbe:
             f"{base.rate / MB:.1f} MB/s with {base.connections:.0f}: "
             + ("no gain worth keeping" if self._direction is Direction.UP else "too much lost")
         )
+        midpoint = round(math.sqrt(base.budget * self.budget))
+        rose = measured.rate - base.rate >= self.min_gain * base.rate
+        if self._direction is Direction.UP and rose and base.budget < midpoint < self.budget:
+            # A big step that overshot a total cap: the optimum lies in between.
+            return self._set(midpoint, f"{why}, but the rate rose: trying {midpoint}", now)
         other = Direction(-self._direction)
         if other not in self._tried:
             budget = self.budget
