@@ -222,3 +222,15 @@ def test_stream_requests_count_in_the_health_board() -> None:
     health = board.host("h")
     assert health.requests == 2 and health.connections_opened == 1
     assert 0.2 < health.ttfb < 0.4  # an EWMA of the two
+
+
+def test_steps_start_from_the_connections_open_when_files_outnumber_the_budget() -> None:
+    probe = HostProbe("h", 1, 64, 0.1)
+    now, steps = 0.0, []
+    for _ in range(10):
+        now += 0.5
+        open_now = 10 * max(1, probe.budget // 10)  # ten files: one connection each at least
+        step = probe.tick(open_now * 20 * MB, open_now, now)
+        if step is not None:
+            steps.append(step)
+    assert (steps[0].old, steps[0].new) == (1, 64)  # 10 open x 16, within the ceiling

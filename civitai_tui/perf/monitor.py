@@ -59,6 +59,10 @@ class Series:
         self.history.append(value)
 
 
+#: Seconds without new bytes after which a file's rate reads as 0.
+RATE_STALE = 0.5
+
+
 @dataclass
 class FileTrack:
     host: str
@@ -77,9 +81,15 @@ class FileTrack:
             self.rate_done, self.rate_seen = self.done, self.seen
 
     def measure_rate(self) -> float:
-        """The rate between the last two progress reports measured (no aliasing with ticks)."""
-        if self.seen > self.rate_seen:
-            self.rate = max(0, self.done - self.rate_done) / (self.seen - self.rate_seen)
+        """The rate between progress reports that moved (no aliasing with ticks).
+
+        Bytes land in bursts (a paced server, a slow connection): a report that
+        moved nothing extends the interval rather than reading as 0 B/s, until
+        ``RATE_STALE`` seconds pass without bytes.
+        """
+        moved, span = self.done - self.rate_done, self.seen - self.rate_seen
+        if span > 0 and (moved > 0 or span >= RATE_STALE):
+            self.rate = max(0, moved) / span
             self.rate_done, self.rate_seen = self.done, self.seen
         return self.rate
 

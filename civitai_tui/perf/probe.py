@@ -78,6 +78,11 @@ class Measurement:
     rate: float  # bytes/s
 
 
+def _open(base: Measurement) -> int:
+    """Where a step starts: the budget, or the connections open if more (one per file at least)."""
+    return max(base.budget, round(base.connections))
+
+
 @dataclass
 class _Window:
     ticks: int = 0
@@ -184,6 +189,8 @@ class HostProbe:
             return None
         measured = self._window.result(self.budget)
         self._window = _Window()
+        if measured.rate <= 0:
+            return None  # no bytes yet (first bytes pending, a stall): nothing to judge by
         self.history.append(measured)
         if self.best is None or measured.rate > self.best.rate:
             self.best = measured
@@ -222,15 +229,15 @@ class HostProbe:
             if base.connections < base.budget * 0.75:
                 return None  # the files cannot use the budget they have (too few ranges)
             if self._slow_start:
-                target = base.budget * self._up_factor(base)
+                target = _open(base) * self._up_factor(base)
             else:
-                target = base.budget + max(1, base.budget // 4)
+                target = _open(base) + max(1, _open(base) // 4)
             question = f"does more than {base.budget} connections add throughput"
         else:
             if not self.shed_probe or base.budget <= self.floor:
                 return None
-            cut = base.budget // 2 if self._slow_start else max(1, base.budget // 4)
-            target = base.budget - cut
+            cut = _open(base) // 2 if self._slow_start else max(1, _open(base) // 4)
+            target = _open(base) - cut
             question = f"do fewer than {base.budget} connections keep the throughput"
         self.phase, self._direction = Phase.PROBING, direction
         return self._set(target, f"probing: {question} (now {base.rate / MB:.1f} MB/s)?", now)
