@@ -39,7 +39,7 @@ from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.modes import OptimizationMode, parse_mode
 from civitai_tui.perf.monitor import SystemMonitor, SystemSample, ThroughputTracker
 from civitai_tui.perf.network import NetworkCondition, classify_network_condition
-from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Phase, Step
+from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Step
 from civitai_tui.perf.recommend import recommendations
 from civitai_tui.perf.retry import DEFAULT_BASE_DELAY, base_delay_for
 from civitai_tui.perf.tables import Action, next_chunk_size, system_verdict
@@ -264,12 +264,12 @@ class PerformanceOptimizer:
         self._remember()
 
     def _remember(self) -> None:
-        """Keep each settled probe's budget for the next run (``HostMemory``)."""
+        """Keep each probed host's settled budget for the next run (``HostMemory``)."""
         if self.memory is None or not self.config.limits.probe:
             return
         for host, probe in self.probes.items():
-            if not probe.cold and probe.phase is Phase.HOLD and probe.history:
-                self.memory.learn(host, probe.budget, probe.history[-1].rate)
+            if not probe.cold and probe.history:
+                self.memory.learn(host, probe.settled_budget, probe.history[-1].rate)
         self.memory.save()
 
     # --------------------------------------------------------------- actions

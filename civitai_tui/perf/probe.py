@@ -125,7 +125,7 @@ class HostProbe:
     _direction: Direction = Direction.UP
     _tried: set[Direction] = field(default_factory=set)
     _slow_start: bool = True
-    _settle: int = SETTLE_TICKS
+    _settle: int = 1  # a new host: only the tick with the first bytes (connect, first byte)
     _window: _Window = field(default_factory=_Window)
     _hold: float = FIRST_HOLD
     _hold_until: float = 0.0
@@ -175,6 +175,13 @@ class HostProbe:
         self._slow_start, self.cold, self._base, self._hold = True, True, None, FIRST_HOLD
         reason = f"the new mode starts at {start} and allows at most {self.limit(now)}"
         return self._set(max(self.budget, start), reason, now)
+
+    @property
+    def settled_budget(self) -> int:
+        """The budget last judged good: the current one, or a probe's baseline while it runs."""
+        if self.phase is Phase.PROBING and self._base is not None:
+            return self._base.budget
+        return self.budget
 
     # ----------------------------------------------------------- observing
     def tick(self, rate: float, connections: int, now: float) -> Step | None:
