@@ -132,8 +132,12 @@ async def test_a_settled_budget_is_learned_and_the_next_run_starts_there(
 ) -> None:
     sim.faults.set(per_connection_rate=1 * MiB)
     path = tmp_path / "perf_hosts.json"
+
+    def learned_budget() -> int:
+        return max((h.budget for h in HostMemory(path).hosts.values()), default=0)
+
     async with downloading(sim, tmp_path / "a", memory=HostMemory(path)):
-        await until(path.exists, timeout=15)
+        await until(lambda: learned_budget() >= 16, timeout=15)  # saved while it runs
     (learned,) = HostMemory(path).hosts.values()
     assert learned.budget >= 16 and learned.rate > 0
     async with downloading(sim, tmp_path / "b", memory=HostMemory(path)) as (optimizer, decisions):
