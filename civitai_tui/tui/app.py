@@ -143,11 +143,12 @@ class CivitaiTuiApp(App[None]):
     def flush(self) -> None:
         """Paint what changed since the last tick, in one frame.
 
-        The timer can still tick while the app shuts down and its screens are
-        already gone; there is nothing to paint then.
+        The timer can still tick while the app shuts down, its widgets and
+        screens going away: nothing is painted once shutdown has begun.
         """
-        stack = self.screen_stack
-        screen = stack[-1] if stack else None
+        if not self.is_running:
+            return
+        screen = self.screen
         if isinstance(screen, EngineScreen) and self.state.has_changes:
             with self.batch_update():
                 screen.sync(self.state)

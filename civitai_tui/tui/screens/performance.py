@@ -150,7 +150,7 @@ class PerformanceScreen(EngineScreen):
         self.run_worker(self.tui.bridge.performance, group="perf-poll", exclusive=True)
 
     def _redraw(self) -> None:
-        if self.tui.state.perf.dirty:
+        if self.app.is_running and self.tui.state.perf.dirty:  # never while shutting down
             self.sync(self.tui.state, full=True)
 
     def sync(self, state: EngineState, *, full: bool = False) -> None:
