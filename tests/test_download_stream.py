@@ -260,10 +260,17 @@ async def test_a_download_opens_fewer_connections_than_requests(sim: Simulator, 
     answers: list[bool] = []
     settings = fast_settings(connections=3, min_split=128 * KiB)
     settings.stream_observer = lambda host, ttfb, new: answers.append(new)
+    # A connection is reused when its worker read a whole range and takes the next one; a
+    # range cut short by a steal closes it. Which way each goes depends on scheduling (under
+    # CPU load every request of one download can be cut short), so a few downloads are
+    # allowed before reuse must have shown.
     async with downloader(settings) as dl:
-        result = await dl.download(request_for(sim, file, dest))
-    assert result.status == "completed" and result.verified, result.error
-    assert result.fetched_bytes == file.size
+        for attempt in range(5):
+            result = await dl.download(request_for(sim, file, dest / str(attempt)))
+            assert result.status == "completed" and result.verified, result.error
+            assert result.fetched_bytes == file.size
+            if sum(answers) < len(answers):
+                break
     assert len(answers) >= 3 and sum(answers) < len(answers)
 
 

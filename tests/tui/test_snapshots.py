@@ -24,6 +24,7 @@ async def loaded(pilot: Pilot[Any]) -> None:
     await until(
         pilot, lambda: len(app.state.jobs) == len(JOBS) and len(app.state.perf.samples) == 120
     )
+    await until(pilot, lambda: not app.state.has_changes)  # the flush timer painted it all
     await pilot.pause(0.3)
 
 
