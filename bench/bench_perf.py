@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import run_measured
+from bench.tools import Aria2c
 
 MB = 1_000_000
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,20 +113,7 @@ def command(client: str, url: str, dest: Path, timeout: float) -> list[str]:
             str(timeout),
         ]
     if client == "aria2c":
-        return [
-            "aria2c",
-            "-x16",
-            "-s16",
-            "-k1M",
-            "--file-allocation=falloc",
-            "--allow-overwrite=true",
-            "--auto-file-renaming=false",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-            "-d",
-            str(dest),
-            url,
-        ]
+        return Aria2c().commands([url], dest)[0]  # the download bench's flags, one URL
     return [*py, "bench.plain", "--dest", str(dest), url]
 
 
