@@ -134,7 +134,7 @@ def measure(profile: str, client: str, url: str, size: int, work: Path, timeout:
         None if complete else (work / "logs" / "0.err").read_text()[-300:]
     )
     shutil.rmtree(dest, ignore_errors=True)
-    moved = report.get("bytes") or size if bound else size  # ours report what they moved
+    moved = (report.get("bytes") or size) if bound else size  # ours report what they moved
     return Run(
         profile,
         client,

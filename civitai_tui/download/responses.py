@@ -146,15 +146,20 @@ def strong_etag(headers: Mapping[str, str]) -> str | None:
     return etag if etag and not etag.startswith("W/") else None
 
 
+def stalled_error(timeout: float) -> CivitaiTuiError:
+    """No bytes for ``timeout`` seconds: retryable, the connection is replaced."""
+    return CivitaiTuiError(
+        FailureKind.STALLED, f"no data from the server for {timeout:g} s; reconnecting"
+    )
+
+
 @contextmanager
 def network_errors(stall_timeout: float) -> Iterator[None]:
     """Turn aiohttp and timeout exceptions into retryable :class:`CivitaiTuiError`."""
     try:
         yield
     except TimeoutError as exc:
-        raise CivitaiTuiError(
-            FailureKind.STALLED, f"no data from the server for {stall_timeout:g} s; reconnecting"
-        ) from exc
+        raise stalled_error(stall_timeout) from exc
     except aiohttp.ClientPayloadError as exc:
         raise CivitaiTuiError(
             FailureKind.NETWORK, f"the connection broke mid-transfer ({exc})"

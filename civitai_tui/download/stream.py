@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from civitai_tui.download import disk
 from civitai_tui.download.ranges import Segment
-from civitai_tui.download.responses import sniff_body
+from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
@@ -89,9 +89,7 @@ def _network_errors(timeout: float) -> Iterator[None]:
     try:
         yield
     except TimeoutError as exc:
-        raise CivitaiTuiError(
-            FailureKind.STALLED, f"no data from the server for {timeout:g} s; reconnecting"
-        ) from exc
+        raise stalled_error(timeout) from exc
     except ssl.SSLCertVerificationError as exc:
         raise CivitaiTuiError(
             FailureKind.NETWORK,

@@ -73,12 +73,11 @@ class FileTrack:
     seen: float = field(default_factory=time.monotonic)
     #: The last rate measurement: its rate, and the progress it was measured up to.
     rate: float = 0.0
-    rate_done: int = -1
-    rate_seen: float = 0.0
+    rate_done: int = field(init=False)
+    rate_seen: float = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.rate_done < 0:
-            self.rate_done, self.rate_seen = self.done, self.seen
+        self.rate_done, self.rate_seen = self.done, self.seen
 
     def measure_rate(self) -> float:
         """The rate between progress reports that moved (no aliasing with ticks).

@@ -230,21 +230,21 @@ class HostProbe:
         base = self._base
         assert base is not None
         self._tried.add(direction)
+        start = _open(base)
         if direction is Direction.UP:
             if self._grow_blocked or base.budget >= self.limit(now):
                 return None
             if base.connections < base.budget * 0.75:
                 return None  # the files cannot use the budget they have (too few ranges)
             if self._slow_start:
-                target = _open(base) * self._up_factor(base)
+                target = start * self._up_factor(base)
             else:
-                target = _open(base) + max(1, _open(base) // 4)
+                target = start + max(1, start // 4)
             question = f"does more than {base.budget} connections add throughput"
         else:
             if not self.shed_probe or base.budget <= self.floor:
                 return None
-            cut = _open(base) // 2 if self._slow_start else max(1, _open(base) // 4)
-            target = _open(base) - cut
+            target = start - (start // 2 if self._slow_start else max(1, start // 4))
             question = f"do fewer than {base.budget} connections keep the throughput"
         self.phase, self._direction = Phase.PROBING, direction
         return self._set(target, f"probing: {question} (now {base.rate / MB:.1f} MB/s)?", now)
