@@ -210,6 +210,7 @@ def _select_tools(names: list[str], tools: dict[str, Tool]) -> tuple[list[Tool],
             skipped[name] = reason
             _note(f"skipping {name}: {reason}")
         else:
+            tools[name].prepare()
             chosen.append(tools[name])
     if not gnu_time_available():
         _note(f"peak RSS not measured: {GNU_TIME} is not GNU time (`sudo apt-get install time`)")

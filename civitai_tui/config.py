@@ -179,7 +179,7 @@ OPTIONS: dict[str, Option] = _options(
     # one file
     Option("download.connections", int, 8, "Connections per file.", minimum=1, maximum=64),
     Option(
-        "download.min_split", int, 4 * MIB, "Never split a range below this (bytes).", minimum=65536
+        "download.min_split", int, 1 * MIB, "Never split a range below this (bytes).", minimum=65536
     ),
     Option(
         "download.checkpoint_seconds",

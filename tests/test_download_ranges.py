@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from civitai_tui.download.ranges import RangeSet, merge_spans
+from civitai_tui.download.ranges import RangeSet, merge_spans, worth_stealing
 
 MiB = 1 << 20
 
@@ -38,6 +38,23 @@ def test_never_splits_below_min_split() -> None:
     b = ranges.next_range(2)
     assert b is not None and b.remaining >= 4 * MiB and a.remaining >= 4 * MiB
     assert ranges.next_range(3) is None
+
+
+def test_a_steal_needs_the_least_the_caller_asks_for() -> None:
+    ranges = RangeSet(64 * MiB, min_split=1 * MiB)
+    a = ranges.next_range(1)
+    assert a is not None
+    ranges.advance(a, 40 * MiB)  # 24 MiB left: worth halving on a quick host ...
+    assert ranges.next_range(2, least=32 * MiB) is None  # ... not where a first byte is slow
+    assert a.end == 64 * MiB  # the owner keeps its whole range
+    b = ranges.next_range(2, least=16 * MiB)
+    assert b is not None and (b.start, b.end) == (52 * MiB, 64 * MiB)
+
+
+def test_stealing_pays_only_beyond_a_first_byte_worth_of_bytes() -> None:
+    assert worth_stealing(20e6, 0.001) < MiB  # loopback: min_split decides
+    assert worth_stealing(20e6, 0.2) == 16_000_000  # 200 ms to a first byte at 20 MB/s
+    assert worth_stealing(0.0, 0.2) == 0  # nothing measured yet
 
 
 def test_free_segments_come_before_stealing() -> None:

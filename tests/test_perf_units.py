@@ -122,6 +122,14 @@ def test_probe_jumps_then_climbs_on_a_per_connection_cap() -> None:
     assert "too much lost" in steps[-1].reason and steps[-1].new == 64
 
 
+def test_a_new_host_is_judged_on_its_first_tick_with_bytes() -> None:
+    waiting = HostProbe("h", 1, 64, 0.1)
+    assert waiting.tick(0.0, 10, 0.1) is None  # connections open, no bytes yet: nothing to judge
+    for probe in (waiting, HostProbe("h", 1, 64, 0.1)):
+        step = probe.tick(200 * MB, 10, 0.2)  # 20 MB/s per connection: capped
+        assert step is not None and (step.old, step.new) == (1, 64)  # 10 open x 16, ceiling
+
+
 def test_probe_sheds_connections_that_add_nothing() -> None:
     probe = HostProbe("h", 2, 64, 0.1)
     _, steps = feed(probe, lambda n: 50 * MB, 40)

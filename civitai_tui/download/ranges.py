@@ -7,7 +7,9 @@ looking for work (``next_range``) takes the largest free segment; when none is
 left it steals the second half of the largest segment another connection is
 still fetching (aria2 ``getSparseMissingUnusedIndex`` / axel), shrinking that
 segment's ``end`` so its owner stops at the midpoint. Nothing is split below
-``min_split``, so a small file uses one connection. Pure: no I/O.
+``min_split``, so a small file uses one connection, and the caller may ask for a
+larger least size to steal from (a split only pays when the rest of a range takes
+longer than a new request's first byte). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
+
+
+def worth_stealing(rate: float, ttfb: float) -> int:
+    """The least bytes a busy range must have left for halving it to pay.
+
+    Halving ``R`` bytes on connections of ``rate`` B/s finishes them after
+    ``ttfb + R / 2 rate`` instead of ``R / rate``: a gain only when
+    ``R > 2 rate ttfb``. Twice that leaves room for a new connection's handshake.
+    """
+    return int(4 * rate * ttfb)
 
 
 @dataclass(eq=False)
@@ -123,14 +135,18 @@ class RangeSet:
                 return seg
         raise ValueError(f"no free range starts at byte {start}")
 
-    def next_range(self, owner: int) -> Segment | None:
-        """Work for a free connection, or None when nothing is left worth taking."""
+    def next_range(self, owner: int, least: int = 0) -> Segment | None:
+        """Work for a free connection, or None when nothing is left worth taking.
+
+        A steal needs a segment with at least ``least`` bytes left (and never
+        less than twice ``min_split``).
+        """
         free = [s for s in self._segments if s.owner is None and not s.finished]
         if free:
             seg = max(free, key=lambda s: s.remaining)
             seg.owner = owner
             return seg
-        least = 2 * self.min_split
+        least = max(least, 2 * self.min_split)
         busy = [s for s in self._segments if s.owner is not None and s.remaining >= least]
         if not busy:
             return None

@@ -35,8 +35,10 @@ class DownloadSettings:
     #: Connections per file for files on a given storage host, set live by the
     #: performance optimizer; a host not listed uses ``connections``.
     host_connections: dict[str, int] = field(default_factory=dict)
-    #: Never split a range below this (a file under 2x this uses one connection).
-    min_split: int = 4 * MiB
+    #: Never split a range below this (a file under 2x this uses one connection);
+    #: ranges are split only where that beats a new request's first byte, so a small
+    #: floor (aria2c's ``-k1M``) costs nothing on slow-to-answer hosts.
+    min_split: int = 1 * MiB
     #: aiohttp read buffer per connection (memory ~ connections x 2 x buffer).
     buffer_size: int = 256 * 1024
     checkpoint_seconds: float = 2.0

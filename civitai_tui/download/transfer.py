@@ -36,7 +36,7 @@ from civitai_tui.download.control import (
 )
 from civitai_tui.download.digest import PrefixHasher
 from civitai_tui.download.naming import choose_filename
-from civitai_tui.download.ranges import RangeSet, Segment
+from civitai_tui.download.ranges import RangeSet, Segment, worth_stealing
 from civitai_tui.download.request import DownloadRequest, ResolvedURL
 from civitai_tui.download.responses import (
     check_content_type,
@@ -133,6 +133,9 @@ class Transfer:
         self._ckpt_task: asyncio.Future[None] | None = None
         self._ckpt_time = 0.0
         self._ckpt_fetched = 0
+        #: Smoothed file speed (B/s) and time to a response's headers (s), for steals.
+        self._speed = 0.0
+        self._ttfb = 0.0
 
     # ----------------------------------------------------------------- paths
     @property
@@ -486,7 +489,9 @@ class Transfer:
         check_content_type(headers)
 
     async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        loop = asyncio.get_running_loop()
         for _ in range(MAX_REDIRECTS + 1):
+            sent = loop.time()
             resp = await self.session.get(
                 url,
                 headers=headers,
@@ -494,6 +499,7 @@ class Transfer:
                 read_bufsize=self.settings.buffer_size,
             )
             if resp.status not in REDIRECTS:
+                self._note_ttfb(loop.time() - sent)
                 return resp
             location = resp.headers.get("Location", "")
             resp.release()
@@ -518,10 +524,14 @@ class Transfer:
         if self._tg is None or self._fatal is not None or self.ranges is None:
             return
         while len(self._workers) < self._limit():
-            seg = self.ranges.next_range(self._take_wid())
+            seg = self.ranges.next_range(self._take_wid(), self._steal_least())
             if seg is None:
                 return
             self._spawn(seg)
+
+    def _steal_least(self) -> int:
+        assert self.ranges is not None
+        return worth_stealing(self._speed / max(1, self.ranges.owners), self._ttfb)
 
     def _over_limit(self) -> bool:
         """At a segment boundary: is this connection one too many?"""
@@ -564,7 +574,7 @@ class Transfer:
                 resp = None
                 if stopped or self._over_limit():
                     break
-                next_seg = self.ranges.next_range(wid)
+                next_seg = self.ranges.next_range(wid, self._steal_least())
                 if next_seg is None:
                     break
                 seg = next_seg
@@ -708,11 +718,15 @@ class Transfer:
                 raise
 
     def _observe(self, answer: Answer) -> None:
-        """Tell the settings' observer (the optimizer's health board) about an answer."""
+        """Note an answer's time to first byte; tell the settings' observer (the optimizer)."""
+        self._note_ttfb(answer.ttfb)
         observer = self.settings.stream_observer
         if observer is not None:
             host = urlsplit(answer.url).hostname or ""
             observer(host, answer.ttfb, answer.new_connection)
+
+    def _note_ttfb(self, seconds: float) -> None:
+        self._ttfb = seconds if self._ttfb == 0 else 0.3 * seconds + 0.7 * self._ttfb
 
     def _landed(self, seg: Segment, nbytes: int, deadline: asyncio.Timeout) -> None:
         """On the loop: ``nbytes`` from a worker thread are on disk at ``seg.pos``."""
@@ -827,6 +841,7 @@ class Transfer:
             now = loop.time()
             inst = (self.fetched - last_fetched) / max(now - last_time, 1e-6)
             speed = inst if speed == 0 else 0.3 * inst + 0.7 * speed
+            self._speed = speed
             last_time, last_fetched = now, self.fetched
             self._publish_progress(speed)
             if self.hasher is not None:

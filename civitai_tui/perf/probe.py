@@ -20,8 +20,8 @@ start) and become additive after the first failed probe. The very first
 decision on a host reads the rate per connection: slow connections (under
 ``SLOW_CONNECTION``, the mark of a per-connection cap) jump ``COLD_JUMP`` times
 up at once; fast ones (a host that does not cap) probe down first. That first
-baseline is one tick, not ``MEASURE_TICKS``: a file that finishes in seconds
-should run most of them at the right budget.
+baseline is the first tick with bytes, not ``MEASURE_TICKS`` after a settle: a
+file that finishes in seconds should run most of them at the right budget.
 
 AIMD on trouble: a 429/503 halves the budget (or, during a probe up, returns
 to the baseline, whichever is lower) and caps it below the count that was
@@ -125,7 +125,8 @@ class HostProbe:
     _direction: Direction = Direction.UP
     _tried: set[Direction] = field(default_factory=set)
     _slow_start: bool = True
-    _settle: int = 1  # a new host: only the tick with the first bytes (connect, first byte)
+    #: A new host needs no settling: ticks before its first bytes carry no rate and are skipped.
+    _settle: int = 0
     _window: _Window = field(default_factory=_Window)
     _hold: float = FIRST_HOLD
     _hold_until: float = 0.0

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.security import pickle_child
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,6 @@ class PickleScanReport:
         if self.issues:
             return f"the pickle scan found {self.issues} issue(s)"
         return "no dangerous pickle globals"
-
-
-def _scan(path: str) -> dict:
-    """Run picklescan (in the child process) and return a JSON-ready dict."""
-    from picklescan.scanner import SafetyLevel, scan_file_path
-
-    result = scan_file_path(path, strict=True)
-    return {
-        "issues": result.issues_count,
-        "error": "could not parse the file" if result.scan_err else None,
-        "dangerous": [
-            f"{g.module}.{g.name}" for g in result.globals if g.safety == SafetyLevel.Dangerous
-        ],
-        "globals": [f"{g.module}.{g.name}" for g in result.globals],
-    }
 
 
 #: Pickle data up to this size is scanned in-process.
@@ -102,7 +88,9 @@ async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
     if size > IN_PROCESS_LIMIT:
         return await _scan_in_child(path, timeout)
     try:
-        return _report(await asyncio.wait_for(asyncio.to_thread(_scan, str(path)), timeout))
+        return _report(
+            await asyncio.wait_for(asyncio.to_thread(pickle_child.scan, str(path)), timeout)
+        )
     except TimeoutError:
         return PickleScanReport(issues=0, error=f"it took longer than {timeout:g} s")
     except Exception as exc:  # picklescan on hostile input: a failed scan, never a crash
@@ -114,7 +102,7 @@ async def _scan_in_child(path: Path, timeout: float) -> PickleScanReport:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        __name__,
+        pickle_child.__name__,
         str(path),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -140,7 +128,3 @@ def unsafe(path: Path, report: PickleScanReport) -> CivitaiTuiError:
         FailureKind.UNSAFE,
         f"{path.name} was refused: {report.describe()}. It was not loaded; it is in quarantine",
     )
-
-
-if __name__ == "__main__":
-    json.dump(_scan(sys.argv[1]), sys.stdout)
