@@ -15,7 +15,7 @@ from civitai_tui.perf import (
 from civitai_tui.perf.health import Trouble, classify_retry
 from civitai_tui.perf.modes import parse_mode
 from civitai_tui.perf.monitor import SystemMonitor, ThroughputTracker
-from civitai_tui.perf.network import ConditionThresholds
+from civitai_tui.perf.network import ConditionThresholds, ConditionWindow
 from civitai_tui.perf.probe import HostProbe, Measurement, Phase
 from civitai_tui.perf.recommend import per_connection_cap, recommendations
 from civitai_tui.perf.retry import BASE_DELAYS
@@ -40,6 +40,16 @@ C = NetworkCondition
 )
 def test_classifier_follows_the_seed_rule(speeds: list[float], expected: C | None) -> None:
     assert classify_network_condition(speeds) is expected
+
+
+def test_the_ramp_after_an_idle_spell_is_not_called_unstable() -> None:
+    ramp = [0.5 * MB, 5 * MB, 20 * MB, 30 * MB, 30 * MB, 31 * MB]
+    naive, window = ConditionWindow(warmup=0), ConditionWindow()
+    assert [naive.add(r, True) for r in ramp][-1] is C.UNSTABLE
+    verdicts = [window.add(r, True) for r in ramp]
+    assert verdicts[:3] == [None] * 3 and verdicts[3:] == [C.EXCELLENT] * 3
+    assert window.add(0.0, False) is None  # idle: the next transfer warms up again
+    assert window.add(0.1 * MB, True) is None and window.mean == pytest.approx(30.33 * MB, 0.01)
 
 
 def test_classifier_thresholds_are_configurable() -> None:

@@ -3,17 +3,23 @@
 The seed's rule is the default: the mean of recent total-throughput samples above
 10 / 5 / 1 MB/s is EXCELLENT / GOOD / FAIR, anything lower is POOR, and a
 standard deviation above 50 % of the mean is UNSTABLE whatever the mean.
-Thresholds are a :class:`ConditionThresholds` so they can be configured.
+Thresholds are a :class:`ConditionThresholds` so they can be configured. A
+:class:`ConditionWindow` holds the samples the optimizer classifies: the recent
+ones taken while something downloads, without the first seconds after an idle
+spell (a transfer ramping up from zero is not an unstable network).
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 MB = 1_000_000
+#: Active samples left out after an idle spell (the ramp up of a new transfer).
+WARMUP_SAMPLES = 3
 
 
 class NetworkCondition(StrEnum):
@@ -57,3 +63,34 @@ def classify_network_condition(
     if mean > thresholds.fair:
         return NetworkCondition.FAIR
     return NetworkCondition.POOR
+
+
+@dataclass
+class ConditionWindow:
+    """The last ``size`` throughput samples taken while downloading, warm-up excluded."""
+
+    size: int = 10
+    warmup: int = WARMUP_SAMPLES
+    samples: deque[float] = field(init=False)
+    _skip: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.samples = deque(maxlen=self.size)
+        self._skip = self.warmup
+
+    def add(
+        self, rate: float, active: bool, thresholds: ConditionThresholds = DEFAULT_THRESHOLDS
+    ) -> NetworkCondition | None:
+        """Record one sample; the condition it leads to, or None with nothing to judge yet."""
+        if not active:
+            self._skip = self.warmup
+            return None
+        if self._skip:
+            self._skip -= 1
+            return None
+        self.samples.append(rate)
+        return classify_network_condition(list(self.samples), thresholds)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else 0.0

@@ -38,7 +38,7 @@ from civitai_tui.perf.health import HealthBoard, Trouble, classify_retry
 from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.modes import OptimizationMode, parse_mode
 from civitai_tui.perf.monitor import SystemMonitor, SystemSample, ThroughputTracker
-from civitai_tui.perf.network import NetworkCondition, classify_network_condition
+from civitai_tui.perf.network import ConditionWindow, NetworkCondition
 from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Step
 from civitai_tui.perf.recommend import recommendations
 from civitai_tui.perf.retry import DEFAULT_BASE_DELAY, base_delay_for
@@ -47,8 +47,6 @@ from civitai_tui.perf.tables import Action, next_chunk_size, system_verdict
 log = logging.getLogger(__name__)
 
 DECISIONS_KEPT = 200
-#: Active-throughput samples the classifier looks at (seconds at 1 sample/s).
-CLASSIFY_WINDOW = 10
 
 
 class PerformanceOptimizer:
@@ -75,7 +73,7 @@ class PerformanceOptimizer:
         self.samples: deque[SystemSample] = deque(maxlen=60)
         self.conditions: deque[NetworkCondition] = deque(maxlen=600)
         self.last_metrics: MetricsSample | None = None
-        self._active_rates: deque[float] = deque(maxlen=CLASSIFY_WINDOW)
+        self._window = ConditionWindow()
         self._per_file: dict[str, int] = {}
         self._host_errors: dict[str, int] = {}
         self._unsubscribe: Any = None
@@ -217,22 +215,18 @@ class PerformanceOptimizer:
             connections=connections,
         )
         self.bus.publish(self.last_metrics)
-        if connections:
-            self._active_rates.append(total)
-            self._classify()
+        condition = self._window.add(total, connections > 0, self.config.thresholds)
+        if condition is not None:
+            self._classify(condition)
 
-    def _classify(self) -> None:
-        condition = classify_network_condition(list(self._active_rates), self.config.thresholds)
-        if condition is None:
-            return
+    def _classify(self, condition: NetworkCondition) -> None:
         self.conditions.append(condition)
         if condition is self.condition:
             return
         old, self.condition = self.condition, condition
-        mean = sum(self._active_rates) / len(self._active_rates)
         self.bus.publish(
             NetworkConditionChanged(
-                old=str(old) if old else None, new=str(condition), mean_speed=mean
+                old=str(old) if old else None, new=str(condition), mean_speed=self._window.mean
             )
         )
         if self.config.enable_adaptive_retry:
