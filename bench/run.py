@@ -138,6 +138,9 @@ def run_once(
     for stale in (dest, state):
         shutil.rmtree(stale, ignore_errors=True)
     dest.mkdir(parents=True)
+    # Every run writes the whole corpus: flush what the last one left dirty, or its
+    # backlog lands on whoever runs next (most on a tool that fsyncs its files).
+    os.sync()
     urls = [server.url(name) for name in session.corpus.names]
     cpu_before = _server_cpu(server.pid)
     cost = run_measured(

@@ -7,10 +7,8 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,25 +172,6 @@ async def test_changed_file_since_last_run_restarts_cleanly(sim: Simulator, dest
         result = await dl.download(request_for(sim, file, dest))
     assert result.status == "completed" and result.verified, result.error
     assert result.fetched_bytes == file.size  # the stale half was not trusted
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 1 MiB tmpfs needs root")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_disk_full_is_refused_before_the_network(sim: Simulator, tiny_disk: Path) -> None:

@@ -33,6 +33,7 @@ from test_download_support import (
 )
 
 import civitai_tui
+from civitai_tui.download import splice
 from civitai_tui.download import stream as stream_module
 from civitai_tui.download.ranges import Segment
 from civitai_tui.download.stream import Outcome, RangeStream
@@ -154,8 +155,9 @@ async def test_cancel_mid_body_releases_the_connection_and_fds_at_once(
         )
     )
     await asyncio.wait_for(started.wait(), 10)
-    # In this process: our socket, the stream's wake-up duplicate, the server's end.
-    assert open_fds() == baseline + 3
+    # In this process: our socket, the stream's wake-up duplicate, the server's end,
+    # and (plain HTTP past the first bytes) the two ends of the splice pipe.
+    assert open_fds() == baseline + 3 + (2 if splice.available() else 0)
     cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -223,10 +225,14 @@ async def test_a_stolen_segment_stops_the_thread_at_the_new_end(sim: Simulator, 
 
 
 # -------------------------------------------------------------------- keep-alive
-async def test_requests_reuse_one_kept_alive_connection(sim: Simulator, part: Part) -> None:
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["spliced", "copied"])
+async def test_requests_reuse_one_kept_alive_connection(
+    sim: Simulator, part: Part, zero_copy: bool
+) -> None:
+    """Four ranges, three of them mid-file, land byte-exact on either data path."""
     file = medium(sim)
     url = sim.signed_url(file.id)
-    stream = RangeStream(timeout=10.0, buffer_size=256 * KiB)
+    stream = RangeStream(timeout=10.0, buffer_size=256 * KiB, zero_copy=zero_copy)
     step = -(-file.size // 4)
     answers = []
     for start in range(0, file.size, step):
@@ -359,10 +365,13 @@ def test_no_code_turns_certificate_checks_off() -> None:
 
 
 # ------------------------------------------------------------- stalls, trickles
-async def test_a_stall_is_detected_on_the_thread(sim: Simulator, part: Part) -> None:
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["spliced", "copied"])
+async def test_a_stall_is_detected_on_the_thread(
+    sim: Simulator, part: Part, zero_copy: bool
+) -> None:
     file = medium(sim)
     sim.faults.set(file.id, stall_after_bytes=100 * KiB, stall_seconds=60)
-    stream = RangeStream(timeout=0.4, buffer_size=64 * KiB)
+    stream = RangeStream(timeout=0.4, buffer_size=64 * KiB, zero_copy=zero_copy)
     started = time.monotonic()
     with pytest.raises(CivitaiTuiError) as caught:
         await fetch(stream, sim.signed_url(file.id), part, Segment(0, file.size, 0))

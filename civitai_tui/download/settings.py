@@ -41,6 +41,9 @@ class DownloadSettings:
     min_split: int = 1 * MiB
     #: aiohttp read buffer per connection (memory ~ connections x 2 x buffer).
     buffer_size: int = 256 * 1024
+    #: Plain-HTTP bodies go from the socket to the file with ``splice`` (Linux), never
+    #: through a buffer (``download.splice``); off: every body is copied.
+    zero_copy: bool = True
     checkpoint_seconds: float = 2.0
     checkpoint_bytes: int = 64 * MiB
     #: A connection with no bytes for this long is dropped and its range re-queued.

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from civitai_tui.download import disk
+from civitai_tui.download import disk, splice
 from civitai_tui.download.ranges import Segment
 from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
@@ -105,10 +105,14 @@ def _network_errors(timeout: float) -> Iterator[None]:
 class RangeStream:
     """One keep-alive HTTP/1.1 connection, used by one worker thread at a time."""
 
-    def __init__(self, timeout: float, buffer_size: int) -> None:
+    def __init__(self, timeout: float, buffer_size: int, zero_copy: bool = True) -> None:
         self._timeout = timeout
         self._buffer_size = buffer_size
         self._buffer: bytearray | None = None
+        #: Plain-HTTP bodies go socket → pipe → file (``splice``) unless turned off.
+        self._zero_copy = zero_copy and splice.available()
+        self._pipe: splice.SplicePipe | None = None
+        self._unbuffered = False  # the response's read-ahead buffer has been emptied
         self._conn: http.client.HTTPConnection | None = None
         self._origin: tuple[str, str, int | None] | None = None
         self._resp: http.client.HTTPResponse | None = None
@@ -175,6 +179,7 @@ class RangeStream:
                     self._origin = origin
                 started = time.monotonic()
                 self._send(target, sent)
+                self._unbuffered = False
                 resp = self._resp
                 assert resp is not None
                 return Answer(
@@ -214,9 +219,7 @@ class RangeStream:
             with _network_errors(self._timeout):
                 # seg.end may shrink meanwhile: another connection stole the tail.
                 while pos < (stop_at := min(body_end, seg.end)):
-                    # readinto1: what one recv gives (readinto waits to fill the buffer,
-                    # and loses a partial fill when the server then stalls).
-                    n = resp.fp.readinto1(view[: min(len(view), stop_at - pos)])
+                    n = self._land(fd, resp, view, pos, stop_at, where)
                     if self._aborted.is_set():
                         raise Aborted
                     if not n:
@@ -224,9 +227,6 @@ class RangeStream:
                             FailureKind.NETWORK,
                             "the server ended the response before the range was sent",
                         )
-                    if pos == 0:
-                        sniff_body(bytes(view[: min(n, 64)]))
-                    disk.pwrite_all(fd, view[:n], pos, where)
                     pos += n
                     if pos - flushed >= WRITEBACK_BYTES:
                         disk.start_writeback(fd, flushed, pos - flushed)
@@ -243,6 +243,49 @@ class RangeStream:
             else:
                 self._drop()  # an unread body: the connection cannot be reused
         return outcome
+
+    def _land(
+        self,
+        fd: int,
+        resp: http.client.HTTPResponse,
+        view: memoryview,
+        pos: int,
+        stop_at: int,
+        where: Path,
+    ) -> int:
+        """Put the next bytes of the body at ``pos``; how many (0: the body ended early).
+
+        The response's read-ahead buffer is copied out first; after it, a plain-HTTP
+        body is spliced (``download.splice``), anything else copied. A file's first
+        bytes are always copied, to be sniffed (an HTML page where a file should be).
+        """
+        assert resp.fp is not None
+        want = stop_at - pos
+        pipe = self._splice_pipe() if pos else None
+        if pipe is not None and self._unbuffered:
+            try:
+                return pipe.move(resp.fp.fileno(), fd, pos, want, self._timeout, where)
+            except splice.Unsupported as unsupported:
+                self._zero_copy = False
+                disk.pwrite_all(fd, memoryview(unsupported.data), pos, where)
+                return len(unsupported.data)
+        if pipe is not None:
+            want = min(want, len(resp.fp.peek()))  # only what is buffered: then splice
+            self._unbuffered = want == len(resp.fp.peek())
+        # readinto1: what one recv gives (readinto waits to fill the buffer,
+        # and loses a partial fill when the server then stalls).
+        n = resp.fp.readinto1(view[: min(len(view), want)])
+        if pos == 0 and n:
+            sniff_body(bytes(view[: min(n, 64)]))
+        disk.pwrite_all(fd, view[:n], pos, where)
+        return n
+
+    def _splice_pipe(self) -> splice.SplicePipe | None:
+        if not self._zero_copy or self._origin is None or self._origin[0] != "http":
+            return None
+        if self._pipe is None:
+            self._pipe = splice.SplicePipe()
+        return self._pipe
 
     def _send(self, target: str, headers: Mapping[str, str]) -> None:
         """The request and its response headers; one fresh try if a kept-alive socket died."""
@@ -333,8 +376,11 @@ class RangeStream:
             self._drop()  # the server said "Connection: close"
 
     def _drop(self) -> None:
-        """Close the response, the connection and the watch (the fd really closes)."""
+        """Close the response, the connection, the watch (the fd really closes) and the pipe."""
         self._unwatch()
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
         resp, self._resp = self._resp, None
         if resp is not None:
             resp.close()

@@ -552,7 +552,9 @@ class Transfer:
     ) -> None:
         assert self.ranges is not None
         attempt = 0
-        stream = RangeStream(self.settings.stall_timeout, self.settings.buffer_size)
+        stream = RangeStream(
+            self.settings.stall_timeout, self.settings.buffer_size, self.settings.zero_copy
+        )
         try:
             while True:
                 before = seg.pos
