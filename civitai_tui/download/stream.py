@@ -270,8 +270,9 @@ class RangeStream:
                 disk.pwrite_all(fd, memoryview(unsupported.data), pos, where)
                 return len(unsupported.data)
         if pipe is not None:
-            want = min(want, len(resp.fp.peek()))  # only what is buffered: then splice
-            self._unbuffered = want == len(resp.fp.peek())
+            buffered = len(resp.fp.peek())  # copy out only this much: then splice
+            want = min(want, buffered)
+            self._unbuffered = want == buffered
         # readinto1: what one recv gives (readinto waits to fill the buffer,
         # and loses a partial fill when the server then stalls).
         n = resp.fp.readinto1(view[: min(len(view), want)])
