@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 from textual.pilot import Pilot
 
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
+from civitai_tui.tui.widgets.jobs_table import JobsTable
 from tests.tui.conftest import SIZE, until
 from tests.tui.scripted import JOBS, T0, ScriptedEngine
 
@@ -19,12 +21,26 @@ def scripted_app(home: Path, theme: str = "civitai-dark") -> CivitaiTuiApp:
     return make_app(ScriptedEngine(), home, clock=lambda: T0)  # type: ignore[arg-type]
 
 
+def columns_fit(table: JobsTable) -> bool:
+    """The table has measured its cells: each column is as wide as its widest value.
+
+    DataTable sizes columns when it is idle, which a loaded machine can put off
+    past any fixed pause.
+    """
+    shown = [table.cells_of(str(row.value)) for row in table.rows]
+    return bool(shown) and all(
+        column.content_width >= max(cell_len(cells[index]) for cells in shown)
+        for index, column in enumerate(table.ordered_columns)
+    )
+
+
 async def loaded(pilot: Pilot[Any]) -> None:
     app = pilot.app
     await until(
         pilot, lambda: len(app.state.jobs) == len(JOBS) and len(app.state.perf.samples) == 120
     )
     await until(pilot, lambda: not app.state.has_changes)  # the flush timer painted it all
+    await until(pilot, lambda: columns_fit(app.screen.query_one(JobsTable)))
     await pilot.pause(0.3)
 
 
