@@ -86,7 +86,9 @@ async def test_cancel_asks_first_and_retry_requeues(
         await pilot.press("n")
         assert app.screen is screen
         assert live.engine.manager.get(job["id"]).state == "PROCESSING"
-        await pilot.press("c", "y")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))  # "y" must reach it
+        await pilot.press("y")
         await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "CANCELLED")
         assert live.engine.manager.get(job["id"]).state == "CANCELLED"
         assert list(tmp_path.glob("*.part*")) == []
