@@ -133,7 +133,8 @@ class Transfer:
         self._ckpt_task: asyncio.Future[None] | None = None
         self._ckpt_time = 0.0
         self._ckpt_fetched = 0
-        #: Smoothed file speed (B/s) and time to a response's headers (s), for steals.
+        #: Smoothed file speed (B/s, the one progress reports) and time to a response's
+        #: headers (s): what a split is judged by.
         self._speed = 0.0
         self._ttfb = 0.0
 
@@ -728,7 +729,7 @@ class Transfer:
             observer(host, answer.ttfb, answer.new_connection)
 
     def _note_ttfb(self, seconds: float) -> None:
-        self._ttfb = seconds if self._ttfb == 0 else 0.3 * seconds + 0.7 * self._ttfb
+        self._ttfb = _smoothed(self._ttfb, seconds)
 
     def _landed(self, seg: Segment, nbytes: int, deadline: asyncio.Timeout) -> None:
         """On the loop: ``nbytes`` from a worker thread are on disk at ``seg.pos``."""
@@ -836,16 +837,15 @@ class Transfer:
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         interval = self.settings.progress_interval
-        last_time, last_fetched, speed = loop.time(), self.fetched, 0.0
+        last_time, last_fetched = loop.time(), self.fetched
         while True:
             await asyncio.sleep(interval)
             assert self.ranges is not None
             now = loop.time()
             inst = (self.fetched - last_fetched) / max(now - last_time, 1e-6)
-            speed = inst if speed == 0 else 0.3 * inst + 0.7 * speed
-            self._speed = speed
+            self._speed = _smoothed(self._speed, inst)
             last_time, last_fetched = now, self.fetched
-            self._publish_progress(speed)
+            self._publish_progress(self._speed)
             if self.hasher is not None:
                 self.hasher.follow(self.ranges.contiguous_prefix())
             if self._checkpoint_due(now):
@@ -921,6 +921,11 @@ class Transfer:
             size=self.size,
             host=urlsplit(url).hostname or "",
         )
+
+
+def _smoothed(old: float, new: float) -> float:
+    """An exponential moving average (weight 0.3 on the new value; the first value as is)."""
+    return new if old == 0 else 0.3 * new + 0.7 * old
 
 
 def _pick(group: BaseExceptionGroup) -> BaseException:
