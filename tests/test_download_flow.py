@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
+import pytest
 from test_download_support import (
     MiB,
     downloader,
@@ -14,9 +16,14 @@ from test_download_support import (
     request_for,
 )
 
+from civitai_tui.download.ranges import RangeSet
+from civitai_tui.download.request import DirectSource, DownloadRequest
+from civitai_tui.download.session import create_download_session
+from civitai_tui.download.transfer import Transfer
 from civitai_tui.events import (
     EventBus,
     FileCompleted,
+    FileInfo,
     FileProgress,
     FileStarted,
     SecurityScanFinished,
@@ -101,3 +108,34 @@ async def test_live_connection_change(sim: Simulator, tmp_path: Path) -> None:
         result = await dl.download(request_for(sim, file, tmp_path))
     assert result.status == "completed", result.error
     assert result.connections >= 4
+
+
+async def test_no_worker_starts_once_the_transfer_is_shutting_down(tmp_path: Path) -> None:
+    """A connection that ends as its transfer is torn down (a cancel, a pause, a fatal
+    error) may ask for more work: none starts, and its range stays free for a resume."""
+    request = DownloadRequest(
+        info=FileInfo(key="k", name="f.bin"),
+        source=DirectSource("http://127.0.0.1:9/f.bin"),
+        dest_dir=tmp_path,
+    )
+    async with create_download_session() as session:
+        transfer = Transfer(session, request, fast_settings(), EventBus())
+        transfer.ranges = RangeSet(8 * MiB, 1 * MiB)
+
+        async def asks_for_work_as_it_ends() -> None:
+            try:
+                await asyncio.sleep(30)
+            finally:
+                transfer._ensure_workers()
+
+        async def fails() -> None:
+            raise ValueError("a fatal error")
+
+        with pytest.raises(ExceptionGroup) as caught:
+            async with asyncio.TaskGroup() as group:
+                transfer._tg = group
+                group.create_task(asks_for_work_as_it_ends())
+                await asyncio.sleep(0)
+                group.create_task(fails())
+    assert [type(e) for e in caught.value.exceptions] == [ValueError]
+    assert transfer._workers == {} and transfer.ranges.owners == 0

@@ -514,21 +514,30 @@ class Transfer:
 
     def _spawn(
         self, seg: Segment, resp: aiohttp.ClientResponse | None = None, resp_end: int = 0
-    ) -> None:
-        assert self._tg is not None
+    ) -> bool:
+        """Start a worker on ``seg``; False when the task group no longer takes work."""
+        assert self._tg is not None and self.ranges is not None
         wid = seg.owner
         assert wid is not None
-        self._workers[wid] = self._tg.create_task(self._worker(wid, seg, resp, resp_end))
+        worker = self._worker(wid, seg, resp, resp_end)
+        try:
+            self._workers[wid] = self._tg.create_task(worker)
+        except RuntimeError:  # shutting down (cancel, pause, a fatal error): the range waits
+            worker.close()
+            self.ranges.release(seg)
+            if resp is not None:
+                resp.close()
+            return False
         self.max_connections = max(self.max_connections, len(self._workers))
+        return True
 
     def _ensure_workers(self) -> None:
         if self._tg is None or self._fatal is not None or self.ranges is None:
             return
         while len(self._workers) < self._limit():
             seg = self.ranges.next_range(self._take_wid(), self._steal_least())
-            if seg is None:
+            if seg is None or not self._spawn(seg):
                 return
-            self._spawn(seg)
 
     def _steal_least(self) -> int:
         assert self.ranges is not None
