@@ -95,7 +95,9 @@ async def test_pause_keeps_partial_data_and_resume_finishes(
     running: Running, sim: Simulator, tmp_path: Path
 ) -> None:
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=2_000_000)
+    # A total cap too: the optimizer opens connections until a per-connection cap
+    # alone would let the 128 MiB file finish before the test has acted.
+    sim.faults.set(large.file_id, per_connection_rate=2_000_000, total_rate=2_000_000)
     job = await running.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
     part = next_part = None
 
@@ -124,7 +126,7 @@ async def test_cancel_removes_partial_data_and_retry_requeues(
     running: Running, sim: Simulator, tmp_path: Path
 ) -> None:
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=1_000_000)
+    sim.faults.set(large.file_id, per_connection_rate=1_000_000, total_rate=1_000_000)
     job = await running.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
 
     async def started() -> bool:
@@ -143,7 +145,7 @@ async def test_priority_reorders_the_queue(
 ) -> None:
     sub = running.engine.bus.subscribe()
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=3_000_000)
+    sim.faults.set(large.file_id, per_connection_rate=3_000_000, total_rate=3_000_000)
     blocker = await running.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
 
     async def blocking() -> bool:

@@ -32,7 +32,9 @@ async def test_palette_lists_allowed_commands_and_runs_them(
     live: Live, sim: Simulator, tmp_path: Path
 ) -> None:
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=300_000)
+    # A total cap too: the optimizer opens connections until a per-connection cap
+    # alone would let the 128 MiB file finish before the test has acted.
+    sim.faults.set(large.file_id, per_connection_rate=300_000, total_rate=300_000)
     app = live.app()
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen

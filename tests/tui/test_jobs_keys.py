@@ -21,7 +21,9 @@ async def test_rows_follow_the_engine_and_space_pauses_a_running_job(
     live: Live, sim: Simulator, tmp_path: Path
 ) -> None:
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=2_000_000)
+    # A total cap too: the optimizer opens connections until a per-connection cap
+    # alone would let the 128 MiB file finish before the test has acted.
+    sim.faults.set(large.file_id, per_connection_rate=2_000_000, total_rate=2_000_000)
     job = await live.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
     app = live.app()
     async with app.run_test(size=SIZE) as pilot:
@@ -45,7 +47,7 @@ async def test_rows_follow_the_engine_and_space_pauses_a_running_job(
 
 async def test_priority_keys_reorder_the_queue(live: Live, sim: Simulator, tmp_path: Path) -> None:
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=500_000)
+    sim.faults.set(large.file_id, per_connection_rate=500_000, total_rate=500_000)
     await live.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
     ids = [
         (await live.client.add([f"model:{m}"], options={"dest": str(tmp_path)}))["id"]
@@ -74,7 +76,7 @@ async def test_cancel_asks_first_and_retry_requeues(
     live: Live, sim: Simulator, tmp_path: Path
 ) -> None:
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=1_000_000)
+    sim.faults.set(large.file_id, per_connection_rate=1_000_000, total_rate=1_000_000)
     job = await live.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
     app = live.app()
     async with app.run_test(size=SIZE) as pilot:
@@ -159,7 +161,7 @@ async def test_pause_all_resume_all_and_remove_finished(
     done = await live.client.add([f"model:{loras(sim, 1)[0]}"], options={"dest": str(tmp_path)})
     assert (await live.client.wait([done["id"]], timeout=30))["ok"]
     large = sim.catalogue.specials.large
-    sim.faults.set(large.file_id, per_connection_rate=500_000)
+    sim.faults.set(large.file_id, per_connection_rate=500_000, total_rate=500_000)
     waiting = await live.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
     app = live.app()
     async with app.run_test(size=SIZE) as pilot:
