@@ -10,7 +10,7 @@ from rich.cells import cell_len
 from textual.pilot import Pilot
 
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
-from civitai_tui.tui.widgets.jobs_table import JobsTable
+from civitai_tui.tui.widgets.jobs_table import JobsTable, layout_for
 from tests.tui.conftest import SIZE, until
 from tests.tui.scripted import JOBS, T0, ScriptedEngine
 
@@ -22,12 +22,15 @@ def scripted_app(home: Path, theme: str = "civitai-dark") -> CivitaiTuiApp:
 
 
 def columns_fit(table: JobsTable) -> bool:
-    """The table has measured its cells: each column is as wide as its widest value.
+    """The table has laid out its columns for its width and measured its cells.
 
-    DataTable sizes columns when it is idle, which a loaded machine can put off
-    past any fixed pause.
+    Its first resize can re-lay the columns out after the rows came, and DataTable
+    sizes columns when it is idle, which a loaded machine can put off past any
+    fixed pause.
     """
-    shown = [table.cells_of(str(row.value)) for row in table.rows]
+    if table.column_layout != layout_for(table.size.width):
+        return False
+    shown = [table.shown_cells(str(row.value)) for row in table.rows]
     return bool(shown) and all(
         column.content_width >= max(cell_len(cells[index]) for cells in shown)
         for index, column in enumerate(table.ordered_columns)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
-from civitai_tui.tui.formatting import human_bytes, human_eta, human_speed, text_bar
+from civitai_tui.tui.formatting import BAR_WIDTH, human_bytes, human_eta, human_speed, text_bar
 from civitai_tui.tui.state import JobView
 from civitai_tui.tui.widgets.state_style import state_text
 
@@ -22,32 +24,96 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("eta", "ETA"),
     ("files", "Files"),
 )
+LABELS = dict(COLUMNS)
 NAME_WIDTH = 28
+#: A name narrower than this makes the table drop a column (or shorten the bar) first.
+GOOD_NAME_WIDTH = 20
+MIN_NAME_WIDTH = 12
 KIND_WIDTH = 12
+COMPACT_BAR_WIDTH = 5
 #: Columns whose values arrive after the row does (an empty cell would size them to
 #: the label, and later values would be cut): "999.9 MiB/s", "99:59:59", "100.0 GiB".
 FIXED_WIDTHS = {"speed": 11, "eta": 8, "size": 10}
+#: The widest value of the other columns ("PROCESSING", "999", "10/10").
+VALUE_WIDTHS = {"type": KIND_WIDTH, "state": 10, "priority": 3, "files": 5}
+CELL_PADDING = 2  # DataTable's cell_padding, both sides
+#: Room kept for the vertical scrollbar, so that its coming does not re-layout.
+SCROLLBAR_WIDTH = 2
 
 
-def job_cells(job: JobView) -> tuple[str, ...]:
-    """The text of each column for ``job`` (what tests compare with the engine)."""
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Which columns the table shows, and how wide the name and the bar are."""
+
+    keys: tuple[str, ...]
+    name_width: int = NAME_WIDTH
+    bar_width: int = BAR_WIDTH
+
+    def width(self) -> int:
+        """The columns' total width, but for the name's text."""
+        return sum(_column_width(key, self.bar_width) + CELL_PADDING for key in self.keys)
+
+
+def _column_width(key: str, bar_width: int) -> int:
+    """The widest text of column ``key`` (0 for the name: it takes what is left)."""
+    if key == "progress":
+        return bar_width + 5  # " 100%"
+    if key == "name":
+        return 0
+    return FIXED_WIDTHS.get(key) or VALUE_WIDTHS[key]
+
+
+FULL = ColumnLayout(tuple(LABELS))
+#: From the widest to the narrowest: Type goes first, then Size (both are in the
+#: detail panel), then the bar shortens; below that only the name narrows.
+NARROWER = (
+    FULL,
+    ColumnLayout(tuple(k for k in LABELS if k != "type")),
+    ColumnLayout(tuple(k for k in LABELS if k not in ("type", "size"))),
+    ColumnLayout(
+        tuple(k for k in LABELS if k not in ("type", "size")), bar_width=COMPACT_BAR_WIDTH
+    ),
+)
+
+
+def layout_for(width: int) -> ColumnLayout:
+    """The widest layout whose name column gets at least ``GOOD_NAME_WIDTH`` in ``width``."""
+    room = width - SCROLLBAR_WIDTH
+    for layout in NARROWER:
+        name = room - layout.width()
+        if name >= GOOD_NAME_WIDTH:
+            return replace(layout, name_width=min(NAME_WIDTH, name))
+    return replace(NARROWER[-1], name_width=max(MIN_NAME_WIDTH, name))
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def job_cells(job: JobView, layout: ColumnLayout = FULL) -> tuple[str, ...]:
+    """The text of each of ``layout``'s columns for ``job`` (what tests compare with the engine)."""
     speed = job.speed
-    name = job.name if len(job.name) <= NAME_WIDTH else job.name[: NAME_WIDTH - 1] + "…"
-    return (
-        name,
-        job.kind if len(job.kind) <= KIND_WIDTH else job.kind[: KIND_WIDTH - 1] + "…",
-        job.state,
-        str(job.priority),
-        text_bar(job.done_bytes, job.total_bytes),
-        human_bytes(job.total_bytes) if job.total_bytes else "?",
-        human_speed(speed),
-        human_eta(job.total_bytes - job.done_bytes, speed),
-        f"{job.files_done}/{job.files_total}",
-    )
+    values = {
+        "name": _clip(job.name, layout.name_width),
+        "type": _clip(job.kind, KIND_WIDTH),
+        "state": job.state,
+        "priority": str(job.priority),
+        "progress": text_bar(job.done_bytes, job.total_bytes, layout.bar_width),
+        "size": human_bytes(job.total_bytes) if job.total_bytes else "?",
+        "speed": human_speed(speed),
+        "eta": human_eta(job.total_bytes - job.done_bytes, speed),
+        "files": f"{job.files_done}/{job.files_total}",
+    }
+    return tuple(values[key] for key in layout.keys)
 
 
 class JobsTable(DataTable[str | Text]):
-    """A row per job keyed by job id; only changed cells are written."""
+    """A row per job keyed by job id; only changed cells are written.
+
+    The columns follow the table's width (:func:`layout_for`): at 80 columns the
+    Type and Size columns give way, so that Speed, ETA and Files stay in view
+    without horizontal scrolling.
+    """
 
     DEFAULT_CSS = """
     JobsTable { height: 1fr; }
@@ -55,12 +121,28 @@ class JobsTable(DataTable[str | Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self._shown: dict[str, tuple[str, ...]] = {}
+        self._jobs: dict[str, JobView] = {}  # the views, for a new layout
+        self._written: dict[str, tuple[str, ...]] = {}  # every column's text when painted
+        self._shown: dict[str, tuple[str, ...]] = {}  # the cells painted, in layout order
+        self.column_layout = FULL
         self.variables: Mapping[str, str] = {}
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key, width=FIXED_WIDTHS.get(key))
+        if not self.columns:  # the first Resize can come first, and lays them out
+            self._add_columns()
+
+    def on_resize(self, event: events.Resize) -> None:
+        layout = layout_for(event.size.width)
+        if layout != self.column_layout:
+            selected = self.selected_id
+            self.column_layout = layout
+            self.clear(columns=True)
+            self._add_columns()
+            self._fill(list(self._jobs.values()), selected)
+
+    def _add_columns(self) -> None:
+        for key in self.column_layout.keys:
+            self.add_column(LABELS[key], key=key, width=FIXED_WIDTHS.get(key))
 
     @property
     def selected_id(self) -> str | None:
@@ -69,19 +151,29 @@ class JobsTable(DataTable[str | Text]):
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def cells_of(self, job_id: str) -> tuple[str, ...]:
-        """The text now shown in ``job_id``'s row."""
+        """Every column's text for ``job_id`` when last painted, whatever the layout shows."""
+        return self._written[job_id]
+
+    def shown_cells(self, job_id: str) -> tuple[str, ...]:
+        """The text painted in ``job_id``'s row, one per shown column."""
         return self._shown[job_id]
 
     def _styled(self, cells: tuple[str, ...]) -> list[str | Text]:
-        row: list[str | Text] = list(cells)
-        row[2] = state_text(cells[2], self.variables)
-        return row
+        return [
+            state_text(cell, self.variables) if key == "state" else cell
+            for key, cell in zip(self.column_layout.keys, cells, strict=True)
+        ]
 
     def rebuild(self, jobs: Sequence[JobView]) -> None:
         """Replace every row (rows came, went or moved), keeping the cursor on its job."""
         selected = self.selected_id
         self.clear()
-        self._shown = {job.id: job_cells(job) for job in jobs}
+        self._fill(jobs, selected)
+
+    def _fill(self, jobs: Sequence[JobView], selected: str | None) -> None:
+        self._jobs = {job.id: job for job in jobs}
+        self._written = {job.id: job_cells(job) for job in jobs}
+        self._shown = {job.id: job_cells(job, self.column_layout) for job in jobs}
         for job_id, cells in self._shown.items():
             self.add_row(*self._styled(cells), key=job_id)
         if selected in self._shown:
@@ -92,12 +184,14 @@ class JobsTable(DataTable[str | Text]):
         for job in jobs:
             if job.id not in self._shown:
                 continue
-            cells = job_cells(job)
+            self._jobs[job.id] = job
+            self._written[job.id] = job_cells(job)
+            cells = job_cells(job, self.column_layout)
             old = self._shown[job.id]
-            for index, (value, before) in enumerate(zip(cells, old, strict=True)):
+            for key, value, before in zip(self.column_layout.keys, cells, old, strict=True):
                 if value != before:
                     shown: str | Text = value
-                    if index == 2:
+                    if key == "state":
                         shown = state_text(value, self.variables)
-                    self.update_cell(job.id, COLUMNS[index][0], shown)
+                    self.update_cell(job.id, key, shown)
             self._shown[job.id] = cells
