@@ -10,6 +10,7 @@ import pytest
 
 from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
 from civitai_tui.analytics.collector import AnalyticsCollector
+from civitai_tui.analytics.patterns import FAILURE_ADVICE
 from civitai_tui.analytics.stats import percentile, trend
 from civitai_tui.events import (
     Event,
@@ -158,8 +159,12 @@ def test_patterns_optimizer_and_recommendations(sample_db: Path) -> None:
         "verification_failures",
         "low_success_rate",
     }  # host "a" runs at exactly half the median speed: not yet "slow"
-    assert kinds["failing_host"].title == "Failing host: b"
-    assert kinds["failing_host"].confidence == pytest.approx(3 / 50)
+    failing = kinds["failing_host"]
+    assert failing.title == "Failing host: b"
+    assert failing.confidence == pytest.approx(3 / 50)
+    # The advice is that of the host's own failures (a bad hash), not "lower concurrency".
+    assert "mostly hash_mismatch (1 of 1)" in failing.detail
+    assert failing.recommendations == [FAILURE_ADVICE["hash_mismatch"]]
     assert "01:00, 03:00, 05:00" in kinds["peak_hours"].detail
     assert "f5.safetensors" in kinds["verification_failures"].detail
     assert "hash_mismatch" in kinds["low_success_rate"].detail

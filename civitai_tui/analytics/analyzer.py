@@ -112,6 +112,7 @@ class _Analysis:
             hourly=_fold(finished, lambda h: h % 24, 24),
             weekdays=_fold(finished, lambda h: (h // 24 + 3) % 7, 7),  # 1970-01-01: Thursday
             failures_by_cause=self._failures_by_cause(),
+            host_failure_causes=self._host_failure_causes(),
             retry_storms=self._retry_storms(),
             verify_failures=self._verify_failures(),
             overall_median_speed=stats.median_or_none([s for _, _, s in speeds]),
@@ -216,6 +217,20 @@ class _Analysis:
             t=FAILED,
         )  # fmt: skip
         return [Count(name, count) for name, count in rows]
+
+    def _host_failure_causes(self) -> dict[str, list[Count]]:
+        """Each host's failures by cause, the commonest first."""
+        rows = self._rows(
+            "SELECT coalesce(h.value, ''), coalesce(k.value, 'unknown'), count(*) FROM events e "
+            "JOIN files f ON f.id = e.file LEFT JOIN names h ON h.id = f.host "
+            "LEFT JOIN names k ON k.id = e.label WHERE e.type = :t AND "
+            + _RANGE + " GROUP BY 1, 2 ORDER BY 3 DESC, 2",
+            t=FAILED,
+        )  # fmt: skip
+        causes: dict[str, list[Count]] = defaultdict(list)
+        for host, cause, count in rows:
+            causes[host or "unknown"].append(Count(cause, count))
+        return dict(causes)
 
     # -- time series -------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class Evidence:
     hourly: list[int]
     weekdays: list[int]
     failures_by_cause: list[Count]
+    host_failure_causes: dict[str, list[Count]]  # host name -> its failures, commonest first
     retry_storms: list[int]  # retries in each storm minute
     verify_failures: list[Count]  # file name, failures
     overall_median_speed: float | None
@@ -75,7 +76,7 @@ def find_patterns(ev: Evidence) -> list[Pattern]:
     found = [
         *_peak_hours(ev.hourly),
         *_busy_weekdays(ev.weekdays),
-        *_host_patterns(ev.hosts, ev.overall_median_speed),
+        *_host_patterns(ev.hosts, ev.overall_median_speed, ev.host_failure_causes),
         *_retry_storms(ev.retry_storms),
         *_verify_failures(ev.verify_failures),
         *_low_success(ev.totals, ev.failures_by_cause),
@@ -122,22 +123,16 @@ def _busy_weekdays(weekdays: list[int]) -> list[Pattern]:
     ]
 
 
-def _host_patterns(hosts: list[Breakdown], overall_median: float | None) -> list[Pattern]:
+def _host_patterns(
+    hosts: list[Breakdown], overall_median: float | None, causes: dict[str, list[Count]]
+) -> list[Pattern]:
     out = []
     for h in hosts:
         attempts = h.completed + h.failed
         if attempts < MIN_HOST_SAMPLES:
             continue
         if h.success_rate is not None and 1 - h.success_rate >= FAILING_HOST_RATE:
-            out.append(
-                Pattern(
-                    "failing_host",
-                    f"Failing host: {h.name}",
-                    f"{1 - h.success_rate:.0%} of {attempts} downloads from {h.name} failed.",
-                    confidence(attempts),
-                    [f"Lower concurrency for {h.name}, or retry its files later."],
-                )
-            )
+            out.append(_failing_host(h, attempts, causes.get(h.name, [])))
         if (
             overall_median
             and h.median_speed is not None
@@ -155,6 +150,18 @@ def _host_patterns(hosts: list[Breakdown], overall_median: float | None) -> list
                 )
             )
     return out
+
+
+def _failing_host(host: Breakdown, attempts: int, causes: list[Count]) -> Pattern:
+    """A host that fails often; the advice is that of its commonest failure cause."""
+    detail = f"{host.failed / attempts:.0%} of {attempts} downloads from {host.name} failed"
+    advice = f"Lower concurrency for {host.name}, or retry its files later."
+    if causes:
+        detail += f", mostly {causes[0].name} ({causes[0].count} of {host.failed})"
+        advice = FAILURE_ADVICE.get(causes[0].name, advice)
+    return Pattern(
+        "failing_host", f"Failing host: {host.name}", detail + ".", confidence(attempts), [advice]
+    )
 
 
 def _retry_storms(storms: list[int]) -> list[Pattern]:
