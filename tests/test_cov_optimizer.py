@@ -72,3 +72,21 @@ async def test_without_probing_throttling_is_only_counted(optimizer: Performance
     assert optimizer.health.host("cdn.test").throttled == 1
     assert optimizer.probes["cdn.test"].budget == before
     assert not any("429" in r for r in reasons(optimizer))
+
+
+async def test_idle_it_ticks_once_a_second_and_a_starting_file_wakes_it() -> None:
+    opt = PerformanceOptimizer(EventBus(), DownloaderControls(lambda: None))
+    ticks: list[float] = []
+    probe_tick = opt._probe_tick
+    opt._probe_tick = lambda now: (ticks.append(now), probe_tick(now))[1]  # type: ignore[method-assign]
+    await opt.start()
+    try:
+        await until(lambda: len(ticks) >= 2)  # the first tick at once, then a second later
+        assert ticks[1] - ticks[0] >= 0.9 * opt.config.sample_interval  # not 10 a second
+        idle_since = len(ticks)
+        started = asyncio.get_running_loop().time()
+        start_file(opt)
+        await until(lambda: len(ticks) >= idle_since + 3, timeout=0.9)  # woken: 0.1 s ticks
+        assert ticks[idle_since] - started < 0.5
+    finally:
+        await opt.stop()

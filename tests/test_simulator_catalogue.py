@@ -7,13 +7,16 @@ import hashlib
 import io
 import time
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from picklescan.scanner import scan_file_path
 
 from civitai_tui.simulator.catalogue import Catalogue, FileRef
 from civitai_tui.simulator.content import AUTOV1_LENGTH, AUTOV1_OFFSET
 from civitai_tui.simulator.generate import BASE_MODELS, MODEL_TYPES, build_catalogue
+from civitai_tui.simulator.listing import ListingQuery, select
 
 
 def shape(catalogue: Catalogue) -> list[tuple[int, str, int, str]]:
@@ -95,3 +98,15 @@ def test_autov1_follows_its_definition():
     assert large.api_hashes()["AutoV1"] == hashlib.sha256(window).hexdigest()[:8].upper()
     small = min(catalogue.files(), key=lambda f: f.size)
     assert small.size < 2 * AUTOV1_OFFSET and "AutoV1" not in small.api_hashes()
+
+
+@pytest.mark.parametrize("clock", ["00:01", "12:00", "23:59"])
+def test_every_period_has_models_at_any_time_of_day(clock: str) -> None:
+    hour, minute = map(int, clock.split(":"))
+    now = datetime(2026, 11, 28, hour, minute, 30, tzinfo=UTC)
+    catalogue = build_catalogue(1, today=now)
+    counts = [
+        len(select(catalogue, ListingQuery(period=period, nsfw=True), now))
+        for period in ("Day", "Week", "Month", "Year", "AllTime")
+    ]
+    assert 0 < counts[0] < counts[1] < counts[2] < counts[3] < counts[4]

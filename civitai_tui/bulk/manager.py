@@ -318,8 +318,8 @@ class BulkDownloadManager:
             jobs = [self._jobs[i] for i in ids] if ids is not None else self._jobs.values()
             return all(j.state.finished or j.state is JobState.PAUSED for j in jobs)
 
-        async with self._finished:
-            await asyncio.wait_for(self._finished.wait_for(finished), timeout)
+        async with self._finished, asyncio.timeout(timeout):
+            await self._finished.wait_for(finished)
         jobs = [self._jobs[i] for i in ids] if ids is not None else list(self._jobs.values())
         return all(j.state is JobState.COMPLETED for j in jobs)
 

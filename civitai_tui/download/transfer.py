@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from civitai_tui.aio import wait_event
 from civitai_tui.civitai.urls import check_redirect
 from civitai_tui.download import disk
 from civitai_tui.download.control import (
@@ -621,8 +622,7 @@ class Transfer:
         log.info("%s: %s; retry %d in %.1f s", self.name, err.message, attempt, delay)
         self._sleeping += 1
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_done.wait(), delay)
+            await wait_event(self._all_done, delay)
         finally:
             self._sleeping -= 1
             self._last_progress = loop.time()

@@ -88,9 +88,9 @@ async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
     if size > IN_PROCESS_LIMIT:
         return await _scan_in_child(path, timeout)
     try:
-        return _report(
-            await asyncio.wait_for(asyncio.to_thread(pickle_child.scan, str(path)), timeout)
-        )
+        async with asyncio.timeout(timeout):
+            scanned = await asyncio.to_thread(pickle_child.scan, str(path))
+        return _report(scanned)
     except TimeoutError:
         return PickleScanReport(issues=0, error=f"it took longer than {timeout:g} s")
     except Exception as exc:  # picklescan on hostile input: a failed scan, never a crash
@@ -108,7 +108,8 @@ async def _scan_in_child(path: Path, timeout: float) -> PickleScanReport:
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
     except TimeoutError:
         return PickleScanReport(issues=0, error=f"it took longer than {timeout:g} s")
     finally:

@@ -3,8 +3,8 @@
 27 ordinary models (random types, base models, creators, tags, stats, dates,
 1-4 versions of 1-3 files) plus one model per special case named in
 :class:`~civitai_tui.simulator.catalogue.Specials`. Ids, names and bytes depend
-only on the seed; dates are relative to today (UTC) so ``period`` filters keep
-meaning something.
+only on the seed; dates are relative to the current hour (UTC) so ``period``
+filters keep meaning something.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ MULTI_SIZES = ((3 << 20) + 12345, (1 << 20) + 4321)
 REGULAR_MODELS = 27
 MIN_SIZE = 16 << 10
 MAX_SIZE = 4 << 20
-#: Offsets (days before today) that give every ``period`` filter something to show.
+#: Offsets (days before the current hour) that give every ``period`` filter something to show.
 AGE_DAYS = (0, 3, 12, 45, 200, 500, 900)
 CLEAN_PICKLE_MESSAGE = "**Detected Pickle imports (1)**\n* collections.OrderedDict"
 DANGER_PICKLE_MESSAGE = (
@@ -380,13 +380,15 @@ def build_catalogue(
     regular_models: int = REGULAR_MODELS,
     file_size: int | None = None,
 ) -> Catalogue:
-    """The catalogue for ``seed`` (``today`` anchors the dates; default: today UTC).
+    """The catalogue for ``seed`` (``today`` anchors the dates; default: now, UTC).
 
     Benchmarks ask for more ``regular_models`` and a fixed ``file_size`` for their
     files (the specials keep theirs).
     """
     now = today or datetime.now(UTC)
-    anchor = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # The hour, not the day: "today" models, up to 10 h old, must stay within
+    # ``period=Day`` at 23:59 too (a midnight anchor put them up to 34 h back).
+    anchor = now.replace(minute=0, second=0, microsecond=0)
     builder = _Builder(seed, random.Random(seed), anchor)
     builder.fixed_size = file_size
     models = [_regular_model(builder, i) for i in range(regular_models)]

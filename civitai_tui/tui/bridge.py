@@ -11,10 +11,10 @@ user action. Neither touches a widget: the app's flush timer paints the state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from civitai_tui.aio import wait_event
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.tui.state import EngineState
 
@@ -91,8 +91,7 @@ class EngineBridge:
         while True:
             await self.resync_once()
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            await wait_event(self._wake, interval)
 
     async def resync_once(self) -> None:
         try:

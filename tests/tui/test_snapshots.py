@@ -22,17 +22,12 @@ def scripted_app(home: Path, theme: str = "civitai-dark") -> CivitaiTuiApp:
 
 
 def columns_fit(table: JobsTable) -> bool:
-    """The table has laid out its columns for its width and measured its cells.
-
-    Its first resize can re-lay the columns out after the rows came, and DataTable
-    sizes columns when it is idle, which a loaded machine can put off past any
-    fixed pause.
-    """
+    """The table has laid its columns out for its width, and every value fits."""
     if table.column_layout != layout_for(table.size.width):
         return False
     shown = [table.shown_cells(str(row.value)) for row in table.rows]
     return bool(shown) and all(
-        column.content_width >= max(cell_len(cells[index]) for cells in shown)
+        column.width >= max(cell_len(cells[index]) for cells in shown)
         for index, column in enumerate(table.ordered_columns)
     )
 

@@ -31,11 +31,18 @@ GOOD_NAME_WIDTH = 20
 MIN_NAME_WIDTH = 12
 KIND_WIDTH = 12
 COMPACT_BAR_WIDTH = 5
-#: Columns whose values arrive after the row does (an empty cell would size them to
-#: the label, and later values would be cut): "999.9 MiB/s", "99:59:59", "100.0 GiB".
-FIXED_WIDTHS = {"speed": 11, "eta": 8, "size": 10}
-#: The widest value of the other columns ("PROCESSING", "999", "10/10").
-VALUE_WIDTHS = {"type": KIND_WIDTH, "state": 10, "priority": 3, "files": 5}
+#: Every column has a set width (the name's comes from the layout): a column sized
+#: from its cells would start at the label's width and grow only when the table is
+#: next idle, and values that arrive later ("999.9 MiB/s") would be cut.
+WIDTHS = {
+    "type": KIND_WIDTH,
+    "state": 10,  # "PROCESSING"
+    "priority": 3,
+    "size": 10,  # "100.0 GiB"
+    "speed": 11,  # "999.9 MiB/s"
+    "eta": 8,  # "99:59:59"
+    "files": 9,  # "9999/9999"
+}
 CELL_PADDING = 2  # DataTable's cell_padding, both sides
 #: Room kept for the vertical scrollbar, so that its coming does not re-layout.
 SCROLLBAR_WIDTH = 2
@@ -49,30 +56,32 @@ class ColumnLayout:
     name_width: int = NAME_WIDTH
     bar_width: int = BAR_WIDTH
 
+    def column_width(self, key: str) -> int:
+        """The width of column ``key``'s text."""
+        if key == "name":
+            return self.name_width
+        if key == "progress":
+            return self.bar_width + 5  # " 100%"
+        return WIDTHS[key]
+
     def width(self) -> int:
         """The columns' total width, but for the name's text."""
-        return sum(_column_width(key, self.bar_width) + CELL_PADDING for key in self.keys)
+        return sum(self.column_width(key) + CELL_PADDING for key in self.keys) - self.name_width
 
 
-def _column_width(key: str, bar_width: int) -> int:
-    """The widest text of column ``key`` (0 for the name: it takes what is left)."""
-    if key == "progress":
-        return bar_width + 5  # " 100%"
-    if key == "name":
-        return 0
-    return FIXED_WIDTHS.get(key) or VALUE_WIDTHS[key]
+def _without(*dropped: str, bar_width: int = BAR_WIDTH) -> ColumnLayout:
+    return ColumnLayout(tuple(k for k in LABELS if k not in dropped), bar_width=bar_width)
 
 
 FULL = ColumnLayout(tuple(LABELS))
 #: From the widest to the narrowest: Type goes first, then Size (both are in the
-#: detail panel), then the bar shortens; below that only the name narrows.
+#: detail panel), then the bar shortens, then Pri goes; below that the name narrows.
 NARROWER = (
     FULL,
-    ColumnLayout(tuple(k for k in LABELS if k != "type")),
-    ColumnLayout(tuple(k for k in LABELS if k not in ("type", "size"))),
-    ColumnLayout(
-        tuple(k for k in LABELS if k not in ("type", "size")), bar_width=COMPACT_BAR_WIDTH
-    ),
+    _without("type"),
+    _without("type", "size"),
+    _without("type", "size", bar_width=COMPACT_BAR_WIDTH),
+    _without("type", "size", "priority", bar_width=COMPACT_BAR_WIDTH),
 )
 
 
@@ -142,7 +151,7 @@ class JobsTable(DataTable[str | Text]):
 
     def _add_columns(self) -> None:
         for key in self.column_layout.keys:
-            self.add_column(LABELS[key], key=key, width=FIXED_WIDTHS.get(key))
+            self.add_column(LABELS[key], key=key, width=self.column_layout.column_width(key))
 
     @property
     def selected_id(self) -> str | None:
