@@ -119,9 +119,9 @@ def job_cells(job: JobView, layout: ColumnLayout = FULL) -> tuple[str, ...]:
 class JobsTable(DataTable[str | Text]):
     """A row per job keyed by job id; only changed cells are written.
 
-    The columns follow the table's width (:func:`layout_for`): at 80 columns the
-    Type and Size columns give way, so that Speed, ETA and Files stay in view
-    without horizontal scrolling.
+    The columns follow the table's width (:func:`layout_for`): at 80 columns Type,
+    Size and Pri give way, so that Speed, ETA and Files stay in view without
+    horizontal scrolling.
     """
 
     DEFAULT_CSS = """
@@ -137,8 +137,7 @@ class JobsTable(DataTable[str | Text]):
         self.variables: Mapping[str, str] = {}
 
     def on_mount(self) -> None:
-        if not self.columns:  # the first Resize can come first, and lays them out
-            self._add_columns()
+        self._add_columns()
 
     def on_resize(self, event: events.Resize) -> None:
         layout = layout_for(event.size.width)
