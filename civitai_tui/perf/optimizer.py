@@ -198,7 +198,7 @@ class PerformanceOptimizer:
     async def _idle(self, seconds: float) -> None:
         """Sleep up to ``seconds`` (at least a probe interval) or until a file starts.
 
-        Ten probe ticks a second cost an idle engine about 15 CPU-s an hour on a
+        Ten probe ticks a second cost an idle engine about 20 CPU-s an hour on a
         VM (each wake-up is a timer interrupt and two context switches); idle,
         it wakes only for the 1 Hz system sample.
         """

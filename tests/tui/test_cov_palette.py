@@ -45,17 +45,17 @@ async def test_palette_lists_allowed_commands_and_runs_them(
         assert "jobs: Pause" not in idle  # nothing selected: no job actions
 
         job = await live.client.add([f"model:{large.model_id}"], options={"dest": str(tmp_path)})
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "PROCESSING")
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "PROCESSING")
         await until(pilot, lambda: screen.selected is not None)
         hits = {hit.text: hit async for hit in provider.search("pause")}
         assert "jobs: Pause" in hits and "jobs: Resume" not in hits
         await hits["jobs: Pause"].command()
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "PAUSED")
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "PAUSED")
 
         await pilot.press("ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"resume all")
         await until(pilot, lambda: "Resume all" in first_option(app.screen))
         await pilot.press("enter")
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] != "PAUSED")
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] != "PAUSED")
         assert (await live.client.action(job["id"], "cancel"))["state"] == "CANCELLED"

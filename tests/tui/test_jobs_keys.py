@@ -30,9 +30,9 @@ async def test_rows_follow_the_engine_and_space_pauses_a_running_job(
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         await until(pilot, lambda: app.state.jobs[job["id"]].done_bytes > 0)
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "PROCESSING")
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "PROCESSING")
         await pilot.press("space")
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "PAUSED")
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "PAUSED")
         paused_at = (await live.client.job(job["id"]))["done_bytes"]
         served = sim.stats.storage_bytes_sent
         await pilot.pause(0.6)  # a paused job must not grow: measure over a window
@@ -41,8 +41,8 @@ async def test_rows_follow_the_engine_and_space_pauses_a_running_job(
         assert "Resume" in {b.binding.description for b in screen.active_bindings.values()}
         sim.faults.reset()
         await pilot.press("space")
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "COMPLETED", 30)
-        assert screen.table.cells_of(job["id"])[8] == "1/1"
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "COMPLETED", 30)
+        assert screen.table.cells_of(job["id"])["files"] == "1/1"
 
 
 async def test_priority_keys_reorder_the_queue(live: Live, sim: Simulator, tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ async def test_priority_keys_reorder_the_queue(live: Live, sim: Simulator, tmp_p
         assert screen.table.selected_id == ids[2]  # the cursor stays on the moved job
         await pilot.press("minus")
         await until(pilot, lambda: live.engine.manager.get(ids[2]).priority == 1)
-        await until(pilot, lambda: screen.table.cells_of(ids[2])[3] == "1")
+        await until(pilot, lambda: screen.table.cells_of(ids[2])["priority"] == "1")
 
 
 async def test_cancel_asks_first_and_retry_requeues(
@@ -91,12 +91,12 @@ async def test_cancel_asks_first_and_retry_requeues(
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))  # "y" must reach it
         await pilot.press("y")
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "CANCELLED")
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "CANCELLED")
         assert live.engine.manager.get(job["id"]).state == "CANCELLED"
         assert list(tmp_path.glob("*.part*")) == []
         sim.faults.reset()
         await pilot.press("r")
-        await until(pilot, lambda: screen.table.cells_of(job["id"])[2] == "COMPLETED", 30)
+        await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "COMPLETED", 30)
 
 
 async def test_add_dialog_previews_then_queues_what_it_showed(
@@ -133,7 +133,8 @@ async def test_add_dialog_previews_then_queues_what_it_showed(
         await until(
             pilot,
             lambda: (
-                app.screen.table.cells_of(queued.id)[8] == f"{preview['files']}/{preview['files']}"
+                app.screen.table.cells_of(queued.id)["files"]
+                == f"{preview['files']}/{preview['files']}"
             ),
         )
 
@@ -169,10 +170,11 @@ async def test_pause_all_resume_all_and_remove_finished(
         assert isinstance(screen, JobsScreen)
         await until(pilot, lambda: screen.table.row_count == 2)
         await pilot.press("p")
-        await until(pilot, lambda: screen.table.cells_of(waiting["id"])[2] == "PAUSED")
+        await until(pilot, lambda: screen.table.cells_of(waiting["id"])["state"] == "PAUSED")
         await pilot.press("u")
         await until(
-            pilot, lambda: screen.table.cells_of(waiting["id"])[2] in ("PENDING", "PROCESSING")
+            pilot,
+            lambda: screen.table.cells_of(waiting["id"])["state"] in ("PENDING", "PROCESSING"),
         )
         await pilot.press("x")
         await until(pilot, lambda: screen.table.row_count == 1)

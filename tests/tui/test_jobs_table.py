@@ -53,7 +53,10 @@ async def test_table_relayouts_on_resize_without_losing_rows_or_cursor(
         await pilot.resize_terminal(160, 40)
         await until(pilot, lambda: table.column_layout == FULL)
         assert table.row_count == rows and table.selected_id == selected
-        assert [str(c) for c in table.get_row(selected)] == list(table.cells_of(selected))
+        assert [str(c) for c in table.get_row(selected)] == list(table.cells_of(selected).values())
+        assert table.cells_of(selected) == dict(
+            zip(FULL.keys, job_cells(app.state.jobs[selected]), strict=True)
+        )
 
         await pilot.resize_terminal(80, 24)
         await until(pilot, lambda: table.column_layout == layout_for(table.size.width))

@@ -25,10 +25,10 @@ def columns_fit(table: JobsTable) -> bool:
     """The table has laid its columns out for its width, and every value fits."""
     if table.column_layout != layout_for(table.size.width):
         return False
-    shown = [table.shown_cells(str(row.value)) for row in table.rows]
+    shown = [table.cells_of(str(row.value)) for row in table.rows]
     return bool(shown) and all(
-        column.width >= max(cell_len(cells[index]) for cells in shown)
-        for index, column in enumerate(table.ordered_columns)
+        column.width >= max(cell_len(cells[str(column.key.value)]) for cells in shown)
+        for column in table.ordered_columns
     )
 
 

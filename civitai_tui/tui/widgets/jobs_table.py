@@ -131,7 +131,6 @@ class JobsTable(DataTable[str | Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._jobs: dict[str, JobView] = {}  # the views, for a new layout
-        self._written: dict[str, tuple[str, ...]] = {}  # every column's text when painted
         self._shown: dict[str, tuple[str, ...]] = {}  # the cells painted, in layout order
         self.column_layout = FULL
         self.variables: Mapping[str, str] = {}
@@ -158,13 +157,9 @@ class JobsTable(DataTable[str | Text]):
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
-    def cells_of(self, job_id: str) -> tuple[str, ...]:
-        """Every column's text for ``job_id`` when last painted, whatever the layout shows."""
-        return self._written[job_id]
-
-    def shown_cells(self, job_id: str) -> tuple[str, ...]:
-        """The text painted in ``job_id``'s row, one per shown column."""
-        return self._shown[job_id]
+    def cells_of(self, job_id: str) -> dict[str, str]:
+        """The text painted in ``job_id``'s row, by column key (shown columns only)."""
+        return dict(zip(self.column_layout.keys, self._shown[job_id], strict=True))
 
     def _styled(self, cells: tuple[str, ...]) -> list[str | Text]:
         return [
@@ -180,7 +175,6 @@ class JobsTable(DataTable[str | Text]):
 
     def _fill(self, jobs: Sequence[JobView], selected: str | None) -> None:
         self._jobs = {job.id: job for job in jobs}
-        self._written = {job.id: job_cells(job) for job in jobs}
         self._shown = {job.id: job_cells(job, self.column_layout) for job in jobs}
         for job_id, cells in self._shown.items():
             self.add_row(*self._styled(cells), key=job_id)
@@ -193,7 +187,6 @@ class JobsTable(DataTable[str | Text]):
             if job.id not in self._shown:
                 continue
             self._jobs[job.id] = job
-            self._written[job.id] = job_cells(job)
             cells = job_cells(job, self.column_layout)
             old = self._shown[job.id]
             for key, value, before in zip(self.column_layout.keys, cells, old, strict=True):
