@@ -1,6 +1,6 @@
 """The ``civitai-tui`` command line: one entry point for every command.
 
-Exit status (DESIGN.md): 0 when every file is complete and verified, 1 when some
+Exit status (README): 0 when every file is complete and verified, 1 when some
 failed, 2 for bad usage (unknown options, unparsable targets, bad config).
 """
 

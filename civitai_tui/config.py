@@ -1,6 +1,6 @@
 """Configuration: where things live, the environment, and the TOML settings file.
 
-Environment (DESIGN.md): ``CIVITAI_API_KEY`` (token), ``CIVITAI_BASE_URL`` (API
+Environment (README, "Configuration"): ``CIVITAI_API_KEY`` (token), ``CIVITAI_BASE_URL`` (API
 origin, default ``https://civitai.com``), ``CIVITAI_TUI_HOME`` (state dir; default
 from platformdirs).
 

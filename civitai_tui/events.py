@@ -1,7 +1,7 @@
 """The event bus: typed, frozen events and a non-blocking fan-out to subscribers.
 
 Every part of the engine tells the world what happened only by publishing here.
-Rules (see DESIGN.md, "The event bus"):
+Rules (docs/architecture.md, "The event bus"):
 
 * ``publish`` never blocks and never raises because of a slow subscriber.
 * Each queue subscriber has a bound; :class:`FileProgress` events coalesce per

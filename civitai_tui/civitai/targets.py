@@ -1,6 +1,6 @@
 """What the user asked for on the command line, parsed into typed targets.
 
-Accepted forms (DESIGN.md, "TARGET"): civitai.com (or ``CIVITAI_BASE_URL``) model,
+Accepted forms (README, "Download now"): civitai.com (or ``CIVITAI_BASE_URL``) model,
 version and download URLs, ``model:ID[@VERSION]``, ``version:ID``, ``hash:HEX``,
 AIR URNs, plain ``http(s)://`` file URLs, bulk ``user:``, ``tag:`` and
 ``search:`` targets, and ``@file`` lists (:func:`expand_target_args`).
