@@ -10,12 +10,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from civitai_tui.engine.client import EngineClient
     from civitai_tui.engine.core import Engine
     from civitai_tui.simulator.server import Simulator
 
+
+# Property tests: a bounded budget (the whole suite must stay under 10 minutes on 2
+# shared cores) and no per-example deadline (a loaded machine is not a failure).
+# HYPOTHESIS_PROFILE=deep runs many more examples when attacking it by hand.
+settings.register_profile(
+    "suite",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("deep", parent=settings.get_profile("suite"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 #: A realistic-looking CivitAI key (32 lowercase hex) that the simulator accepts.
 TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"

@@ -108,6 +108,6 @@ def test_a_broken_zip_counts_as_all_pickle_data(tmp_path: Path) -> None:
 
 
 async def test_a_scanner_that_dies_is_a_failed_scan(tmp_path: Path) -> None:
-    report = await pickles._scan_in_child(tmp_path / "vanished.ckpt", timeout=30)
+    report = await pickles._scan_in_child(tmp_path / "vanished.ckpt", 30, None)
     assert not report.clean and report.issues == 0
     assert report.error == "the scanner exited with code 1"

@@ -73,9 +73,9 @@ def test_pickle_data_size_counts_only_what_the_scanner_parses(tmp_path: Path) ->
     ckpt = evil_zip_ckpt(tmp_path / "m.ckpt")
     with zipfile.ZipFile(ckpt) as zf:
         assert pickles.pickle_data_size(ckpt) == zf.getinfo("archive/data.pkl").file_size
-    noise = tmp_path / "noise.bin"
+    noise = tmp_path / "noise.bin"  # not a zip: all of it is parsed, whatever its first byte
     noise.write_bytes(b"\x00" * 1000)
-    assert pickles.pickle_data_size(noise) == 0
+    assert pickles.pickle_data_size(noise) == 1000
 
 
 async def test_timeout_is_a_failed_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,19 +86,20 @@ async def test_timeout_is_a_failed_scan(tmp_path: Path, monkeypatch: pytest.Monk
     assert not report.clean and report.error is not None and "longer than" in report.error
 
 
-async def test_generic_bin_files_are_scanned_not_refused_for_their_magic(tmp_path: Path) -> None:
+async def test_files_named_like_pickles_that_do_not_parse_are_refused(tmp_path: Path) -> None:
     from civitai_tui.errors import FailureKind
     from civitai_tui.security.verify import Expectations, verify_file
 
     data = tmp_path / "firmware.bin"
-    data.write_bytes(b"\x00" + os.urandom(4095))  # cannot start a pickle
-    ok = await verify_file(data, Expectations(name=data.name, size=4096))
-    assert ok.error is None
+    data.write_bytes(b"\x00" + os.urandom(4095))  # cannot be checked: never passed
+    refused = await verify_file(data, Expectations(name=data.name, size=4096))
+    assert refused.error is not None and refused.error.kind is FailureKind.INVALID_FORMAT
+    assert "cannot be parsed as a pickle" in refused.error.message
     old = tmp_path / "weights.bin"  # a protocol-0 pickle: no 0x80 magic, still dangerous
     old.write_bytes(pickle.dumps(Evil(), protocol=0))
     bad = await verify_file(old, Expectations(name=old.name, size=old.stat().st_size))
     assert bad.error is not None and bad.error.kind is FailureKind.UNSAFE
     renamed = tmp_path / "model.ckpt"
-    renamed.write_bytes(os.urandom(4096))
+    renamed.write_bytes(b"\x00" + os.urandom(4095))
     wrong = await verify_file(renamed, Expectations(name=renamed.name, size=4096))
     assert wrong.error is not None and wrong.error.kind is FailureKind.INVALID_FORMAT

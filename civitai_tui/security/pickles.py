@@ -1,13 +1,13 @@
-"""Pickle scanning of ``.ckpt/.pt/.pth/.bin`` files with picklescan in strict mode.
+"""Pickle scanning (see :mod:`~civitai_tui.security.pickle_child`) off the event loop.
 
 Scanning needs memory close to the size of the pickle data (not of the tensor
-data), so a file with large pickle data (a legacy raw-pickle checkpoint) is
-scanned in a separate Python process with a timeout: a hostile file must not be
-able to hang or bloat the engine. Small pickle data, a zip checkpoint's
-``data.pkl``, or data that cannot start a pickle at all are scanned in a worker
-thread, which saves a process start per file. Any issue, or any scan error, is a
-failure; the dangerous globals (``module.name``) are reported. Nothing is ever
-unpickled.
+data), so a file with large pickle data (a legacy raw-pickle checkpoint, any
+large ``.bin``) is scanned in a separate Python process with a timeout: a hostile
+file must not be able to hang or bloat the engine. Small pickle data, such as a
+zip checkpoint's ``data.pkl``, is scanned in a worker thread, which saves a
+process start per file. Any issue, any scan error and any stream that cannot be
+parsed is a failure; the dangerous globals (``module.name``) are reported.
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -32,16 +32,19 @@ class PickleScanReport:
     dangerous: tuple[str, ...] = ()
     error: str | None = None
     globals_seen: tuple[str, ...] = field(default=(), repr=False)
+    unparsed: str | None = None  # a stream that claims to be a pickle but does not parse
 
     @property
     def clean(self) -> bool:
-        return self.issues == 0 and self.error is None
+        return self.issues == 0 and self.error is None and self.unparsed is None
 
     def describe(self) -> str:
-        if self.error:
-            return f"the pickle scan failed: {self.error}"
         if self.dangerous:
             return f"dangerous pickle globals: {', '.join(self.dangerous)}"
+        if self.error:
+            return f"the pickle scan failed: {self.error}"
+        if self.unparsed:
+            return f"it cannot be checked for pickled code: {self.unparsed}"
         if self.issues:
             return f"the pickle scan found {self.issues} issue(s)"
         return "no dangerous pickle globals"
@@ -49,25 +52,23 @@ class PickleScanReport:
 
 #: Pickle data up to this size is scanned in-process.
 IN_PROCESS_LIMIT = 64 * 1024 * 1024
-#: Bytes that can start a pickle stream: PROTO, and protocol 0/1 opcodes.
-PICKLE_OPENERS = frozenset(b"\x80(c]})NILSVFGJKMTUXdelpqstu")
-ZIP_MAGIC = b"PK\x03\x04"
+ZIP_MAGIC = pickle_child.ZIP_MAGIC
 
 
 def pickle_data_size(path: Path) -> int:
-    """How many bytes of pickle data picklescan would have to parse in ``path``."""
+    """How many bytes of pickle data the scan may have to parse in ``path``."""
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head.startswith(ZIP_MAGIC):
         try:
             with zipfile.ZipFile(path) as zf:
                 return sum(
-                    i.file_size for i in zf.infolist() if i.filename.endswith((".pkl", ".pickle"))
+                    i.file_size
+                    for i in zf.infolist()
+                    if pickle_child.is_pickle_name(i.filename) or i.filename.endswith(".zip")
                 )
         except (zipfile.BadZipFile, OSError):
             return path.stat().st_size
-    if not head or head[0] not in PICKLE_OPENERS:
-        return 0  # cannot be a pickle: the scanner stops at the first byte
     return path.stat().st_size
 
 
@@ -77,19 +78,20 @@ def _report(data: dict) -> PickleScanReport:
         dangerous=tuple(data["dangerous"]),
         error=data["error"],
         globals_seen=tuple(data["globals"]),
+        unparsed=data["unparsed"],
     )
 
 
-async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
-    """Scan ``path`` (in a child process when its pickle data is large)."""
+async def scan_pickle(
+    path: Path, timeout: float = 120.0, name: str | None = None
+) -> PickleScanReport:
+    """Scan ``path`` (named ``name``; in a child process when its pickle data is large)."""
     size = await asyncio.to_thread(pickle_data_size, path)
-    if size == 0:  # its first byte cannot start a pickle: unpickling it fails at once
-        return PickleScanReport(issues=0)
     if size > IN_PROCESS_LIMIT:
-        return await _scan_in_child(path, timeout)
+        return await _scan_in_child(path, timeout, name)
     try:
         async with asyncio.timeout(timeout):
-            scanned = await asyncio.to_thread(pickle_child.scan, str(path))
+            scanned = await asyncio.to_thread(pickle_child.scan, str(path), name)
         return _report(scanned)
     except TimeoutError:
         return PickleScanReport(issues=0, error=f"it took longer than {timeout:g} s")
@@ -97,13 +99,14 @@ async def scan_pickle(path: Path, timeout: float = 120.0) -> PickleScanReport:
         return PickleScanReport(issues=0, error=f"the scanner failed ({type(exc).__name__})")
 
 
-async def _scan_in_child(path: Path, timeout: float) -> PickleScanReport:
+async def _scan_in_child(path: Path, timeout: float, name: str | None) -> PickleScanReport:
     """Scan ``path`` in a child process; a timeout or crash is a failed scan."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         pickle_child.__name__,
         str(path),
+        name or path.name,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -125,7 +128,9 @@ async def _scan_in_child(path: Path, timeout: float) -> PickleScanReport:
 
 
 def unsafe(path: Path, report: PickleScanReport) -> CivitaiTuiError:
+    """The refusal of a file whose scan is not clean: unparsable data is an invalid format."""
+    kind = FailureKind.UNSAFE if report.issues or report.error else FailureKind.INVALID_FORMAT
     return CivitaiTuiError(
-        FailureKind.UNSAFE,
+        kind,
         f"{path.name} was refused: {report.describe()}. It was not loaded; it is in quarantine",
     )

@@ -2,9 +2,11 @@
 
 In order: the size; the SHA256 published by the API (or BLAKE3 when only that is
 given; with no published hash the computed SHA256 is recorded and the file is
-"unverified"); the first bytes against the extension (a ``.safetensors`` must
-pass the header check, ``.ckpt/.pt/.pth`` must be zip or pickle, and these and
-``.bin`` are pickle-scanned, ``.gguf`` starts with ``GGUF``). The caller moves the file into
+"unverified"); the format (a ``.safetensors`` must pass the header check, a
+``.gguf`` starts with ``GGUF``, and every file that can hold a pickle is
+pickle-scanned: by name, any of :data:`~civitai_tui.security.pickle_child.PICKLE_SUFFIXES`
+whatever its first bytes, and by content, any other file that is a zip, 7z or
+``.npy`` container or disassembles as a pickle). The caller moves the file into
 place only when ``error`` is None, and quarantines it otherwise.
 """
 
@@ -17,10 +19,9 @@ from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.hashing import blake3_file, same_hash, sha256_file
-from civitai_tui.security.pickles import ZIP_MAGIC, scan_pickle, unsafe
+from civitai_tui.security.pickle_child import is_container_head, is_pickle_name, looks_like_pickle
+from civitai_tui.security.pickles import scan_pickle, unsafe
 from civitai_tui.security.safetensors import check_safetensors
-
-PICKLE_EXTS = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,6 @@ async def _check_format(
     path: Path, name: str, pickle_timeout: float
 ) -> tuple[str, str, CivitaiTuiError | None]:
     ext = Path(name).suffix.lower()
-    with open(path, "rb") as fh:
-        head = fh.read(8)
     if ext == ".safetensors":
         try:
             await asyncio.to_thread(check_safetensors, path)
@@ -101,24 +100,26 @@ async def _check_format(
             return "error", exc.message, exc
         return "clean", "safetensors header valid", None
     if ext == ".gguf":
-        if head.startswith(b"GGUF"):
-            return "clean", "GGUF magic present", None
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"GGUF":
+                return "clean", "GGUF magic present", None
         return "error", "no GGUF magic", _wrong_magic(name, "GGUF")
-    if ext in PICKLE_EXTS:
-        return await _scan(path, name, head, pickle_timeout)
+    if is_pickle_name(name) or await asyncio.to_thread(_holds_pickle, path):
+        return await _scan(path, name, pickle_timeout)
     return "skipped", f"no format check for {ext or 'files without an extension'}", None
 
 
-async def _scan(
-    path: Path, name: str, head: bytes, timeout: float
-) -> tuple[str, str, CivitaiTuiError | None]:
-    is_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    # ".bin" is a generic extension (firmware, archives, old protocol-0 pickles): it
-    # is scanned whatever its first bytes; the checkpoint extensions must look right.
-    generic = Path(name).suffix.lower() == ".bin"
-    if not (head.startswith(ZIP_MAGIC) or is_pickle or generic):
-        return "error", "neither zip nor pickle", _wrong_magic(name, "a zip or pickle")
-    report = await scan_pickle(path, timeout)
+def _holds_pickle(path: Path) -> bool:
+    """Whether a file of another type is a container or a pickle all the same."""
+    with open(path, "rb") as fh:
+        if is_container_head(fh.read(8)):
+            return True
+        fh.seek(0)
+        return looks_like_pickle(fh)
+
+
+async def _scan(path: Path, name: str, timeout: float) -> tuple[str, str, CivitaiTuiError | None]:
+    report = await scan_pickle(path, timeout, name)
     if report.clean:
         return "clean", report.describe(), None
     verdict = "dangerous" if report.issues else "error"
