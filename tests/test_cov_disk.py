@@ -91,11 +91,11 @@ class Origin:
 async def origin() -> AsyncIterator[Origin]:
     state = Origin()
     app = web.Application()
-    app.router.add_get("/f.bin", state.serve)
+    app.router.add_get("/f.raw", state.serve)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}/f.bin"
+    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}/f.raw"
     try:
         yield state
     finally:
@@ -104,10 +104,10 @@ async def origin() -> AsyncIterator[Origin]:
 
 def request(url: str, dest: Path, size: int | None) -> DownloadRequest:
     return DownloadRequest(
-        info=FileInfo(key="k", name="f.bin", size=size, host="127.0.0.1"),
+        info=FileInfo(key="k", name="f.raw", size=size, host="127.0.0.1"),
         source=DirectSource(url),
         dest_dir=dest,
-        filename="f.bin",
+        filename="f.raw",
         expected_size=size,
     )
 
@@ -115,7 +115,7 @@ def request(url: str, dest: Path, size: int | None) -> DownloadRequest:
 async def test_a_present_file_of_the_listed_size_is_skipped_without_a_request(
     origin: Origin, tmp_path: Path
 ) -> None:
-    (tmp_path / "f.bin").write_bytes(b"z" * len(BODY))
+    (tmp_path / "f.raw").write_bytes(b"z" * len(BODY))
     async with create_download_session() as session:
         result = await FileDownloader(session).download(request(origin.url, tmp_path, len(BODY)))
     assert (result.status, result.bytes, origin.hits) == ("skipped", len(BODY), 0)
@@ -124,11 +124,11 @@ async def test_a_present_file_of_the_listed_size_is_skipped_without_a_request(
 async def test_a_present_file_with_nothing_to_compare_is_fetched_again(
     origin: Origin, tmp_path: Path
 ) -> None:
-    (tmp_path / "f.bin").write_bytes(b"old")
+    (tmp_path / "f.raw").write_bytes(b"old")
     async with create_download_session() as session:
         result = await FileDownloader(session).download(request(origin.url, tmp_path, None))
     assert result.status == "completed" and origin.hits >= 1
-    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert (tmp_path / "f.raw").read_bytes() == BODY
 
 
 async def test_a_destination_that_is_a_file_fails_before_any_request(
@@ -147,9 +147,9 @@ async def test_a_destination_that_is_a_file_fails_before_any_request(
 
 
 async def test_discarding_needs_a_name_to_know_which_part_file(tmp_path: Path) -> None:
-    part = part_path(tmp_path, "f.bin")
+    part = part_path(tmp_path, "f.raw")
     part.write_bytes(b"partial")
-    named = request("http://127.0.0.1:9/f.bin", tmp_path, None)
+    named = request("http://127.0.0.1:9/f.raw", tmp_path, None)
     async with create_download_session() as session:
         downloader = FileDownloader(session)
         downloader.discard_partial(dataclasses.replace(named, filename=None))

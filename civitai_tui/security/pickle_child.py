@@ -27,10 +27,7 @@ import zlib
 from typing import IO
 
 #: Names a pickle may hide behind; ``torch.load`` and friends open them all.
-PICKLE_SUFFIXES = (
-    ".pkl", ".pickle", ".joblib", ".npy", ".pth.tar", ".bin", ".pt", ".pth", ".ckpt",
-    ".dat", ".data",
-)  # fmt: skip
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npy", ".pth.tar", ".bin", ".pt", ".pth", ".ckpt")
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 NUMPY_MAGIC = b"\x93NUMPY"
