@@ -44,6 +44,7 @@ class FailureKind(StrEnum):
     INVALID_STATE = "invalid_state"  # a job action its state does not allow
     UNKNOWN_JOB = "unknown_job"
     ENGINE = "engine_unavailable"  # the engine process is not running or not answering
+    INTERNAL = "internal"  # an exception nobody foresaw: a bug, reported per file
 
 
 #: Kinds where trying again (after a delay) can help.

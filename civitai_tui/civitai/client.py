@@ -63,9 +63,10 @@ class _Answer:
         return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
 
     def json(self) -> Any:
+        """The body as JSON; None when it is not JSON or is nested too deeply to read."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
     def server_message(self) -> str:
@@ -276,6 +277,13 @@ class CivitAIClient(SessionOwner):
         if answer.is_challenge():
             raise _challenge(what, answer.status)
         data = answer.json()
+        if data is None and "json" in answer.content_type:
+            raise CivitaiTuiError(
+                FailureKind.API,
+                f"{what}: CivitAI sent JSON that cannot be read (malformed or nested too "
+                "deeply); retry later",
+                status=answer.status,
+            )
         if data is None:
             raise CivitaiTuiError(
                 FailureKind.API,

@@ -8,6 +8,7 @@ only a missing ``id`` is an error (the caller reports it as an API error).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,14 @@ def _int(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def _size(size_kb: Any) -> int | None:
+    """Bytes from ``sizeKB``; None for what no file can measure (inf, nan, negative, bool)."""
+    if isinstance(size_kb, bool) or not isinstance(size_kb, int | float) or size_kb < 0:
+        return None
+    size = size_kb * 1024
+    return round(size) if isinstance(size, int) or math.isfinite(size) else None
 
 
 def _dict(value: Any) -> Json:
@@ -76,13 +85,12 @@ class ModelFile:
 
     @classmethod
     def from_json(cls, data: Json) -> ModelFile:
-        size_kb = data.get("sizeKB")
         meta = _dict(data.get("metadata"))
         hashes = {k: v.upper() for k, v in _dict(data.get("hashes")).items() if isinstance(v, str)}
         return cls(
             id=_required_id(data, "file"),
             name=_str(data.get("name")),
-            size=round(size_kb * 1024) if isinstance(size_kb, int | float) else None,
+            size=_size(data.get("sizeKB")),
             type=_str(data.get("type")),
             primary=data.get("primary") is True,
             format=_opt_str(meta.get("format")),

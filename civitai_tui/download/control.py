@@ -62,7 +62,7 @@ def load_control(path: Path) -> ControlState | None:
         raw = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         log.warning("ignoring unreadable control file %s (%s): starting from zero", path, exc)
         return None
     try:

@@ -74,6 +74,14 @@ class FileDownloader:
             result = await self._download(request, transfer, started)
         except CivitaiTuiError as err:
             result = self._failed(request, transfer, err)
+        except Exception as exc:  # one file's surprise must not lose the other files
+            log.exception("unexpected error downloading %s", request.source.describe())
+            err = CivitaiTuiError(
+                FailureKind.INTERNAL,
+                f"unexpected error ({type(exc).__name__}: {exc}); this is a bug: please "
+                "report it with the log file",
+            )
+            result = self._failed(request, transfer, err)
         result.duration = time.monotonic() - started
         return result
 

@@ -52,6 +52,8 @@ def check_safetensors(path: Path) -> None:
         meta = json.loads(header.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(path, f"the header is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise invalid(path, "the header JSON is nested too deeply to read") from exc
     if not isinstance(meta, dict):
         raise invalid(path, "the header is not a JSON object")
     data_size = _check_tensors(path, meta)
