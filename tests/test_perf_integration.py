@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from test_download_support import KiB, MiB, fast_settings, request_for
@@ -33,23 +35,35 @@ async def downloading(
     dest: Path,
     config: OptimizationConfig = FAST,
     memory: HostMemory | None = None,
+    files: int = 1,
 ) -> AsyncIterator[tuple[PerformanceOptimizer, list[OptimizerDecision]]]:
-    """The 128 MiB file downloading under an optimizer; cancelled on exit."""
+    """The 128 MiB file downloading under an optimizer (``files`` copies at once); cancelled
+    on exit. ``optimizer.start_more(n)`` (attached here) starts ``n`` more copies."""
     bus = EventBus()
     decisions: list[OptimizerDecision] = []
     bus.add_callback(lambda e: decisions.append(e) if isinstance(e, OptimizerDecision) else None)
     holder: list[FileDownloader] = []
     optimizer = PerformanceOptimizer(bus, DownloaderControls(lambda: holder[0]), config, memory)
     settings = fast_settings(min_split=256 * KiB, stall_timeout=10.0)
+    tasks: list[asyncio.Task[object]] = []
+
+    def start_more(count: int) -> None:
+        for _ in range(count):
+            request = request_for(sim, big_file(sim), dest / f"copy{len(tasks)}")
+            request.info = replace(request.info, key=f"copy{len(tasks)}")
+            tasks.append(asyncio.create_task(holder[0].download(request)))
+
     async with create_optimized_session(optimizer) as session:
         holder.append(FileDownloader(session, bus, settings))
         await optimizer.start()
-        task = asyncio.create_task(holder[0].download(request_for(sim, big_file(sim), dest)))
+        start_more(files)
+        optimizer.start_more = start_more  # type: ignore[attr-defined]
         try:
             yield optimizer, decisions
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await optimizer.stop()
 
 
@@ -104,21 +118,74 @@ async def test_connections_stay_low_without_a_per_connection_cap(
 
 
 @pytest.mark.slow
-async def test_connections_fall_on_503s_and_stay_under_the_limit(
+async def test_capped_connections_scale_with_the_files_on_the_host(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    sim.faults.set(per_connection_rate=1 * MiB, max_connections=3)
+    sim.faults.set(per_connection_rate=1 * MiB)
     async with downloading(sim, tmp_path) as (optimizer, decisions):
-        await until(lambda: any("HTTP 503" in d.reason for d in decisions), timeout=8)
-        assert budget(optimizer) <= 2
+        await until(lambda: budget(optimizer) >= 16, timeout=10)
+        optimizer.start_more(3)  # type: ignore[attr-defined]
+        await until(lambda: budget(optimizer) >= 64, timeout=10)  # 4 files x 16, the ceiling
+        host = next(iter(optimizer.probes))
+        await until(lambda: optimizer.snapshot()["hosts"][host]["per_file"] >= 16, timeout=5)
+        await until(lambda: optimizer.tracker.connections(host) >= 48, timeout=10)  # opened
+    assert any("connections for each of" in d.reason for d in decisions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", ["503", "429", "reset"])
+async def test_a_connection_limit_is_learned_from_one_burst_and_never_crossed_again(
+    sim: Simulator, tmp_path: Path, answer: str
+) -> None:
+    sim.faults.set(
+        per_connection_rate=1 * MiB,
+        max_active_requests=6,
+        limit_answer=answer,
+        limit_retry_after=1,
+    )
+    async with downloading(sim, tmp_path, files=2) as (optimizer, decisions):
+        await until(lambda: bool(optimizer.probes), timeout=5)
         probe = next(iter(optimizer.probes.values()))
-        await asyncio.sleep(2.0)
-        assert probe.budget <= 3  # held below the limit: no second 503 storm
-        assert probe.limit(asyncio.get_running_loop().time()) < 32  # the throttled count
+        await until(lambda: probe.conn_limit is not None and probe.phase is Phase.HOLD, 15)
+        assert probe.conn_limit is not None and 4 <= probe.conn_limit <= 6
+        assert probe.budget == probe.conn_limit  # sits at the limit, not half of it
+        refused = sim.stats.refused
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3.0
+        while loop.time() < deadline:  # a window with capped connections that would climb
+            assert probe.budget == probe.conn_limit and probe.bursts == 1
+            await asyncio.sleep(0.1)
+        assert sim.stats.refused == refused  # no second burst
         snapshot = optimizer.snapshot()
     host = snapshot["hosts"][probe.host]
-    assert host["health"]["throttled"] >= 1 and host["connections"] <= 3
+    assert host["limit"] == probe.conn_limit and "limit" in host["limit_why"]
     assert any(r["kind"] == "throttled" for r in snapshot["recommendations"])
+    assert any("the server allows" in d.reason or "bisect" in d.reason for d in decisions)
+
+
+@pytest.mark.slow
+async def test_a_known_host_starts_every_file_at_what_was_learned(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sim.faults.set(per_connection_rate=1 * MiB, max_active_requests=10)
+    path = tmp_path / "perf_hosts.json"
+    memory = HostMemory(path)
+    memory.learn(urlsplit(sim.storage_url).hostname or "", 8, 8 * MiB, limit=9, per_file=4)
+    memory.save()
+    async with downloading(sim, tmp_path / "a", memory=HostMemory(path), files=2) as (
+        optimizer,
+        decisions,
+    ):
+        await until(lambda: len(optimizer.tracker.active()) == 2, timeout=5)
+        probe = next(iter(optimizer.probes.values()))
+        assert not probe.cold and probe.capped and probe.conn_limit == 9
+        assert probe.budget == 8  # 4 per file for 2 files, under the learned limit
+        await until(lambda: optimizer.tracker.connections() >= 7, timeout=5)
+        optimizer.start_more(1)  # type: ignore[attr-defined]
+        await until(lambda: probe.files == 3, timeout=5)
+        assert probe.budget == 9  # 3 files x 4 would cross the learned limit
+    assert "learned on an earlier run" in decisions[0].reason
+    assert sim.stats.refused == 0
 
 
 @pytest.mark.slow

@@ -70,3 +70,27 @@ def test_an_unwritable_state_dir_is_logged_not_raised(
     with caplog.at_level(logging.WARNING):
         memory.save()
     assert "could not save learned connection budgets" in caplog.text
+
+
+def test_a_connection_limit_and_connections_per_file_are_kept(tmp_path: Path) -> None:
+    path, clock = tmp_path / "perf_hosts.json", Clock()
+    memory = HostMemory(path, clock)
+    memory.learn("cdn.example", 12, 30e6, limit=12, per_file=4)
+    memory.save()
+    learned = HostMemory(path, clock).hosts["cdn.example"]
+    assert (learned.budget, learned.limit, learned.per_file) == (12, 12, 4)
+    assert learned.describe() == "4 connections per file, at most 12"
+    memory.learn("cdn.example", 12, 30e6, limit=10, per_file=4)  # a new limit is news
+    memory.save()
+    assert HostMemory(path, clock).hosts["cdn.example"].limit == 10
+
+
+def test_files_of_older_versions_and_bad_limits(tmp_path: Path) -> None:
+    path = tmp_path / "perf_hosts.json"
+    old = {"version": 1, "hosts": {"h": {"budget": 8, "rate": 1e6, "at": 1_000_000.0}}}
+    path.write_text(json.dumps(old))
+    learned = HostMemory(path, Clock()).hosts["h"]
+    assert learned.limit is None and learned.per_file is None
+    old["hosts"]["h"]["limit"] = 0
+    path.write_text(json.dumps(old))
+    assert HostMemory(path, Clock()).hosts == {}  # unreadable: an empty memory, no crash

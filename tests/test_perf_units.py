@@ -67,6 +67,9 @@ def test_table_sheds_on_cpu_or_memory_and_grows_only_on_a_quiet_machine() -> Non
     assert system_verdict(30, 30, C.FAIR, cfg).action is Action.HOLD
     assert system_verdict(60, 30, C.EXCELLENT, cfg).action is Action.HOLD
     assert system_verdict(30, 30, None, cfg).action is Action.HOLD
+    # A machine busy with other work: fewer connections would not give the CPU back.
+    assert system_verdict(95, 10, C.EXCELLENT, cfg, engine_cpu=3).action is Action.HOLD
+    assert "this engine 40 %" in system_verdict(95, 10, C.GOOD, cfg, engine_cpu=40).reason
 
 
 def test_chunk_table_doubles_on_excellent_and_halves_on_poor_within_limits() -> None:
@@ -174,15 +177,61 @@ def test_a_probe_down_that_loses_throughput_is_undone() -> None:
     assert probe.budget == 8 and probe.phase is Phase.HOLD
 
 
-def test_throttle_halves_and_caps_the_budget() -> None:
+def test_a_burst_of_refusals_tells_the_limit_and_the_budget_sits_there() -> None:
     probe = HostProbe("h", 16, 64, 0.1)
-    step = probe.throttled(503, now=10.0)
-    assert step is not None and (step.old, step.new) == (16, 8) and "HTTP 503" in step.reason
-    assert probe.throttled(503, now=10.5) is None  # a burst counts once
-    assert probe.limit(now=20.0) == 15
-    feed(probe, lambda n: n * 2 * MB, 60, start=20.0)
-    assert probe.budget <= 15
-    assert probe.limit(now=1000.0) == 64  # forgotten after a while
+    for _ in range(10):  # 16 open: 10 refused, 6 served
+        probe.refused("HTTP 503", 16, now=10.0)
+    assert probe.phase is Phase.BURST and probe.tick(6 * MB, 6, 10.2) is None  # still watching
+    step = probe.tick(6 * MB, 6, 10.5)
+    assert step is not None and step.new == 6 and "allows 6" in step.reason
+    assert probe.conn_limit == 6 and probe.limit() == 6 and probe.bursts == 1
+    feed(probe, lambda n: n * 2 * MB, 60, start=11.0)  # capped connections: it would climb
+    assert probe.budget == 6 and probe.conn_limit == 6  # the limit is a ceiling, not a wait
+    probe.refused("HTTP 503", 6, now=30.0)  # a second burst: the limit fell
+    probe.refused("HTTP 503", 6, now=30.0)
+    step = probe.tick(4 * MB, 4, 30.5)
+    assert step is not None and step.new == 4 and "again" in step.reason
+    assert probe.conn_limit == 4 and probe.bursts == 2
+
+
+def test_a_burst_that_leaves_a_gap_is_bisected() -> None:
+    probe = HostProbe("h", 32, 64, 0.1)
+    probe.refused("HTTP 429", 32, now=1.0)  # one refusal seen, 4 served: the limit is 4..31
+    step = probe.tick(4 * MB, 4, 1.5)
+    assert step is not None and step.new == 4 and probe.phase is Phase.BISECT
+    server_limit = 9
+    now, moves = 1.5, []
+    for _ in range(200):
+        now += 0.1
+        if probe.budget > server_limit and probe.phase is not Phase.BURST:
+            probe.refused("HTTP 429", probe.budget, now)
+        served = min(probe.budget, server_limit)
+        step = probe.tick(served * MB, served, now)
+        if step is not None:
+            moves.append(step.new)
+        if probe.phase is Phase.HOLD:
+            break
+    assert probe.conn_limit == server_limit == probe.budget
+    assert len(moves) <= 8 and probe.bursts == 1  # bisection steps are not new bursts
+
+
+def test_capped_connections_scale_with_the_files() -> None:
+    probe = HostProbe("h", 1, 64, 0.1)
+    step = probe.tick(2 * MB, 1, 0.1)  # one file, 2 MB/s per connection: capped
+    assert step is not None and step.new == 16 and probe.capped
+    step = probe.files_changed(3, 0.2)
+    assert step is not None and step.new == 48 and "each of 3 files" in step.reason
+    assert probe.files_changed(2, 0.3) is None  # fewer files keep the host's connections
+    assert probe.files_changed(6, 0.4).new == 64  # the ceiling
+    uncapped = HostProbe("h", 4, 64, 0.1)
+    uncapped.tick(400 * MB, 4, 0.1)
+    assert not uncapped.capped and uncapped.files_changed(4, 0.2) is None
+
+
+def test_a_speed_limit_stops_probes_up() -> None:
+    probe = HostProbe("h", 4, 64, 0.1, rate_cap=8 * MB, cold=False)
+    _, steps = feed(probe, lambda n: min(n * 2 * MB, 8 * MB), 30)
+    assert all(s.new <= 4 for s in steps)
 
 
 def test_reset_burst_cuts_and_modes_without_probing_stay_fixed() -> None:

@@ -194,3 +194,42 @@ async def test_faults_over_http(sim: Simulator, http: aiohttp.ClientSession, fil
     async with http.get(f"{sim.api_url}/_sim/stats") as r:
         stats = await r.json()
     assert stats["storage_requests"] == 1 and stats["range_requests"] == [[file_id, "bytes=0-9"]]
+
+
+@pytest.mark.parametrize("answer", ["503", "429", "reset", "hang"])
+async def test_max_active_requests_refuses_the_way_asked(sim: Simulator, file_id: int, answer: str):
+    """nginx ``limit_conn``: only responses being sent count, a closed client frees its slot."""
+    sim.faults.set(
+        max_active_requests=1,
+        per_connection_rate=100_000,
+        limit_answer=answer,
+        limit_retry_after=2,
+        limit_hang_seconds=0.3,
+    )
+    url = sim.signed_url(file_id)
+    async with aiohttp.ClientSession() as first, aiohttp.ClientSession() as second:
+        slow = asyncio.create_task(timed_get(first, url, Range="bytes=0-49999"))  # 0.5 s
+        while not sim.stats.range_requests:
+            await asyncio.sleep(0.01)
+        if answer in ("reset", "hang"):
+            with pytest.raises(aiohttp.ClientError):
+                await timed_get(second, url, Range="bytes=0-9")
+        else:
+            response, _, _ = await timed_get(second, url, Range="bytes=0-9")
+            assert response.status == int(answer)
+            assert response.headers.get("Retry-After") == ("2" if answer == "503" else None)
+        await slow
+        response, _, _ = await timed_get(second, url, Range="bytes=0-9")  # the slot is free
+        assert response.status == 206
+    assert sim.stats.refused >= 1  # (aiohttp may retry a closed request once)
+
+
+async def test_bursty_pacing_keeps_the_rate_in_bursts(sim: Simulator, file_id: int):
+    sim.faults.set(file_id, per_connection_rate=400_000, pacing_burst=0.25)
+    async with aiohttp.ClientSession() as http:
+        started = time.monotonic()
+        async with http.get(sim.signed_url(file_id), headers={"Range": "bytes=0-399999"}) as r:
+            chunks = [len(c) async for c in r.content.iter_chunked(1 << 20)]
+        elapsed = time.monotonic() - started
+    assert sum(chunks) == 400_000 and 0.8 <= elapsed
+    assert max(chunks) >= 50_000  # a quarter second of rate arrives at once

@@ -24,7 +24,7 @@ from civitai_tui.download.control import control_path, remove_control
 from civitai_tui.download.naming import choose_filename
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
-from civitai_tui.download.transfer import Transfer, part_path
+from civitai_tui.download.transfer import HostPool, Transfer, part_path
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import (
     NULL_BUS,
@@ -52,7 +52,8 @@ class FileDownloader:
         self.session = session
         self.bus = bus
         self.settings = settings or DownloadSettings()
-        self._active: set[Transfer] = set()
+        self._pool = HostPool(self.settings)
+        self._active = self._pool.transfers
 
     def set_connections(self, connections: int) -> None:
         """Change the per-file connection count now, for running and future downloads."""
@@ -60,16 +61,23 @@ class FileDownloader:
         for transfer in self._active:
             transfer.adjust()
 
-    def set_host_connections(self, host: str, connections: int) -> None:
-        """Change the per-file connection count for files on ``host``, now and later."""
+    def set_host_connections(self, host: str, connections: int, total: int | None = None) -> None:
+        """Change the per-file connection count for files on ``host``, now and later;
+        ``total``: the most connections all files on ``host`` may have together (a
+        server's per-client limit: further files wait for a slot), None: no such cap."""
         self.settings.host_connections[host] = max(1, connections)
-        for transfer in self._active:
+        if total is None:
+            self.settings.host_budget.pop(host, None)
+        else:
+            self.settings.host_budget[host] = max(1, total)
+        for transfer in list(self._active):
             transfer.adjust()
+        self._pool.freed(host)
 
     async def download(self, request: DownloadRequest) -> DownloadResult:
         """Fetch, verify and place one file; failures are returned, cancellation propagates."""
         started = time.monotonic()
-        transfer = Transfer(self.session, request, self.settings, self.bus)
+        transfer = Transfer(self.session, request, self.settings, self.bus, self._pool)
         try:
             result = await self._download(request, transfer, started)
         except CivitaiTuiError as err:

@@ -166,3 +166,13 @@ def network_errors(stall_timeout: float) -> Iterator[None]:
         ) from exc
     except aiohttp.ClientError as exc:
         raise CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc
+
+
+def closed_unanswered(message: str) -> bool:
+    """A network error where the server closed the connection before any answer.
+
+    Servers that limit connections per client by closing the ones over the limit
+    look like this (http.client and aiohttp word it differently).
+    """
+    text = message.lower()
+    return "without response" in text or "server disconnected" in text

@@ -35,6 +35,9 @@ class DownloadSettings:
     #: Connections per file for files on a given storage host, set live by the
     #: performance optimizer; a host not listed uses ``connections``.
     host_connections: dict[str, int] = field(default_factory=dict)
+    #: The most connections all files on a host may have open together (set by the
+    #: optimizer: a server's connection limit is per client); a host not listed: no cap.
+    host_budget: dict[str, int] = field(default_factory=dict)
     #: Never split a range below this (a file under 2x this uses one connection);
     #: ranges are split only where that beats a new request's first byte, so a small
     #: floor (aria2c's ``-k1M``) costs nothing on slow-to-answer hosts.

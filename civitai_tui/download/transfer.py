@@ -17,7 +17,8 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -44,6 +45,7 @@ from civitai_tui.download.responses import (
     check_encoding,
     check_length,
     check_partial,
+    closed_unanswered,
     network_errors,
     protocol_error,
     sniff_body,
@@ -60,6 +62,48 @@ log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class HostPool:
+    """The running transfers by host: a host's budget (``settings.host_budget``) is the
+    most connections all of its files may have open together (a server's limit is per
+    client, not per file)."""
+
+    def __init__(self, settings: DownloadSettings) -> None:
+        self.settings = settings
+        self.transfers: set[Transfer] = set()
+        self._first: Counter[str] = Counter()  # first requests in flight, by host
+        self._freed: asyncio.Event | None = None
+
+    def room(self, host: str) -> int:
+        """How many more connections ``host`` may have now (large: no budget set)."""
+        budget = self.settings.host_budget.get(host)
+        if budget is None:
+            return 1 << 30
+        used = sum(t.connections for t in self.transfers if t._host() == host)
+        return budget - used - self._first[host]
+
+    def freed(self, host: str) -> None:
+        """A connection to ``host`` closed: let its files (the freer's too) take the slot."""
+        for transfer in list(self.transfers):
+            if transfer._host() == host:
+                transfer._ensure_workers()
+        if self._freed is not None:
+            self._freed.set()
+            self._freed = None
+
+    @contextlib.asynccontextmanager
+    async def first_request(self, host: str) -> AsyncIterator[None]:
+        """Hold a slot of ``host``'s budget for a file's first request (waiting for one)."""
+        while self.room(host) <= 0:
+            if self._freed is None:
+                self._freed = asyncio.Event()
+            await self._freed.wait()
+        self._first[host] += 1
+        try:
+            yield
+        finally:
+            self._first[host] -= 1
 
 
 class Restart(Exception):
@@ -89,8 +133,10 @@ class Transfer:
         request: DownloadRequest,
         settings: DownloadSettings,
         bus: EventBus,
+        pool: HostPool | None = None,
     ) -> None:
         self.session = session
+        self.pool = pool
         self.request = request
         self.settings = settings
         self.bus = bus
@@ -125,7 +171,8 @@ class Transfer:
         self._tg: asyncio.TaskGroup | None = None
         self._fatal: CivitaiTuiError | None = None
         self._to_stop = 0
-        self._cap = 1 << 30  # AIMD cap on connections after 429/503
+        self._cap = 1 << 30  # connections that were served when refusals came (429/503)
+        self._wanted: int | None = None  # the host's count last applied by adjust()
         self._last_cut = 0.0
         self._sleeping = 0
         self._all_done = asyncio.Event()
@@ -194,7 +241,15 @@ class Transfer:
             log.warning("could not save resume state for %s: %s", self.name, exc)
 
     def adjust(self) -> None:
-        """Apply a changed ``settings.connections`` now: add workers or stop extra ones."""
+        """Apply a changed ``settings.connections`` now: add workers or stop extra ones.
+
+        A new count for this file's host lifts the cut made after refusals (the
+        optimizer has taken them into account; the host's budget in the ``pool``
+        keeps files that hand connections to each other under the host's limit).
+        """
+        wanted = self.settings.host_connections.get(self._host())
+        if wanted is not None and wanted != self._wanted:
+            self._wanted, self._cap = wanted, 1 << 30
         self._to_stop = max(0, len(self._workers) - self._limit())
         self._ensure_workers()
 
@@ -203,6 +258,11 @@ class Transfer:
             return 1
         wanted = self.settings.host_connections.get(self._host(), self.settings.connections)
         return max(1, min(wanted, self._cap))
+
+    @property
+    def connections(self) -> int:
+        """Connections (workers) open now."""
+        return len(self._workers)
 
     def _host(self) -> str:
         """The storage host (cached per resolved URL: ``_limit`` runs for every chunk)."""
@@ -280,8 +340,21 @@ class Transfer:
             await self._prepare_disk()
             self.bus.publish(FileStarted(file=self.file_info(), resumed_bytes=self.resumed_bytes))
             return None
+        async with self._first_slot():
+            return await self._first_answer(control is not None)
+
+    @contextlib.asynccontextmanager
+    async def _first_slot(self) -> AsyncIterator[None]:
+        """A slot of the host's budget for the first request (held until its worker runs)."""
+        if self.pool is None:
+            yield
+            return
+        await self._url()
+        async with self.pool.first_request(self._host()):
+            yield
+
+    async def _first_answer(self, conditional: bool) -> First | None:
         start, end = self._first_span()
-        conditional = control is not None
         stall = self.settings.stall_timeout
         with network_errors(stall):
             async with asyncio.timeout(stall):
@@ -535,7 +608,9 @@ class Transfer:
     def _ensure_workers(self) -> None:
         if self._tg is None or self._fatal is not None or self.ranges is None:
             return
-        while len(self._workers) < self._limit():
+        while len(self._workers) < self._limit() and (
+            self.pool is None or self.pool.room(self._host()) > 0
+        ):
             seg = self.ranges.next_range(self._take_wid(), self._steal_least())
             if seg is None or not self._spawn(seg):
                 return
@@ -596,7 +671,10 @@ class Transfer:
             if seg.owner == wid:
                 self.ranges.release(seg)
             self._workers.pop(wid, None)
-        self._ensure_workers()
+        if self.pool is not None:
+            self.pool.freed(self._host())  # another file on the host may take the slot
+        else:
+            self._ensure_workers()
 
     async def _after_error(
         self, err: CivitaiTuiError, attempt: int, progressed: bool = False
@@ -605,12 +683,9 @@ class Transfer:
         if not policy.should_retry(err, attempt):
             raise err
         loop = asyncio.get_running_loop()
-        if (
-            err.kind is FailureKind.RATE_LIMITED
-            and self.ranges is not None
-            and loop.time() - self._last_cut > 1.0
-        ):
-            self._cap = max(1, (self.ranges.owners + 1) // 2)
+        if _refusal(err) and self.ranges is not None:
+            # Sit at the connections still served (each refusal has released its range).
+            self._cap = max(1, min(self._cap, self.ranges.owners))
             self._last_cut = loop.time()
         delay = policy.delay(attempt, err.retry_after, progressed)
         self.retries += 1
@@ -837,7 +912,10 @@ class Transfer:
                 )
             return stopped
         finally:
-            if complete and resp.content.at_eof():
+            # Worker threads fetch the rest: an idle pooled connection would only
+            # count against a server's per-client connection limit.
+            threads_next = self.threaded and not self.single_stream
+            if complete and resp.content.at_eof() and not threads_next:
                 resp.release()
             else:
                 resp.close()
@@ -930,6 +1008,13 @@ class Transfer:
             size=self.size,
             host=urlsplit(url).hostname or "",
         )
+
+
+def _refusal(err: CivitaiTuiError) -> bool:
+    """A request the server refused: 429/503, or a connection closed before any answer."""
+    return err.kind is FailureKind.RATE_LIMITED or (
+        err.status is None and closed_unanswered(err.message)
+    )
 
 
 def _smoothed(old: float, new: float) -> float:

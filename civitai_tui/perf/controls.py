@@ -2,8 +2,8 @@
 
 :class:`DownloaderControls` drives a :class:`FileDownloader` (found lazily: the
 bulk manager creates its downloader when it starts): per-host connections per
-file, the read buffer, and the retry policy's base delay, all read live by
-running transfers.
+file and in all (the host's budget), the read buffer, and the retry policy's base
+delay, all read live by running transfers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from civitai_tui.download.downloader import FileDownloader
 
 
 class Controls(Protocol):
-    def set_host_connections(self, host: str, per_file: int) -> None: ...
+    def set_host_connections(self, host: str, per_file: int, total: int | None) -> None: ...
     def set_chunk_size(self, size: int) -> None: ...
     def set_retry_base(self, delay: float) -> None: ...
     def chunk_size(self) -> int | None: ...
@@ -28,10 +28,10 @@ class DownloaderControls:
     def __init__(self, find: Callable[[], FileDownloader | None]) -> None:
         self._find = find
 
-    def set_host_connections(self, host: str, per_file: int) -> None:
+    def set_host_connections(self, host: str, per_file: int, total: int | None) -> None:
         downloader = self._find()
         if downloader is not None:
-            downloader.set_host_connections(host, per_file)
+            downloader.set_host_connections(host, per_file, total)
 
     def set_chunk_size(self, size: int) -> None:
         downloader = self._find()

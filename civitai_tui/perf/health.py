@@ -17,12 +17,15 @@ from typing import Any
 
 import aiohttp
 
+from civitai_tui.download.responses import closed_unanswered
+
 EWMA_ALPHA = 0.3
 THROTTLE_STATUSES = frozenset({429, 503})
 
 
 class Trouble(StrEnum):
     THROTTLED = "throttled"  # 429 / 503
+    REFUSED = "refused"  # the connection was closed before any answer (a limit by resets)
     RESET = "reset"  # the connection broke
     STALLED = "stalled"  # no bytes, or too slow
     ERROR = "error"  # anything else worth retrying
@@ -35,6 +38,8 @@ def classify_retry(status: int | None, reason: str) -> Trouble:
     text = reason.lower()
     if "no data" in text or "too slow" in text or "no progress" in text:
         return Trouble.STALLED
+    if status is None and closed_unanswered(text):
+        return Trouble.REFUSED
     if status is None:
         return Trouble.RESET
     return Trouble.ERROR
@@ -46,6 +51,7 @@ class HostHealth:
     connections_opened: int = 0
     ttfb: float = 0.0  # seconds, EWMA
     throttled: int = 0
+    refused: int = 0
     reset: int = 0
     stalled: int = 0
     error: int = 0

@@ -30,6 +30,15 @@ class LearnedHost:
     budget: int
     rate: float  # bytes/s at that budget
     at: float  # wall-clock time learned
+    #: The server's connection limit, if one was learned from refusals.
+    limit: int | None = None
+    #: Connections per file, if each connection looked capped (more files: more connections).
+    per_file: int | None = None
+
+    def describe(self) -> str:
+        per_file = self.per_file
+        text = f"{per_file} connections per file" if per_file else f"{self.budget} connections"
+        return text + (f", at most {self.limit}" if self.limit else "")
 
 
 class HostMemory:
@@ -46,7 +55,13 @@ class HostMemory:
             raw = json.loads(self.path.read_text())
             now = self._clock()
             hosts = {
-                str(host): LearnedHost(int(v["budget"]), float(v["rate"]), float(v["at"]))
+                str(host): LearnedHost(
+                    int(v["budget"]),
+                    float(v["rate"]),
+                    float(v["at"]),
+                    _optional_int(v.get("limit")),
+                    _optional_int(v.get("per_file")),
+                )
                 for host, v in raw.get("hosts", {}).items()
             }
         except FileNotFoundError:
@@ -60,12 +75,26 @@ class HostMemory:
         learned = self.hosts.get(host)
         return learned.budget if learned else None
 
-    def learn(self, host: str, budget: int, rate: float) -> None:
-        """Remember ``budget`` for ``host`` (a same budget is refreshed at most daily)."""
+    def learn(
+        self,
+        host: str,
+        budget: int,
+        rate: float,
+        *,
+        limit: int | None = None,
+        per_file: int | None = None,
+    ) -> None:
+        """Remember what ``host`` taught (the same again is refreshed at most daily)."""
         known = self.hosts.get(host)
         now = self._clock()
-        if known is None or known.budget != budget or now - known.at > REFRESH_AFTER:
-            self.hosts[host] = LearnedHost(budget, rate, now)
+        fresh = LearnedHost(budget, rate, now, limit, per_file)
+        same = known is not None and (known.budget, known.limit, known.per_file) == (
+            budget,
+            limit,
+            per_file,
+        )
+        if not same or now - known.at > REFRESH_AFTER:  # type: ignore[union-attr]
+            self.hosts[host] = fresh
 
     def save(self) -> None:
         """Write the file if anything changed since the last save (errors are logged)."""
@@ -78,3 +107,13 @@ class HostMemory:
             log.warning("could not save learned connection budgets to %s: %s", self.path, exc)
             return
         self._saved = dict(self.hosts)
+
+
+def _optional_int(value: object) -> int | None:
+    """A positive count from the file, or None (absent in files of older versions)."""
+    if value is None:
+        return None
+    number = int(value)  # type: ignore[call-overload]
+    if number < 1:
+        raise ValueError(f"not a connection count: {value!r}")
+    return number

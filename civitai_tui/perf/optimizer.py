@@ -6,9 +6,12 @@ records), and runs one loop: every ``probe_interval`` the per-host probes, every
 network condition (``NetworkConditionChanged``, adaptive retry base), every
 ``interval`` the seed's tables (connections from CPU/memory, chunk size from the
 network). Every change is an ``OptimizerDecision`` with its reason, kept in a
-history for the UI. A 429/503 is acted on at once, not at the next tick. With a
-:class:`HostMemory`, settled budgets are kept for the next run and a known host
-starts at its learned budget.
+history for the UI. A refusal (429/503, a connection closed before any answer)
+starts a burst the host's probe watches to learn the server's connection limit.
+With a :class:`HostMemory`, settled budgets, connection limits and whether each
+connection is capped are kept for the next run: a known host starts at its
+learned budget (per file on a capped host, for every file that starts), under
+its learned limit.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class PerformanceOptimizer:
         self.probes: dict[str, HostProbe] = {}
         self.condition: NetworkCondition | None = None
         self.retry_base = DEFAULT_BASE_DELAY
+        #: Bytes/s the speed limit allows (0: none): no probe goes past it.
+        self.rate_cap = 0.0
         self.decisions: deque[OptimizerDecision] = deque(maxlen=DECISIONS_KEPT)
         self.samples: deque[SystemSample] = deque(maxlen=60)
         self.conditions: deque[NetworkCondition] = deque(maxlen=600)
@@ -121,6 +126,12 @@ class PerformanceOptimizer:
             self._apply_step(host, step)
         self._apply_chunk()
 
+    def set_rate_cap(self, rate: float) -> None:
+        """The speed limit in force (bytes/s, 0: none): probes stop adding connections there."""
+        self.rate_cap = rate
+        for probe in self.probes.values():
+            probe.rate_cap = rate
+
     # ------------------------------------------------------------ bus events
     def _on_event(self, event: Event) -> None:
         if isinstance(event, FileProgress):
@@ -141,20 +152,24 @@ class PerformanceOptimizer:
         self.tracker.started(event.file.key, host, event.resumed_bytes)
         if host not in self.probes:
             limits = self.config.limits
-            learned = self.memory.budget(host) if self.memory and limits.probe else None
-            self.probes[host] = HostProbe(
+            learned = self.memory.hosts.get(host) if self.memory and limits.probe else None
+            probe = self.probes[host] = HostProbe(
                 host,
-                learned or self.config.start_connections,
+                (learned.per_file or learned.budget) if learned else self.config.start_connections,
                 self.config.connection_ceiling,
                 limits.min_gain,
                 probing=limits.probe,
                 shed_probe=limits.shed_probe,
                 cold=learned is None,
+                capped=bool(learned and learned.per_file),
+                conn_limit=learned.limit if learned else None,
+                rate_cap=self.rate_cap,
             )
             why = f"first file from {host}"
             if learned:
-                why += f"; {learned} connections learned on an earlier run"
-            self._decide("connections", None, self.probes[host].budget, why, host)
+                why += f"; {learned.describe()} learned on an earlier run"
+                probe.limit_why = f"learned on an earlier run: limit {learned.limit}"
+            self._decide("connections", None, probe.budget, why, host)
         self._share(host)
 
     def _retry(self, event: RetryScheduled) -> None:
@@ -166,9 +181,9 @@ class PerformanceOptimizer:
         probe = self.probes.get(host)
         if probe is None:
             return
-        if trouble is Trouble.THROTTLED and self.config.limits.probe:
-            assert event.status is not None
-            self._apply_step(host, probe.throttled(event.status, _now()))
+        if trouble in (Trouble.THROTTLED, Trouble.REFUSED):
+            what = f"HTTP {event.status}" if event.status else "connections closed unanswered"
+            probe.refused(what, self.tracker.connections(host), _now())
         elif trouble in (Trouble.RESET, Trouble.STALLED):
             self._host_errors[host] = self._host_errors.get(host, 0) + 1
 
@@ -260,7 +275,8 @@ class PerformanceOptimizer:
         if len(recent) >= wanted and self.tracker.active():  # a full interval of samples
             cpu = sum(s.cpu_percent for s in recent) / len(recent)
             memory = sum(s.memory_percent for s in recent) / len(recent)
-            verdict = system_verdict(cpu, memory, self.condition, self.config)
+            engine = sum(s.engine_cpu_percent for s in recent) / len(recent)
+            verdict = system_verdict(cpu, memory, self.condition, self.config, engine)
             for host, probe in self.probes.items():
                 if self.tracker.active(host):
                     step = probe.system(
@@ -279,7 +295,14 @@ class PerformanceOptimizer:
             return
         for host, probe in self.probes.items():
             if not probe.cold and probe.history:
-                self.memory.learn(host, probe.settled_budget, probe.history[-1].rate)
+                per_file = -(-probe.settled_budget // probe.files) if probe.capped else None
+                self.memory.learn(
+                    host,
+                    probe.settled_budget,
+                    probe.history[-1].rate,
+                    limit=probe.conn_limit,
+                    per_file=per_file,
+                )
         self.memory.save()
 
     # --------------------------------------------------------------- actions
@@ -291,15 +314,23 @@ class PerformanceOptimizer:
         self._share(host, force=True)
 
     def _share(self, host: str, force: bool = False) -> None:
-        """Split the host's budget among its active files (never above the budget)."""
+        """Split the host's budget among its active files."""
         probe = self.probes.get(host)
         if probe is None:
             return
         files = max(1, len(self.tracker.active(host)))
-        per_file = max(1, probe.budget // files)
+        if files != probe.files:
+            step = probe.files_changed(files, _now())
+            if step is not None:
+                self._decide("connections", step.old, step.new, step.reason, host)
+                force = True
+        # Under a connection limit the downloader holds all files to it (a file may then
+        # use a slot another cannot: round up); otherwise never above the budget.
+        total = probe.limit() if probe.conn_limit is not None else None
+        per_file = max(1, -(-probe.budget // files) if total else probe.budget // files)
         if force or self._per_file.get(host) != per_file:
             self._per_file[host] = per_file
-            self.controls.set_host_connections(host, per_file)
+            self.controls.set_host_connections(host, per_file, total)
 
     def _apply_chunk(self) -> None:
         current = self.controls.chunk_size()
@@ -325,7 +356,10 @@ class PerformanceOptimizer:
             hosts[host] = {
                 "connections": probe.budget,
                 "per_file": self._per_file.get(host),
-                "limit": probe.limit(_now()),
+                "limit": probe.conn_limit,
+                "limit_why": probe.limit_why,
+                "capped": probe.capped,
+                "files": probe.files,
                 "phase": str(probe.phase),
                 "throughput": series.ewma if series else 0.0,
                 "best": vars(probe.best) if probe.best else None,

@@ -23,10 +23,20 @@ up at once; fast ones (a host that does not cap) probe down first. That first
 baseline is the first tick with bytes, not ``MEASURE_TICKS`` after a settle: a
 file that finishes in seconds should run most of them at the right budget.
 
-AIMD on trouble: a 429/503 halves the budget (or, during a probe up, returns
-to the baseline, whichever is lower) and caps it below the count that was
-throttled (for ``THROTTLE_MEMORY`` seconds); a burst of connection resets cuts
-it by a quarter. Each change carries its reason, for the event bus.
+Files: on a host whose connections are capped (the cold jump saw slow
+connections, or a probe up scaled almost linearly) more files are a reason for
+more connections, as aria2c's ``-x`` is per file: when files join, the budget
+grows with them (same connections per file), up to the host's limit.
+
+Connection limits: a burst of refusals (429/503, or connections closed before
+any answer) is watched for ``BURST_WINDOW`` seconds; the connections still
+moving bytes after it are what the server allows. That count becomes the
+host's learned limit (a ceiling the budget sits at, never probes past) unless
+the burst leaves a gap (connections neither served nor refused): then the limit
+lies between the two and is bisected, one measurement per step, with no long
+holds. A burst once the limit is known is a regression: the limit is learned
+again, lower. A burst of resets mid-body cuts the budget by a quarter. Each
+change carries its reason, for the event bus.
 """
 
 from __future__ import annotations
@@ -46,8 +56,9 @@ MB = 1_000_000
 SLOW_CONNECTION = 32 * MB
 #: The first step up on a host whose connections look capped (1 -> 16 at ADAPTIVE's start).
 COLD_JUMP = 16
-THROTTLE_MEMORY = 300.0
-THROTTLE_DEBOUNCE = 2.0
+#: Seconds a burst of refusals is watched before the connections still moving bytes are
+#: read as the server's limit (refused connections wait out Retry-After, at least ~0.5 s).
+BURST_WINDOW = 0.4
 
 
 class Phase(StrEnum):
@@ -55,6 +66,8 @@ class Phase(StrEnum):
     PROBING = "probing"  # measuring the rate after a change of the budget
     HOLD = "hold"  # the budget looks right; waiting before the next probe
     FIXED = "fixed"  # this mode does not probe
+    BURST = "burst"  # refusals came: counting what the server still serves
+    BISECT = "bisect"  # the connection limit lies in a range: halving it
 
 
 class Direction(IntEnum):
@@ -100,6 +113,19 @@ class _Window:
 
 
 @dataclass
+class _Burst:
+    """A burst of refusals being watched: when it began, at what budget, how many."""
+
+    started: float
+    budget: int
+    open: int
+    refused: int = 0
+    what: str = ""
+    #: The budget before the step that provoked it (a bisection step), if any.
+    safe: int | None = None
+
+
+@dataclass
 class HostProbe:
     """The connection budget of one host and the probe that moves it."""
 
@@ -115,9 +141,17 @@ class HostProbe:
     #: No decision taken on this host yet (a budget learned on an earlier run is not cold).
     cold: bool = True
     phase: Phase = Phase.BASELINE
-    throttle_cap: int | None = None
-    throttled_at: float = -1e9
+    #: Files downloading from this host now (the optimizer keeps it current).
+    files: int = 1
+    #: Each connection looks capped: more files get more connections.
+    capped: bool = False
+    #: The most connections the server allows (learned from a burst of refusals).
+    conn_limit: int | None = None
+    limit_why: str = ""
+    #: Bytes/s this host may use under the speed limits (0: none); no probing past it.
+    rate_cap: float = 0.0
     throttles: int = 0
+    bursts: int = 0
     resets: int = 0
     history: deque[Measurement] = field(default_factory=lambda: deque(maxlen=120))
     best: Measurement | None = None
@@ -132,6 +166,9 @@ class HostProbe:
     _hold_until: float = 0.0
     _grow_blocked: bool = False
     _near_linear: bool = False  # the last probe up scaled almost linearly: step x4
+    _burst: _Burst | None = None
+    _bisect: tuple[int, int] | None = None  # (served, most possible) bounds of the limit
+    _why: str = ""  # what the last burst showed
 
     def __post_init__(self) -> None:
         self.budget = self._clamp(self.budget)
@@ -139,14 +176,13 @@ class HostProbe:
             self.phase = Phase.FIXED
 
     # ------------------------------------------------------------- limits
-    def limit(self, now: float) -> int:
-        """The most connections allowed now (mode ceiling, throttle memory)."""
+    def limit(self, now: float = 0.0) -> int:
+        """The most connections allowed now (mode ceiling, learned connection limit)."""
         cap = self.ceiling
-        if self.throttle_cap is not None:
-            if now - self.throttled_at < THROTTLE_MEMORY:
-                cap = min(cap, self.throttle_cap)
-            else:
-                self.throttle_cap = None
+        if self.conn_limit is not None:
+            cap = min(cap, self.conn_limit)
+        if self._bisect is not None:
+            cap = min(cap, self._bisect[1])
         return max(self.floor, cap)
 
     def _clamp(self, value: int, now: float = 0.0) -> int:
@@ -187,6 +223,10 @@ class HostProbe:
     # ----------------------------------------------------------- observing
     def tick(self, rate: float, connections: int, now: float) -> Step | None:
         """One probe tick: the host moved ``rate`` bytes/s over ``connections`` open ones."""
+        if self._burst is not None:
+            if now - self._burst.started < BURST_WINDOW:
+                return None
+            return self._burst_over(connections, now)
         if connections == 0:
             return None  # nothing to learn from an idle host
         if self._settle > 0:
@@ -207,6 +247,8 @@ class HostProbe:
     def _decide(self, measured: Measurement, now: float) -> Step | None:
         if self.phase is Phase.FIXED:
             return None
+        if self.phase is Phase.BISECT:
+            return self._bisect_step(now)
         if self.phase is Phase.HOLD:
             if now < self._hold_until:
                 return None
@@ -237,6 +279,8 @@ class HostProbe:
                 return None
             if base.connections < base.budget * 0.75:
                 return None  # the files cannot use the budget they have (too few ranges)
+            if self.rate_cap and base.rate >= 0.9 * self.rate_cap:
+                return None  # the speed limit, not the connections, sets the rate
             if self._slow_start:
                 target = start * self._up_factor(base)
             else:
@@ -252,6 +296,7 @@ class HostProbe:
 
     def _up_factor(self, base: Measurement) -> int:
         if self.cold and base.rate / max(base.connections, 1) < SLOW_CONNECTION:
+            self.capped = True
             return COLD_JUMP
         return 4 if self._near_linear else 2
 
@@ -264,6 +309,7 @@ class HostProbe:
             gain = measured.rate - base.rate
             kept = change > 0.05 and linear > 0 and gain >= self.min_gain * linear
             self._near_linear = kept and gain >= NEAR_LINEAR * linear
+            self.capped = self._near_linear or (self.capped and kept)
         else:
             loss = base.rate - measured.rate
             kept = change < -0.05 and loss <= self.min_gain * linear
@@ -301,30 +347,77 @@ class HostProbe:
         if longer:
             self._hold = min(MAX_HOLD, self._hold * 2)
 
-    # ------------------------------------------------------------- trouble
-    def throttled(self, status: int, now: float) -> Step | None:
-        """A 429/503 from this host: multiplicative decrease, remember the ceiling."""
-        self.throttles += 1
-        if now - self.throttled_at < THROTTLE_DEBOUNCE:
+    # ------------------------------------------------------------- files
+    def files_changed(self, files: int, now: float) -> Step | None:
+        """``files`` now download from this host: on capped connections, scale the budget."""
+        old, self.files = self.files, max(1, files)
+        if not (self.capped and self.probing) or self.files <= old or self._burst is not None:
             return None
-        self.throttled_at = now
-        self.throttle_cap = max(self.floor, self.budget - 1)
-        target = self.budget // 2
-        if self.phase is Phase.PROBING and self._direction is Direction.UP and self._base:
-            target = min(target, self._base.budget)  # the probe provoked it: undo the probe
-        self._slow_start = self.cold = False
-        self._hold_for(now, longer=True)
+        per_file = max(1, -(-self.budget // old))
         return self._set(
-            max(self.floor, target),
-            f"HTTP {status} with {self.budget} connections: halving, at most "
-            f"{self.throttle_cap} for {THROTTLE_MEMORY / 60:.0f} min",
+            per_file * self.files,
+            f"each connection is capped: {per_file} connections for each of {self.files} files",
             now,
         )
 
+    # ------------------------------------------------------------- trouble
+    def refused(self, what: str, open_now: int, now: float) -> None:
+        """A request refused (``what``: "HTTP 503", ...): start or count a burst."""
+        self.throttles += 1
+        if not self.probing:
+            return
+        if self._burst is None:
+            safe = self._bisect[0] if self.phase is Phase.BISECT and self._bisect else None
+            self._burst = _Burst(now, self.budget, max(open_now, 1), what=what, safe=safe)
+            self.phase = Phase.BURST
+        self._burst.refused += 1
+
+    def _burst_over(self, served: int, now: float) -> Step | None:
+        """The burst is over: ``served`` connections still move bytes; learn the limit."""
+        burst, self._burst = self._burst, None
+        assert burst is not None
+        self._slow_start = self.cold = False
+        self._settle, self._window = self.settle_ticks, _Window()
+        refused_at = max(burst.budget, burst.open)
+        if burst.safe is not None and self._bisect is not None:  # a bisection step overshot
+            lo, hi = burst.safe, max(burst.safe, burst.budget - 1)
+        else:
+            self.bursts += 1
+            lo = max(self.floor, min(served, refused_at - 1))
+            exact = served + burst.refused >= burst.open  # every connection served or refused
+            hi = lo if exact else max(lo, refused_at - 1)
+            again = " again (the limit fell)" if self.conn_limit is not None else ""
+            self._why = f"{burst.what}{again} with {refused_at} connections, {served} served"
+        self.conn_limit = hi
+        if lo >= hi:
+            self._bisect, self.limit_why = None, f"{self._why}: limit {lo}"
+            self._hold_for(now)
+            return self._force(lo, f"{self._why}: the server allows {lo} connections", now)
+        self._bisect, self.phase = (lo, hi), Phase.BISECT
+        self.limit_why = f"{self._why}: limit between {lo} and {hi}"
+        return self._force(lo, f"{self.limit_why}, bisecting", now)
+
+    def _bisect_step(self, now: float) -> Step | None:
+        """A measurement passed without refusals: it is served; halve what is left."""
+        assert self._bisect is not None
+        lo, hi = max(self._bisect[0], self.budget), self._bisect[1]
+        if lo >= hi:
+            self._bisect, self.conn_limit = None, lo
+            self.limit_why = f"{self._why}: limit {lo} (bisected)"
+            self._hold_for(now)
+            return None
+        self._bisect = (lo, hi)
+        mid = (lo + hi + 1) // 2
+        return self._set(mid, f"bisecting the connection limit: {lo} served, trying {mid}", now)
+
+    def _force(self, new: int, reason: str, now: float) -> Step | None:
+        """``_set``, but a step also when the value stays (the downloader must hear it)."""
+        return self._set(new, reason, now) or Step(self.budget, self.budget, reason)
+
     def connection_errors(self, count: int, now: float) -> Step | None:
-        """``count`` resets/stalls since the last tick: a burst cuts the budget by a quarter."""
+        """``count`` resets/stalls mid-body since the last tick: a burst cuts a quarter."""
         self.resets += count
-        if count < max(2, self.budget // 2):
+        if count < max(2, self.budget // 2) or self._burst is not None:
             return None
         self._hold_for(now, longer=True)
         return self._set(

@@ -77,7 +77,7 @@ def host_advice(probe: HostProbe) -> list[Recommendation]:
             Recommendation(
                 "throttled",
                 f"{probe.host} answered 429/503 {probe.throttles} time(s); "
-                f"kept at most {probe.throttle_cap or probe.budget} connections there",
+                f"kept at most {probe.conn_limit or probe.budget} connections there",
                 probe.host,
             )
         )

@@ -1,9 +1,12 @@
 """The seed's decision tables: the baseline the per-host probes build on.
 
-Connections (per host, every ``interval``): CPU or memory above its threshold
-sheds one; CPU and memory both below 50 % on a GOOD or EXCELLENT network add
-one; otherwise hold. Chunk size (read buffer): x2 up to the max on EXCELLENT,
-/2 down to the min on POOR or UNSTABLE.
+Connections (per host, every ``interval``): CPU above its threshold sheds one
+when this engine is a real part of that load (at least ``ENGINE_SHARE`` of the
+machine: on a machine busy with other work, fewer connections would only slow
+the download, not free the CPU); memory above its threshold sheds one; CPU and
+memory both below 50 % on a GOOD or EXCELLENT network add one; otherwise hold.
+Chunk size (read buffer): x2 up to the max on EXCELLENT, /2 down to the min on
+POOR or UNSTABLE.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from civitai_tui.perf.network import NetworkCondition
 
 GOOD_NETWORKS = frozenset({NetworkCondition.EXCELLENT, NetworkCondition.GOOD})
 BAD_NETWORKS = frozenset({NetworkCondition.POOR, NetworkCondition.UNSTABLE})
+#: The engine's share of the machine's CPU (%) from which a busy CPU sheds connections.
+ENGINE_SHARE = 10.0
 
 
 class Action(StrEnum):
@@ -31,11 +36,18 @@ class Verdict:
 
 
 def system_verdict(
-    cpu: float, memory: float, condition: NetworkCondition | None, config: OptimizationConfig
+    cpu: float,
+    memory: float,
+    condition: NetworkCondition | None,
+    config: OptimizationConfig,
+    engine_cpu: float = 100.0,
 ) -> Verdict:
-    """What the machine's load and the network say about connections."""
-    if cpu > config.shed_cpu:
-        return Verdict(Action.SHED, f"CPU {cpu:.0f} % is above {config.shed_cpu:.0f} %")
+    """What the machine's load (``engine_cpu``: this process's share) and the network say."""
+    if cpu > config.shed_cpu and engine_cpu >= ENGINE_SHARE:
+        return Verdict(
+            Action.SHED,
+            f"CPU {cpu:.0f} % is above {config.shed_cpu:.0f} % (this engine {engine_cpu:.0f} %)",
+        )
     if memory > config.shed_memory:
         return Verdict(Action.SHED, f"memory {memory:.0f} % is above {config.shed_memory:.0f} %")
     low = config.grow_below

@@ -49,8 +49,21 @@ class Faults:
     fail_status: int = 0
     fail_count: int = 0
     retry_after: float = 0.0
-    #: Answer 503 (with Retry-After: 1) while more than this many connections are open.
+    #: Refuse requests while more than this many TCP connections are open (idle
+    #: kept-alive ones too; every client here is on loopback: a per-client limit) ...
     max_connections: int = 0
+    #: ... or while this many file responses are being sent (nginx's ``limit_conn``:
+    #: only connections with a request in progress count) ...
+    max_active_requests: int = 0
+    #: ... by ``limit_answer``: "503" (with ``Retry-After: limit_retry_after``), "429"
+    #: (no Retry-After), "reset" (close the connection, no answer) or "hang" (no
+    #: answer for ``limit_hang_seconds``, then close).
+    limit_answer: str = "503"
+    limit_retry_after: float = 1.0
+    limit_hang_seconds: float = 60.0
+    #: Bursty pacing: a capped connection sends this many seconds' worth of its rate
+    #: at once, then nothing until the time is made up (0 = smooth).
+    pacing_burst: float = 0.0
     #: Ignore ``Range`` and answer 200 with the whole body.
     ignore_range: bool = False
     #: Send a Content-Length that disagrees with the body.

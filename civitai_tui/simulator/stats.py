@@ -24,6 +24,8 @@ class SimulatorStats:
     #: latest count, and the most seen at once).
     open_connections: int = 0
     max_open_connections: int = 0
+    #: Requests refused for being over ``max_connections``.
+    refused: int = 0
     #: (file id, Range header) of every storage request for a file.
     range_requests: list[tuple[int, str | None]] = field(default_factory=list)
 

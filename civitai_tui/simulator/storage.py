@@ -97,6 +97,8 @@ class StorageOrigin:
     count_connections: Callable[[], int] = lambda: 0
     _requests: Counter[int] = field(default_factory=Counter)
     total_bucket: TokenBucket = field(default_factory=TokenBucket)
+    #: File responses being sent now (``max_active_requests``).
+    active: dict[int, web.Request] = field(default_factory=dict)  # by id(request)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -128,7 +130,7 @@ class StorageOrigin:
             return denied
         self.stats.range_requests.append((file.id, request.headers.get("Range")))
         faults = self.faults.for_file(file.id)
-        refused = self._refusal(faults)
+        refused = await self._refusal(request, faults)
         if refused is not None:
             return refused
         rep = self._representation(file, faults)
@@ -153,7 +155,7 @@ class StorageOrigin:
             return s3_error(403, "AccessDenied", "Request has expired")
         return None
 
-    def _refusal(self, faults: Faults) -> web.Response | None:
+    async def _refusal(self, request: web.Request, faults: Faults) -> web.StreamResponse | None:
         """fail_status / max_connections / html_body answers, if one is in force."""
         if faults.fail_status and faults.fail_count > 0:
             faults.fail_count -= 1
@@ -164,10 +166,32 @@ class StorageOrigin:
                 status=faults.fail_status, text="simulated failure", headers=headers
             )
         if faults.max_connections and self.stats.open_connections > faults.max_connections:
-            return web.Response(status=503, text="Slow Down", headers={"Retry-After": "1"})
+            return await self._over_limit(request, faults)
+        if faults.max_active_requests and self.active_requests() >= faults.max_active_requests:
+            return await self._over_limit(request, faults)
         if faults.html_body:
             return web.Response(text=CHALLENGE_HTML, content_type="text/html")
         return None
+
+    def active_requests(self) -> int:
+        """Responses being sent on connections still open (a client that hung up frees
+        its slot at once, as in nginx, not at the response's next write)."""
+        return sum(1 for r in self.active.values() if r.transport and not r.transport.is_closing())
+
+    async def _over_limit(self, request: web.Request, faults: Faults) -> web.StreamResponse:
+        """A request over the connection limit, refused the way ``limit_answer`` says."""
+        self.stats.refused += 1
+        how = faults.limit_answer
+        if how in ("reset", "hang"):
+            if how == "hang":
+                await asyncio.sleep(faults.limit_hang_seconds)
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)  # never sent: the connection is gone
+        if how == "429":
+            return web.Response(status=429, text="Too Many Requests")
+        headers = {"Retry-After": retry_after_value(faults.limit_retry_after)}
+        return web.Response(status=503, text="Slow Down", headers=headers)
 
     def _representation(self, file: SimFile, faults: Faults) -> Representation:
         self._requests[file.id] += 1
@@ -213,9 +237,10 @@ class StorageOrigin:
         else:
             length = end - start
             response.content_length = max(0, length - 1) if faults.wrong_content_length else length
-        if faults.first_byte_latency > 0:
-            await asyncio.sleep(faults.first_byte_latency)
+        self.active[id(request)] = request
         try:
+            if faults.first_byte_latency > 0:
+                await asyncio.sleep(faults.first_byte_latency)
             await response.prepare(request)
             if request.method != "HEAD":
                 await _BodySender(
@@ -223,6 +248,8 @@ class StorageOrigin:
                 ).send(start, end, gzip)
         except ConnectionError:
             pass  # the client went away: normal for a downloader that pauses
+        finally:
+            del self.active[id(request)]
         return response
 
 
@@ -257,6 +284,8 @@ class _BodySender:
         faults = self.faults
         rates = [r for r in (self._rate(), faults.total_rate) if r > 0]
         size = chunk_for_rate(min(rates), BLOCK) if rates else BLOCK
+        if faults.pacing_burst > 0 and self._rate() > 0:
+            size = max(size, int(self._rate() * faults.pacing_burst))  # one burst per write
         for boundary in (
             faults.reset_after_bytes,
             faults.stall_after_bytes,
