@@ -231,5 +231,5 @@ async def test_bursty_pacing_keeps_the_rate_in_bursts(sim: Simulator, file_id: i
         async with http.get(sim.signed_url(file_id), headers={"Range": "bytes=0-399999"}) as r:
             chunks = [len(c) async for c in r.content.iter_chunked(1 << 20)]
         elapsed = time.monotonic() - started
-    assert sum(chunks) == 400_000 and 0.8 <= elapsed
+    assert sum(chunks) == 400_000 and elapsed >= 0.8
     assert max(chunks) >= 50_000  # a quarter second of rate arrives at once
