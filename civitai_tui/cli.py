@@ -320,22 +320,51 @@ def demo(dest: Path | None, no_tui: bool) -> None:
 
 @main.group(invoke_without_command=True)
 @click.option("--allow-http", is_flag=True, help="Allow plain http:// to non-loopback hosts.")
-@click.option("--tcp", help="Also listen on HOST:PORT (needs --token).")
-@click.option("--token", envvar="CIVITAI_TUI_CONTROL_TOKEN", help="Token for the TCP listener.")
+@click.option("--tcp", help="Also listen on HOST:PORT (needs a token: --token-file or env).")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A 0600 file holding the TCP listener's token (or set CIVITAI_TUI_ENGINE_TOKEN).",
+)
+@click.option("--new-token", is_flag=True, help="Write a fresh token to --token-file first.")
+@click.option("--token", hidden=True, help="Refused: a token in argv is visible to all users.")
 @click.pass_context
-def engine(ctx: click.Context, allow_http: bool, tcp: str | None, token: str | None) -> None:
+def engine(
+    ctx: click.Context,
+    allow_http: bool,
+    tcp: str | None,
+    token_file: Path | None,
+    new_token: bool,
+    token: str | None,
+) -> None:
     """Run the engine in the foreground (`engine stop` stops a running one)."""
     if ctx.invoked_subcommand is not None:
         return
     from civitai_tui.engine.process import run_engine
+    from civitai_tui.engine.remote import TOKEN_HOWTO, load_token, write_new_token
 
+    if token is not None:
+        raise click.UsageError(
+            f"--token is refused: every local user can read a command line (ps); {TOKEN_HOWTO}"
+        )
     listen = None
     if tcp:
         host, _, port = tcp.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise click.BadParameter("expected HOST:PORT", param_hint="--tcp")
-        listen = (host, int(port))
-    _run(run_engine(state_dir(), allow_http=allow_http, tcp=listen, token=token))
+        listen = (host.strip("[]"), int(port))
+    if new_token and token_file is None:
+        raise click.UsageError("--new-token needs --token-file PATH to write the token to")
+    try:
+        if new_token:
+            write_new_token(token_file)
+            err_console.print(f"wrote a new control token to {token_file} (mode 0600)")
+        secret = load_token(token_file) if listen else None
+    except OSError as exc:
+        _fail(f"cannot write the token file {token_file} ({exc.strerror})", 1)
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+    _run(run_engine(state_dir(), allow_http=allow_http, tcp=listen, token=secret))
 
 
 @engine.command("stop")

@@ -254,6 +254,13 @@ OPTIONS: dict[str, Option] = _options(
     Option("analytics.anonymize_users", bool, False, "Pseudonymise creator names and ids."),
     Option("analytics.retention_days", int, 30, "Days of events kept.", minimum=1),
     Option("analytics.max_db_mb", int, 500, "Size cap of analytics.db (MiB).", minimum=1),
+    # engine
+    Option(
+        "engine.allowed_roots",
+        str,
+        "",
+        "Folders a TCP control client may write into, joined by ':' (empty: home and bulk.dest).",
+    ),
     # user interface
     Option("ui.theme", str, "civitai-dark", "Theme name."),
     Option("ui.refresh_hz", float, 5.0, "Table refreshes per second.", minimum=0.5, maximum=30),

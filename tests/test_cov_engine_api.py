@@ -13,13 +13,11 @@ import pytest
 from aiohttp import web
 
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
-from civitai_tui.config import Config, Environment
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.engine.core import Engine
-from civitai_tui.engine.server import start_api
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN, embedded_engine
+from tests.conftest import embedded_engine
 from tests.test_civitai_client import small_plain_model
 
 
@@ -222,35 +220,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def test_tcp_listener_needs_the_token(sim: Simulator, tmp_path: Path) -> None:
-    engine = Engine(
-        tmp_path,
-        config=Config.load(tmp_path / "config.toml", environ={}),
-        environment=Environment(sim.api_url, TOKEN),
-    )
-    with pytest.raises(CivitaiTuiError) as err:
-        await start_api(engine, tmp_path / "e.sock", tcp=("127.0.0.1", free_port()))
-    assert err.value.kind is FailureKind.BAD_CONFIG and "--token" in err.value.message
-    await engine.start()
-    port = free_port()
-    runner = await start_api(engine, tmp_path / "e.sock", tcp=("127.0.0.1", port), token="s3")
-    try:
-        async with aiohttp.ClientSession() as session:
-            url = f"http://127.0.0.1:{port}/v1/status"
-            async with session.get(url) as resp:
-                assert resp.status == 401
-                assert (await resp.json())["error"] == "auth_required"
-            async with session.get(url, headers={"Authorization": "Bearer nope"}) as resp:
-                assert resp.status == 401
-            async with session.get(url, headers={"Authorization": "Bearer s3"}) as resp:
-                assert resp.status == 200 and "pid" in await resp.json()
-        async with EngineClient(tmp_path / "e.sock") as client:  # the socket needs no token
-            assert "version" in await client.status()
-    finally:
-        await runner.cleanup()
-        await engine.stop()
 
 
 async def test_client_without_an_engine_says_how_to_start_one(tmp_path: Path) -> None:

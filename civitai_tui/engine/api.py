@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,6 +42,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from civitai_tui import __version__
 from civitai_tui.bulk.jobs import BulkDownloadJob, JobOptions
+from civitai_tui.config import option
+from civitai_tui.engine.remote import Listen, check_under_roots, parse_roots, token_matches
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 if TYPE_CHECKING:
@@ -49,7 +52,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine")
+#: Set on requests that arrived over the TCP listener (see :mod:`civitai_tui.engine.remote`).
+OVER_TCP: web.RequestKey[bool] = web.RequestKey("over_tcp", bool)
+#: Config keys that widen what a TCP client may write: changed only over the Unix socket.
+LOCAL_ONLY_KEYS = ("engine.allowed_roots",)
 STATUS_FOR_KIND = {
+    FailureKind.FORBIDDEN: 403,
     FailureKind.UNKNOWN_JOB: 404,
     FailureKind.INVALID_STATE: 409,
     FailureKind.BAD_TARGET: 400,
@@ -86,17 +94,29 @@ async def errors_middleware(
         return _error(500, "internal", "the engine hit an unexpected error; see the engine log")
 
 
-def token_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """For the optional TCP listener: every request needs ``Authorization: Bearer <token>``."""
+def _over_tcp(request: web.Request) -> bool:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    return sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+
+
+def remote_middleware(token: str, listen: Listen) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """For the TCP listener: token, Host and Origin checks; marks the request as remote."""
 
     @web.middleware
     async def check(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.transport is not None and request.transport.get_extra_info("peername"):
-            sent = request.headers.get("Authorization", "")
-            if sent != f"Bearer {token}":
-                return _error(401, "auth_required", "this control API needs its token")
+        if not _over_tcp(request):
+            return await handler(request)
+        if not listen.host_allowed(request.headers.get("Host", "")):
+            return _error(
+                403, "bad_host", "the Host header must name this listener (an IP or localhost)"
+            )
+        if "Origin" in request.headers:
+            return _error(403, "browser_origin", "browsers may not use the control API")
+        if not token_matches(request.headers.get("Authorization", ""), token):
+            return _error(401, "auth_required", "this control API needs its token")
+        request[OVER_TCP] = True
         return await handler(request)
 
     return check
@@ -184,6 +204,18 @@ class ControlAPI:
     def manager(self):  # type: ignore[no-untyped-def]
         return self.engine.manager
 
+    def _guard_path(self, request: web.Request, path: str, what: str) -> None:
+        """Over TCP, refuse a path outside ``engine.allowed_roots``."""
+        if request.get(OVER_TCP):
+            config = self.engine.config
+            roots = parse_roots(config.get("engine.allowed_roots"), config.get("bulk.dest"))
+            check_under_roots(path, roots, what)
+
+    def _job_options(self, request: web.Request, data: dict[str, Any]) -> JobOptions:
+        options = _options(data)
+        self._guard_path(request, options.dest, "the destination")
+        return options
+
     async def status(self, _: web.Request) -> web.Response:
         jobs = self.manager.jobs()
         counts: dict[str, int] = {}
@@ -203,17 +235,21 @@ class ControlAPI:
 
     async def add_job(self, request: web.Request) -> web.Response:
         data = await _body(request)
+        targets, priority = _targets(data), _int(data, "priority", 0)
         job = await self.manager.add_job(
-            _targets(data),
-            priority=_int(data, "priority", 0),
-            options=_options(data),
+            targets,
+            priority=priority,
+            options=self._job_options(request, data),
             name=data.get("name") if isinstance(data.get("name"), str) else None,
         )
         return web.json_response(job.summary(), status=201)
 
     async def preview(self, request: web.Request) -> web.Response:
         data = await _body(request)
-        return web.json_response(await self.manager.preview(_targets(data), _options(data)))
+        targets = _targets(data)
+        return web.json_response(
+            await self.manager.preview(targets, self._job_options(request, data))
+        )
 
     async def get_job(self, request: web.Request) -> web.Response:
         return web.json_response(job_detail(self.manager.get(request.match_info["id"])))
@@ -273,6 +309,7 @@ class ControlAPI:
         if not isinstance(fmt, str) or not isinstance(output, str) or not output:
             raise BadRequest("'format' and 'output' (a file path) are required")
         days = _days(str(data.get("days", 30)))
+        self._guard_path(request, output, "the report file")
         path = await asyncio.to_thread(self.engine.write_report, Path(output), fmt, days)
         return web.json_response({"path": str(path), "format": fmt, "days": days})
 
@@ -284,6 +321,13 @@ class ControlAPI:
         if "value" not in data:
             raise BadRequest("'value' is required")
         key = request.match_info["key"]
+        if request.get(OVER_TCP):
+            if key in LOCAL_ONLY_KEYS:
+                raise CivitaiTuiError(
+                    FailureKind.FORBIDDEN, f"{key} can only be changed on the engine's machine"
+                )
+            if key == "bulk.dest":
+                self._guard_path(request, option(key).coerce(data["value"]), "bulk.dest")
         value = self.engine.config.set(key, data["value"])
         return web.json_response({"key": key, "value": value})
 
@@ -340,11 +384,13 @@ class ControlAPI:
                 break
 
 
-def make_app(engine: Engine, *, token: str | None = None) -> web.Application:
-    """The control API application for ``engine``."""
+def make_app(
+    engine: Engine, *, token: str | None = None, listen: Listen | None = None
+) -> web.Application:
+    """The control API application for ``engine`` (``token`` and ``listen`` for TCP)."""
     middlewares = [errors_middleware]
-    if token:
-        middlewares.insert(0, token_middleware(token))
+    if token and listen:
+        middlewares.insert(0, remote_middleware(token, listen))
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[ENGINE_KEY] = engine
     api = ControlAPI(engine)

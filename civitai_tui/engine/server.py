@@ -1,7 +1,8 @@
 """Serving the control API: a Unix socket (mode 0600) and an optional TCP listener.
 
 The Unix socket is created under a restrictive umask and chmod-ed to 0600, so
-only the owner can talk to the engine. TCP is refused without a token.
+only the owner can talk to the engine. TCP is refused without a strong token;
+what a TCP client may do is checked by :mod:`civitai_tui.engine.remote`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from civitai_tui.engine.api import make_app
 from civitai_tui.engine.core import Engine
+from civitai_tui.engine.remote import TOKEN_HOWTO, Listen, check_token
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 
@@ -25,11 +27,16 @@ async def start_api(
     token: str | None = None,
 ) -> web.AppRunner:
     """Start serving ``engine``'s control API; clean up with ``await runner.cleanup()``."""
-    if tcp is not None and not token:
-        raise CivitaiTuiError(
-            FailureKind.BAD_CONFIG, "a TCP control listener needs a token (--token)"
-        )
-    runner = web.AppRunner(make_app(engine, token=token), handle_signals=False)
+    listen = None
+    if tcp is not None:
+        if not token:
+            raise CivitaiTuiError(
+                FailureKind.BAD_CONFIG, f"a TCP control listener needs a token: {TOKEN_HOWTO}"
+            )
+        check_token(token, "the engine's settings")
+        listen = Listen(*tcp)
+    app = make_app(engine, token=token, listen=listen)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
