@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -22,6 +22,9 @@ from civitai_tui.bulk.jobs import JobOptions
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+
+if TYPE_CHECKING:
+    from civitai_tui.oneshot import GetOptions
 
 T = TypeVar("T")
 err_console = Console(stderr=True, highlight=False)
@@ -152,9 +155,7 @@ def get(
     from civitai_tui.console import ProgressDisplay
     from civitai_tui.events import EventBus
     from civitai_tui.logs import setup_logging
-    from civitai_tui.oneshot import GetOptions, run_get
-    from civitai_tui.perf.config import OptimizationConfig
-    from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
+    from civitai_tui.oneshot import run_get
     from civitai_tui.runtime_settings import api_limiters, download_settings
 
     env = Environment.from_env()
@@ -164,13 +165,7 @@ def get(
     settings = download_settings(config)
     if connections:
         settings.connections = connections
-    options = GetOptions(
-        plan=_job_options(bulk, dest, config).plan_options(),
-        max_files=max_files or config.get("bulk.max_files"),
-        allow_http=allow_http,
-        optimization=None if connections else OptimizationConfig.from_config(config),
-        host_memory=state_dir() / HOST_MEMORY_FILE,
-    )
+    options = _get_options(config, bulk, dest, max_files, allow_http, tuned=not connections)
     bus = EventBus()
     collector = _analytics(config, bus)
     display = ProgressDisplay(err_console) if err_console.is_terminal and not as_json else None
@@ -200,6 +195,29 @@ def get(
             collector.close()
     _print_report(report, as_json)
     raise SystemExit(0 if report.ok else 1)
+
+
+def _get_options(
+    config: Config,
+    bulk: dict[str, Any],
+    dest: Path | None,
+    max_files: int | None,
+    allow_http: bool,
+    *,
+    tuned: bool,
+) -> GetOptions:
+    """What one `get` run does, from its flags and the config (``tuned``: the optimizer runs)."""
+    from civitai_tui.oneshot import GetOptions
+    from civitai_tui.perf.config import OptimizationConfig
+    from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
+
+    return GetOptions(
+        plan=_job_options(bulk, dest, config).plan_options(),
+        max_files=max_files or config.get("bulk.max_files"),
+        allow_http=allow_http,
+        optimization=OptimizationConfig.from_config(config) if tuned else None,
+        host_memory=state_dir() / HOST_MEMORY_FILE,
+    )
 
 
 def _job_options(bulk: dict[str, Any], dest: Path | None, config: Config) -> JobOptions:
@@ -543,17 +561,21 @@ def config_set(key: str, value: str) -> None:
             await client.set_config(key, parsed)
         return True
 
+    notes = {
+        "live": " (applied to the running engine)",
+        "restart": " (takes effect when the engine or the UI restarts)",
+        "command": " (used by the next command)",
+    }
     live = _run(tell_engine())
-    click.echo(
-        f"{key} = {json.dumps(parsed)}" + (" (applied to the running engine)" if live else "")
-    )
+    click.echo(f"{key} = {json.dumps(parsed)}" + (notes[OPTIONS[key].applies] if live else ""))
 
 
 @config.command("keys")
 def config_keys() -> None:
     """Every key with its default and meaning."""
     for opt in OPTIONS.values():
-        click.echo(f"{opt.key} = {json.dumps(opt.default)}  # {opt.help} ({opt.allowed()})")
+        when = {"live": "", "restart": "; on restart", "command": "; per command"}[opt.applies]
+        click.echo(f"{opt.key} = {json.dumps(opt.default)}  # {opt.help} ({opt.allowed()}{when})")
 
 
 main.add_command(report)

@@ -15,6 +15,7 @@ file's comments (tomlkit).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ import platformdirs
 import tomlkit
 
 from civitai_tui.atomic import write_atomic
+from civitai_tui.civitai.layouts import check_template
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 APP_NAME = "civitai-tui"
@@ -73,6 +75,12 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    #: Further rules on the coerced value: raises ``CivitaiTuiError`` saying what is wrong.
+    check: Callable[[Any], None] | None = None
+    #: When a change takes effect: ``live`` (a running engine applies it at once),
+    #: ``restart`` (read when the engine or the UI starts), ``command`` (read by each
+    #: ``get``/``add`` run).
+    applies: str = "live"
 
     def allowed(self) -> str:
         """The allowed values, in words."""
@@ -91,7 +99,7 @@ class Option:
         """``raw`` (a TOML value or a string from the shell) as this option's type."""
         try:
             value = self._convert(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             message = f"{self.key}: {raw!r} is not valid; expected {self.allowed()}"
             raise ConfigError(message) from None
         if self.choices and value not in self.choices:
@@ -100,6 +108,11 @@ class Option:
             raise ConfigError(f"{self.key}: {raw!r} is too small; expected {self.allowed()}")
         if self.maximum is not None and value > self.maximum:
             raise ConfigError(f"{self.key}: {raw!r} is too large; expected {self.allowed()}")
+        if self.check is not None:
+            try:
+                self.check(value)
+            except CivitaiTuiError as exc:
+                raise ConfigError(f"{self.key}: {exc.message}") from None
         return value
 
     def _convert(self, raw: Any) -> Any:
@@ -115,11 +128,14 @@ class Option:
         if self.kind is int:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
-            return int(raw)
+            return int(raw)  # int("nan") / int(float("inf")) raise
         if self.kind is float:
             if isinstance(raw, bool):
                 raise ValueError(raw)
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # nan slips past every bound check
+                raise ValueError(raw)
+            return number
         if not isinstance(raw, str):
             raise TypeError(raw)
         value = raw.strip()
@@ -151,7 +167,15 @@ OPTIONS: dict[str, Option] = _options(
         minimum=0,
         maximum=3600,
     ),
-    Option("bulk.max_files", int, 10, "Files `get` downloads at once.", minimum=1, maximum=64),
+    Option(
+        "bulk.max_files",
+        int,
+        10,
+        "Files `get` downloads at once.",
+        minimum=1,
+        maximum=64,
+        applies="command",
+    ),
     Option(
         "bulk.layout",
         str,
@@ -164,8 +188,15 @@ OPTIONS: dict[str, Option] = _options(
         str,
         "{type}/{base_model}/{model_name}/{file_name}",
         "Folder template used when bulk.layout is 'template'.",
+        check=check_template,
     ),
-    Option("bulk.dest", str, "", "Default destination folder (empty: ./ for `get`)."),
+    Option(
+        "bulk.dest",
+        str,
+        "",
+        "Default destination folder (empty: ./ for `get`).",
+        applies="command",
+    ),
     Option("bulk.sidecars", bool, True, "Write <model>.civitai.json beside each model."),
     Option("bulk.previews", bool, False, "Download a preview image beside each model."),
     Option(
@@ -179,7 +210,12 @@ OPTIONS: dict[str, Option] = _options(
     # one file
     Option("download.connections", int, 8, "Connections per file.", minimum=1, maximum=64),
     Option(
-        "download.min_split", int, 1 * MIB, "Never split a range below this (bytes).", minimum=65536
+        "download.min_split",
+        int,
+        1 * MIB,
+        "Never split a range below this (bytes).",
+        minimum=65536,
+        maximum=1024 * MIB,
     ),
     Option(
         "download.checkpoint_seconds",
@@ -190,9 +226,21 @@ OPTIONS: dict[str, Option] = _options(
         maximum=600,
     ),
     Option(
-        "download.stall_timeout", float, 30.0, "Drop a connection idle this long (s).", minimum=1
+        "download.stall_timeout",
+        float,
+        30.0,
+        "Drop a connection idle this long (s).",
+        minimum=1,
+        maximum=3600,
     ),
-    Option("download.max_attempts", int, 8, "Attempts per file before giving up.", minimum=1),
+    Option(
+        "download.max_attempts",
+        int,
+        8,
+        "Tries per connection without forward progress before the file fails.",
+        minimum=1,
+        maximum=100,
+    ),
     # performance optimizer
     Option(
         "performance.mode",
@@ -226,10 +274,20 @@ OPTIONS: dict[str, Option] = _options(
         maximum=256,
     ),
     Option(
-        "performance.min_chunk_size", int, 64 * 1024, "Smallest read buffer (bytes).", minimum=4096
+        "performance.min_chunk_size",
+        int,
+        64 * 1024,
+        "Smallest read buffer (bytes; at most performance.max_chunk_size).",
+        minimum=4096,
+        maximum=256 * MIB,
     ),
     Option(
-        "performance.max_chunk_size", int, 4 * MIB, "Largest read buffer (bytes).", minimum=4096
+        "performance.max_chunk_size",
+        int,
+        4 * MIB,
+        "Largest read buffer (bytes).",
+        minimum=4096,
+        maximum=256 * MIB,
     ),
     Option("performance.enable_adaptive_retry", bool, True, "Retry delays follow the network."),
     # API politeness
@@ -250,10 +308,32 @@ OPTIONS: dict[str, Option] = _options(
         maximum=1000,
     ),
     # analytics
-    Option("analytics.enabled", bool, True, "Record analytics events."),
-    Option("analytics.anonymize_users", bool, False, "Pseudonymise creator names and ids."),
-    Option("analytics.retention_days", int, 30, "Days of events kept.", minimum=1),
-    Option("analytics.max_db_mb", int, 500, "Size cap of analytics.db (MiB).", minimum=1),
+    Option("analytics.enabled", bool, True, "Record analytics events.", applies="restart"),
+    Option(
+        "analytics.anonymize_users",
+        bool,
+        False,
+        "Pseudonymise creator names and ids.",
+        applies="restart",
+    ),
+    Option(
+        "analytics.retention_days",
+        int,
+        30,
+        "Days of events kept.",
+        minimum=1,
+        maximum=36500,
+        applies="restart",
+    ),
+    Option(
+        "analytics.max_db_mb",
+        int,
+        500,
+        "Size cap of analytics.db (MiB).",
+        minimum=1,
+        maximum=1 << 20,
+        applies="restart",
+    ),
     # engine
     Option(
         "engine.allowed_roots",
@@ -262,9 +342,31 @@ OPTIONS: dict[str, Option] = _options(
         "Folders a TCP control client may write into, joined by ':' (empty: home and bulk.dest).",
     ),
     # user interface
-    Option("ui.theme", str, "civitai-dark", "Theme name."),
-    Option("ui.refresh_hz", float, 5.0, "Table refreshes per second.", minimum=0.5, maximum=30),
+    Option("ui.theme", str, "civitai-dark", "Theme name.", applies="restart"),
+    Option(
+        "ui.refresh_hz",
+        float,
+        5.0,
+        "Table refreshes per second.",
+        minimum=0.5,
+        maximum=30,
+        applies="restart",
+    ),
 )
+
+
+#: Pairs of keys where the first may not exceed the second.
+ORDERED_KEYS = (("performance.min_chunk_size", "performance.max_chunk_size"),)
+
+
+def _check_together(values: Mapping[str, Any]) -> None:
+    """Refuse values that are each allowed but contradict each other."""
+    for low, high in ORDERED_KEYS:
+        if values[low] > values[high]:
+            raise ConfigError(
+                f"{low} ({values[low]}) may not exceed {high} ({values[high]}); "
+                "change one of them first"
+            )
 
 
 def _env_name(key: str) -> str:
@@ -310,6 +412,7 @@ class Config:
                 except ConfigError as exc:
                     raise ConfigError(f"environment {_env_name(key)}: {exc.message}") from None
                 env_keys.add(key)
+        _check_together(values)
         return cls(path, values, frozenset(env_keys))
 
     def get(self, key: str) -> Any:
@@ -319,6 +422,7 @@ class Config:
     def set(self, key: str, raw: Any, *, persist: bool = True) -> Any:
         """Validate and set ``key``; write it to the file unless ``persist`` is False."""
         value = option(key).coerce(raw)
+        _check_together({**self._values, key: value})
         if persist:
             _write_key(self.path, key, value)
         self._values[key] = value

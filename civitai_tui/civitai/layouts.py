@@ -74,7 +74,7 @@ def _type_key(model_type: str) -> str:
 
 
 def check_template(template: str) -> None:
-    """Refuse a template with unknown fields or without ``{file_name}``."""
+    """Refuse a template with unknown fields, without ``{file_name}``, or that cannot apply."""
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
@@ -90,6 +90,12 @@ def check_template(template: str) -> None:
         raise CivitaiTuiError(
             FailureKind.BAD_CONFIG, f"layout template {template!r} must end in {{file_name}}"
         )
+    try:  # conversions and format specs ({model_id:d}) fail only when applied
+        template.format(**dict.fromkeys(TEMPLATE_FIELDS, "x"))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise CivitaiTuiError(
+            FailureKind.BAD_CONFIG, f"layout template {template!r} cannot be applied ({exc})"
+        ) from None
 
 
 @dataclass

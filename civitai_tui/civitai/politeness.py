@@ -32,6 +32,11 @@ class RateLimiter:
         self._updated = time.monotonic()
         self._lock = asyncio.Lock()
 
+    def set_ceiling(self, rate: float) -> None:
+        """A new top rate (``config set api.*``); a slowed-down limiter recovers to it."""
+        self.max_rate = rate
+        self.rate = min(self.rate, rate)
+
     def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)

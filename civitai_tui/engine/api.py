@@ -320,6 +320,9 @@ class ControlAPI:
         data = await _body(request)
         if "value" not in data:
             raise BadRequest("'value' is required")
+        if set(data) != {"value"}:
+            unknown = ", ".join(sorted(set(data) - {"value"}))
+            raise BadRequest(f'unknown field(s) {unknown}; the body is {{"value": V}}')
         key = request.match_info["key"]
         if request.get(OVER_TCP):
             if key in LOCAL_ONLY_KEYS:

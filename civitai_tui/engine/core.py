@@ -147,8 +147,14 @@ class Engine:
             self.manager.kick()
         elif section == "download":
             fresh_dl = download_settings(self.config)
+            live = self.manager.settings.download
             for field in ("connections", "min_split", "checkpoint_seconds", "stall_timeout"):
-                setattr(self.manager.settings.download, field, getattr(fresh_dl, field))
+                setattr(live, field, getattr(fresh_dl, field))
+            # the optimizer owns the retry delays; the attempt budget is the user's
+            live.retry = dataclasses.replace(live.retry, max_attempts=fresh_dl.retry.max_attempts)
+        elif section == "api":
+            for name, fresh in api_limiters(self.config).items():
+                self.manager.settings.client_options[name].set_ceiling(fresh.max_rate)
         elif section == "performance":
             self.optimizer.update_config(OptimizationConfig.from_config(self.config))
         log.info("config %s changed", key)

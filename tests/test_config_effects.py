@@ -1,0 +1,155 @@
+"""Every config key does something: live keys change the running engine, the rest at restart.
+
+The table below must name every key of ``config keys``; a new key without an
+effect (or without a probe here) fails :func:`test_every_key_has_a_probe`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from civitai_tui.cli import _get_options
+from civitai_tui.config import OPTIONS, Config, Environment
+from civitai_tui.engine.core import Engine
+from civitai_tui.engine.remote import parse_roots
+from civitai_tui.tui.settings import load_ui_settings
+
+MIB = 1024 * 1024
+NO_FLAGS = {
+    "all_versions": False,
+    "limit": None,
+    "types": (),
+    "base_models": (),
+    "sort": None,
+    "period": None,
+    "nsfw": None,
+    "all_files": False,
+    "formats": (),
+}
+
+Probe = Callable[[Engine], Any]
+
+
+def _manager(attr: str) -> Probe:
+    return lambda e: getattr(e.manager.settings, attr)
+
+
+def _batch(attr: str) -> Probe:
+    return lambda e: getattr(e.manager.batch, attr)
+
+
+def _download(attr: str) -> Probe:
+    return lambda e: getattr(e.manager.settings.download, attr)
+
+
+def _optimizer(attr: str) -> Probe:
+    return lambda e: getattr(e.optimizer.config, attr)
+
+
+def _limiter(name: str) -> Probe:
+    return lambda e: e.manager.settings.client_options[name].max_rate
+
+
+def _get(attr: str) -> Probe:
+    return lambda e: getattr(_get_options(e.config, NO_FLAGS, None, None, False, tuned=True), attr)
+
+
+def _analytics(attr: str) -> Probe:
+    return lambda e: None if e.analytics is None else getattr(e.analytics.settings, attr)
+
+
+def _ui(attr: str) -> Probe:
+    return lambda e: getattr(load_ui_settings(e.state_dir), attr)
+
+
+#: key -> (a value other than the default, what shows the engine (or CLI, or UI) uses it)
+EFFECTS: dict[str, tuple[Any, Probe]] = {
+    "bulk.batch_size": (3, _batch("batch_size")),
+    "bulk.concurrent_batches": (4, _batch("concurrent_batches")),
+    "bulk.strategy": ("parallel", lambda e: str(e.manager.batch.strategy)),
+    "bulk.pause_between_batches": (1.5, _batch("pause_between_batches")),
+    "bulk.max_files": (3, _get("max_files")),
+    "bulk.layout": ("comfyui", _manager("layout")),
+    "bulk.template": ("{type}/{file_name}", _manager("template")),
+    "bulk.dest": ("/srv/models", lambda e: str(_get("plan")(e).dest)),
+    "bulk.sidecars": (False, _manager("sidecars")),
+    "bulk.previews": (True, _manager("previews")),
+    "bulk.preview_nsfw_level": (4, _manager("preview_nsfw_level")),
+    "download.connections": (2, _download("connections")),
+    "download.min_split": (2 * MIB, _download("min_split")),
+    "download.checkpoint_seconds": (5.0, _download("checkpoint_seconds")),
+    "download.stall_timeout": (10.0, _download("stall_timeout")),
+    "download.max_attempts": (2, lambda e: e.manager.settings.download.retry.max_attempts),
+    "performance.mode": ("speed", lambda e: str(e.optimizer.config.mode)),
+    "performance.cpu_threshold": (50.0, _optimizer("cpu_threshold")),
+    "performance.memory_threshold": (50.0, _optimizer("memory_threshold")),
+    "performance.max_connections": (8, _optimizer("max_connections")),
+    "performance.min_chunk_size": (128 * 1024, _optimizer("min_chunk_size")),
+    "performance.max_chunk_size": (8 * MIB, _optimizer("max_chunk_size")),
+    "performance.enable_adaptive_retry": (False, _optimizer("enable_adaptive_retry")),
+    "api.requests_per_second": (2.0, _limiter("limiter")),
+    "api.downloads_per_second": (5.0, _limiter("download_limiter")),
+    "engine.allowed_roots": (
+        "/srv/a:/srv/b",
+        lambda e: parse_roots(e.config.get("engine.allowed_roots"), e.config.get("bulk.dest")),
+    ),
+    "analytics.enabled": (False, lambda e: e.analytics is not None),
+    "analytics.anonymize_users": (True, _analytics("anonymize_users")),
+    "analytics.retention_days": (7, _analytics("retention_days")),
+    "analytics.max_db_mb": (50, _analytics("max_db_bytes")),
+    "ui.theme": ("civitai-light", _ui("theme")),
+    "ui.refresh_hz": (2.0, _ui("refresh_hz")),
+}
+
+
+def test_every_key_has_a_probe() -> None:
+    assert set(EFFECTS) == set(OPTIONS)
+    for key, (value, _) in EFFECTS.items():
+        assert OPTIONS[key].coerce(value) != OPTIONS[key].default, key
+
+
+def make_engine(home: Path, config: str | None = "") -> Engine:
+    """An engine for ``home`` with ``config`` as its file (None: keep the file there)."""
+    home.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (home / "config.toml").write_text(config)
+    return Engine(
+        home,
+        config=Config.load(home / "config.toml", environ={}),
+        environment=Environment("http://127.0.0.1:9"),
+    )
+
+
+LIVE = [k for k, o in OPTIONS.items() if o.applies != "restart"]
+RESTART = [k for k, o in OPTIONS.items() if o.applies == "restart"]
+
+
+@pytest.mark.parametrize("key", LIVE)
+async def test_live_and_per_command_keys_reach_the_running_parts(key: str, tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "state")
+    value, probe = EFFECTS[key]
+    before = probe(engine)
+    engine.config.set(key, value)
+    after = probe(engine)
+    assert after != before, f"{key} changed nothing ({before!r})"
+    assert probe(make_engine(tmp_path / "state", None)) == after  # and it was saved
+
+
+@pytest.mark.parametrize("key", RESTART)
+async def test_restart_keys_take_effect_when_the_engine_starts(key: str, tmp_path: Path) -> None:
+    value, probe = EFFECTS[key]
+    section, name = key.split(".", 1)
+    toml = f"[{section}]\n{name} = {value!r}\n".replace("True", "true").replace("False", "false")
+    seen = []
+    for home, text in ((tmp_path / "default", ""), (tmp_path / "changed", toml)):
+        engine = make_engine(home, text)
+        await engine.start()
+        try:
+            seen.append(probe(engine))
+        finally:
+            await engine.stop()
+    assert seen[0] != seen[1], f"{key} changed nothing at start ({seen[0]!r})"
