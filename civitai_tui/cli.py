@@ -95,7 +95,16 @@ def main(ctx: click.Context, embedded: bool, allow_http: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    _need_terminal()
     _run(_open_tui(state_dir(), embedded=embedded, allow_http=allow_http))
+
+
+def _need_terminal() -> None:
+    """Exit 2 with a clear line when the UI would have no terminal to draw on."""
+    from civitai_tui.tui.terminal import NO_TERMINAL, has_terminal
+
+    if not has_terminal():
+        _fail(NO_TERMINAL, 2)
 
 
 async def _open_tui(home: Path, *, embedded: bool, allow_http: bool) -> None:
@@ -330,6 +339,7 @@ def demo(dest: Path | None, no_tui: bool) -> None:
     models = dest or home / "models"
     if no_tui:
         raise SystemExit(run_demo(models, err_console))
+    _need_terminal()
     _run(run_tui_demo(home, models))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from civitai_tui.tui.screens.modals import HelpScreen
 from civitai_tui.tui.screens.performance import PerformanceScreen
 from civitai_tui.tui.settings import UISettings, load_ui_settings
 from civitai_tui.tui.state import EngineState
+from civitai_tui.tui.terminal import has_terminal
 from civitai_tui.tui.themes import DEFAULT_VARIABLES, load_themes
 
 FALLBACK_THEME = "civitai-dark"
@@ -45,24 +45,39 @@ class CivitaiTuiApp(App[None]):
     MODES = {"jobs": JobsScreen, "performance": PerformanceScreen, "analytics": AnalyticsScreen}
     DEFAULT_MODE = "jobs"
     COMMANDS = App.COMMANDS | {ScreenCommands}
+    # The mode keys, help and quit show in every screen's ModeBar, so not in the footer.
     BINDINGS = [
-        Binding("1", "switch_mode('jobs')", "Jobs", id="nav.jobs", tooltip="The download queue."),
+        Binding(
+            "1",
+            "switch_mode('jobs')",
+            "Jobs",
+            id="nav.jobs",
+            show=False,
+            tooltip="The download queue.",
+        ),
         Binding(
             "2",
             "switch_mode('performance')",
-            "Perf",
+            "Performance",
             id="nav.performance",
+            show=False,
             tooltip="Live graphs and the optimizer.",
         ),
         Binding(
             "3",
             "switch_mode('analytics')",
-            "Stats",
+            "Analytics",
             id="nav.analytics",
+            show=False,
             tooltip="Analytics and reports.",
         ),
         Binding(
-            "question_mark,f1", "help", "Help", id="app.help", tooltip="Every key of this screen."
+            "question_mark,f1",
+            "help",
+            "Help",
+            id="app.help",
+            show=False,
+            tooltip="Every key of this screen.",
         ),
         Binding(
             "ctrl+t",
@@ -77,6 +92,7 @@ class CivitaiTuiApp(App[None]):
             "quit",
             "Quit",
             id="app.quit",
+            show=False,
             priority=True,
             tooltip="Leave the UI; the engine keeps downloading.",
         ),
@@ -137,7 +153,7 @@ class CivitaiTuiApp(App[None]):
         self.set_interval(TTY_CHECK_SECONDS, self._check_tty, name="tty")
 
     def _check_tty(self) -> None:
-        if not sys.stdin.isatty():
+        if not has_terminal():
             self.exit()
 
     def flush(self) -> None:
@@ -179,17 +195,40 @@ class CivitaiTuiApp(App[None]):
 
     # ------------------------------------------------------------------ global keys
 
+    def key_label(self, binding_id: str) -> str:
+        """How the first key of the app binding ``binding_id`` shows, after the keymap."""
+        binding = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+        key = self.settings.keymap.get(binding_id, binding.key).split(",")[0].strip()
+        return self.get_key_display(binding.with_key(key, key_display=None))
+
     def action_help(self) -> None:
-        rows = [
-            (
-                active.binding.key_display or self.get_key_display(active.binding),
-                active.binding.description,
-                active.binding.id or "",
-            )
-            for active in self.screen.active_bindings.values()
-            if active.enabled
-        ]
-        self.push_screen(HelpScreen(rows))
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """Every key of the current screen and the app, applicable now or not.
+
+        The screen's own keys come first, the app's last. Bindings sharing an id
+        (a toggle such as pause/resume) make one row, "Pause / Resume", so a
+        remapped toggle is listed once under its new key.
+        """
+        rows: dict[str, tuple[str, list[str], str]] = {}
+        chain = self.screen._modal_binding_chain  # focused widget → … → screen → app
+        screen_first = sorted(chain, key=lambda nb: (nb[0] is not self.screen, nb[0] is self))
+        for _node, bindings in screen_first:
+            for _key, binding in bindings:
+                if binding.system:
+                    continue
+                row_key = binding.id or f"{binding.key}:{binding.action}"
+                keys = binding.key_display or self.get_key_display(binding)
+                shown_keys, descriptions, binding_id = rows.setdefault(
+                    row_key, (keys, [], binding.id or "")
+                )
+                if keys not in shown_keys.split(" "):
+                    shown_keys = f"{shown_keys} {keys}"
+                if binding.description and binding.description not in descriptions:
+                    descriptions.append(binding.description)
+                rows[row_key] = (shown_keys, descriptions, binding_id)
+        return [(keys, " / ".join(descs), bid) for keys, descs, bid in rows.values() if descs]
 
     def action_next_theme(self) -> None:
         names = self.our_themes or [self.theme]

@@ -52,7 +52,12 @@ DEFAULT_VARIABLES: dict[str, str] = {
     "graph-memory": "#a371f7",
     "graph-engine": "#3fb950",
     "graph-connections": "#39c5cf",
+    "graph-job-1": "#e3b341",
+    "graph-job-2": "#db61a2",
+    "graph-job-3": "#56d364",
 }
+#: One line colour per job on the throughput graph (distinct from the total's).
+JOB_GRAPH_VARIABLES = ("graph-job-1", "graph-job-2", "graph-job-3")
 
 
 @dataclass

@@ -190,7 +190,17 @@ REPORT: dict[str, Any] = {
 
 
 class ScriptedEngine:
-    """Answers like the control API, from the fixed data above; never changes."""
+    """Answers like the control API, from the fixed data above; never changes.
+
+    Job actions are only recorded in ``calls`` (tests of key bindings read them).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    async def action(self, job_id: str, action: str) -> dict[str, Any]:
+        self.calls.append((action, job_id))
+        return await self.job(job_id)
 
     async def jobs(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in j.items() if k != "files"} for j in JOBS]

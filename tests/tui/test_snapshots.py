@@ -78,6 +78,17 @@ def test_performance_screen(snap_compare: Any, isolated_home: Path) -> None:
     assert snap_compare(scripted_app(isolated_home), run_before=perf, terminal_size=SIZE)
 
 
+def test_performance_screen_at_80x24_shows_one_tall_graph(
+    snap_compare: Any, isolated_home: Path
+) -> None:
+    async def perf(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause(0.5)
+
+    assert snap_compare(scripted_app(isolated_home), run_before=perf, terminal_size=(80, 24))
+
+
 async def test_analytics_screen(isolated_home: Path) -> None:
     """Checked as text: its plotext charts are not yet pixel-stable between runs (see report)."""
     app = scripted_app(isolated_home)

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.color import Color
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import var
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from civitai_tui.errors import CivitaiTuiError
@@ -23,6 +23,7 @@ from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.screens.modals import ExportScreen
 from civitai_tui.tui.state import EngineState
+from civitai_tui.tui.widgets.mode_bar import ModeBar
 
 PERIODS = {"day": 1, "week": 7, "month": 30}
 TICKS = 8
@@ -106,7 +107,7 @@ class AnalyticsScreen(EngineScreen):
         self.last_export: str = ""
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("analytics")
         yield Static("", id="analytics-status")
         with VerticalScroll():
             with Horizontal(id="cards"):

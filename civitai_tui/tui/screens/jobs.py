@@ -9,7 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive, var
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import DataTable, Footer, Input
 
 from civitai_tui.tui.screens.add_job import AddJobScreen
 from civitai_tui.tui.screens.base import EngineScreen
@@ -17,6 +17,7 @@ from civitai_tui.tui.screens.modals import ConfirmScreen
 from civitai_tui.tui.state import EngineState, JobView
 from civitai_tui.tui.widgets.job_detail import JobDetail
 from civitai_tui.tui.widgets.jobs_table import JobsTable
+from civitai_tui.tui.widgets.mode_bar import ModeBar
 
 SORTS: dict[str, Callable[[JobView], Any] | None] = {
     "queue": None,
@@ -56,11 +57,12 @@ class JobsScreen(EngineScreen):
             id="jobs.pause",
             tooltip="Pause the selected job; its partial data stays.",
         ),
+        # One toggle, one id: remapping ``jobs.pause`` moves both directions together.
         Binding(
             "space",
             "job('resume')",
             "Resume",
-            id="jobs.resume",
+            id="jobs.pause",
             tooltip="Put the selected paused job back in the queue.",
         ),
         Binding(
@@ -151,7 +153,7 @@ class JobsScreen(EngineScreen):
     filter_text: var[str] = var("")
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("jobs")
         yield Input(
             placeholder="filter: words in name, state, type, target (esc clears)", id="filter"
         )

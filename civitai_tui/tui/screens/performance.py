@@ -16,17 +16,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.state import EngineState, PerfView
+from civitai_tui.tui.themes import JOB_GRAPH_VARIABLES
 from civitai_tui.tui.widgets.graph import Series, TimeGraph
+from civitai_tui.tui.widgets.mode_bar import ModeBar
 
 REDRAW_SECONDS = 1.0
 POLL_SECONDS = 2.0
-TOP_JOBS = 3
+TOP_JOBS = len(JOB_GRAPH_VARIABLES)
+#: Below this size the four graphs would be a row or two each: show one, ``g`` picks it.
+GRID_MIN_SIZE = (100, 36)
+GRAPHS = ("graph-throughput", "graph-cpu", "graph-memory", "graph-connections")
 MIB = 1024 * 1024
 TOTAL_MEMORY = psutil.virtual_memory().total
 
@@ -65,6 +70,13 @@ def latest_line(perf: PerfView) -> str:
     )
 
 
+def colour_slots(previous: dict[str, int], top: list[str]) -> dict[str, int]:
+    """A colour slot for each job in ``top``; a job keeps its slot while it stays there."""
+    slots = {job_id: previous[job_id] for job_id in top if job_id in previous}
+    free = iter(sorted(set(range(TOP_JOBS)) - set(slots.values())))
+    return {job_id: slots[job_id] if job_id in slots else next(free) for job_id in top}
+
+
 def decision_rows(perf: PerfView) -> list[tuple[str, ...]]:
     """Newest first: setting, old → new, reason."""
     decisions = list(perf.decisions)
@@ -83,6 +95,9 @@ class PerformanceScreen(EngineScreen):
     DEFAULT_CSS = """
     PerformanceScreen #perf-status { height: 2; padding: 0 1; background: $panel; }
     PerformanceScreen Grid { grid-size: 2 2; height: 1fr; min-height: 12; }
+    PerformanceScreen Grid.-single { grid-size: 1 1; }
+    PerformanceScreen Grid.-single TimeGraph { display: none; }
+    PerformanceScreen Grid.-single TimeGraph.-shown { display: block; }
     PerformanceScreen #decisions { height: 7; }
     """
     BINDINGS = [
@@ -114,14 +129,23 @@ class PerformanceScreen(EngineScreen):
             id="perf.mode-adaptive",
             tooltip="Follow the network and the machine.",
         ),
+        Binding(
+            "g",
+            "next_graph",
+            "Next graph",
+            id="perf.next-graph",
+            tooltip="Show the next graph (small terminals show one at a time).",
+        ),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self._live_timers: list[Timer] = []
+        self._job_slots: dict[str, int] = {}
+        self.shown_graph = GRAPHS[0]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("performance")
         yield Static("", id="perf-status")
         with Grid():
             yield TimeGraph("Throughput", "MiB/s", id="graph-throughput")
@@ -132,6 +156,25 @@ class PerformanceScreen(EngineScreen):
         table.add_columns("Setting", "Change", "Reason")
         yield table
         yield Footer()
+
+    def on_resize(self) -> None:
+        self._lay_out_graphs()
+
+    @property
+    def single_graph(self) -> bool:
+        """True when the screen is too small for four readable graphs."""
+        width, height = self.size
+        return width < GRID_MIN_SIZE[0] or height < GRID_MIN_SIZE[1]
+
+    def _lay_out_graphs(self) -> None:
+        self.query_one(Grid).set_class(self.single_graph, "-single")
+        for graph in self.query(TimeGraph):
+            graph.set_class(graph.id == self.shown_graph, "-shown")
+        self.refresh_bindings()
+
+    def action_next_graph(self) -> None:
+        self.shown_graph = GRAPHS[(GRAPHS.index(self.shown_graph) + 1) % len(GRAPHS)]
+        self._lay_out_graphs()
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -175,11 +218,13 @@ class PerformanceScreen(EngineScreen):
         top = sorted(state.perf.job_speeds.items(), key=lambda kv: -(kv[1][-1][1] if kv[1] else 0))[
             :TOP_JOBS
         ]
+        self._job_slots = colour_slots(self._job_slots, [job_id for job_id, _ in top])
         lines = [Series("total", [s.throughput / MIB for s in samples], "graph-throughput")]
         for job_id, series in top:
             values = [v / MIB for _, v in series][-len(xs) :] if xs else []
             name = state.jobs[job_id].name[:16] if job_id in state.jobs else job_id
-            lines.append(Series(name, [0.0] * (len(xs) - len(values)) + values, "graph-engine"))
+            colour = JOB_GRAPH_VARIABLES[self._job_slots[job_id]]
+            lines.append(Series(name, [0.0] * (len(xs) - len(values)) + values, colour))
         self.query_one("#graph-throughput", TimeGraph).plot(xs, lines)
         self.query_one("#graph-cpu", TimeGraph).plot(
             xs,
@@ -204,6 +249,8 @@ class PerformanceScreen(EngineScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "mode":
             return hasattr(self.tui.client, "set_mode")
+        if action == "next_graph":
+            return self.single_graph
         return True
 
     def action_mode(self, mode: str) -> None:

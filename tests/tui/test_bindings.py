@@ -1,0 +1,101 @@
+"""Key bindings as a new user meets them: remapped toggles, the help, the mode tabs, the footer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from civitai_tui.tui.app import CivitaiTuiApp, make_app
+from civitai_tui.tui.screens.jobs import JobsScreen
+from civitai_tui.tui.widgets.mode_bar import MODE_TABS, BarItem, ModeBar
+from tests.tui.conftest import SIZE, until
+from tests.tui.scripted import JOBS, T0, ScriptedEngine
+
+
+def app_with(home: Path, config: str = "") -> tuple[CivitaiTuiApp, ScriptedEngine]:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(config)
+    engine = ScriptedEngine()
+    return make_app(engine, home, clock=lambda: T0), engine  # type: ignore[arg-type]
+
+
+def job_id(state: str) -> str:
+    return next(j["id"] for j in JOBS if j["state"] == state)
+
+
+async def test_a_remapped_pause_key_pauses_and_resumes_and_help_lists_it(
+    isolated_home: Path,
+) -> None:
+    app, engine = app_with(isolated_home, '[keymap]\n"jobs.pause" = "f5"\n')
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: screen.table.row_count == len(JOBS))
+        running, paused = job_id("PROCESSING"), job_id("PAUSED")
+        screen.table.move_cursor(row=screen.table.get_row_index(running))
+        await until(pilot, lambda: screen.selected == (running, "PROCESSING"))
+        await pilot.press("f5")
+        await until(pilot, lambda: ("pause", running) in engine.calls)
+        screen.table.move_cursor(row=screen.table.get_row_index(paused))
+        await until(pilot, lambda: screen.selected == (paused, "PAUSED"))
+        await pilot.press("space")  # the old key is gone for both directions
+        await pilot.press("f5")
+        await until(pilot, lambda: ("resume", paused) in engine.calls)
+        assert engine.calls == [("pause", running), ("resume", paused)]
+        rows = {row[2]: row for row in app.help_rows()}
+        assert rows["jobs.pause"][:2] == ("f5", "Pause / Resume")
+        assert rows["app.quit"][1] == "Quit" and "jobs.add" in rows
+
+
+async def test_the_default_space_toggles_both_ways(isolated_home: Path) -> None:
+    app, engine = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: screen.table.row_count == len(JOBS))
+        for state, action in (("PAUSED", "resume"), ("PROCESSING", "pause")):
+            target = job_id(state)
+            screen.table.move_cursor(row=screen.table.get_row_index(target))
+            await until(pilot, lambda t=target, s=state: screen.selected == (t, s))
+            await pilot.press("space")
+            await until(pilot, lambda t=target, a=action: (a, t) in engine.calls)
+        ids = [row[2] for row in app.help_rows()]
+        assert ids.index("jobs.pause") < ids.index("app.quit")  # the screen's keys first
+        assert ("space", "Pause / Resume", "jobs.pause") in app.help_rows()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_mode_tabs_help_and_quit_always_show_and_click(
+    isolated_home: Path, width: int
+) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await until(pilot, lambda: app.screen.query_one("#jobs").row_count > 0)
+        for mode in ("jobs", "performance", "analytics"):
+            await pilot.press({"jobs": "1", "performance": "2", "analytics": "3"}[mode])
+            await until(pilot, lambda m=mode: app.current_mode == m)
+            bar = app.screen.query_one(ModeBar)
+            labels = {item.id: (str(item.render()), item.region) for item in bar.query(BarItem)}
+            assert [labels[f"tab-{m}"][0] for m, _, _ in MODE_TABS] == [
+                "1 Jobs",
+                "2 Performance",
+                "3 Analytics",
+            ]
+            assert labels["key-help"][0] == "? Help" and labels["key-quit"][0] == "^q Quit"
+            for _text, region in labels.values():  # every label whole on the screen
+                assert region.width > 0 and region.right <= width
+            assert bar.query_one(f"#tab-{mode}").has_class("-current")
+        await pilot.click("#tab-jobs")
+        await until(pilot, lambda: app.current_mode == "jobs")
+        await pilot.click("#key-help")
+        await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+
+
+async def test_a_remapped_mode_key_shows_in_the_tab(isolated_home: Path) -> None:
+    app, _ = app_with(isolated_home, '[keymap]\n"nav.analytics" = "f3"\n')
+    async with app.run_test(size=SIZE) as pilot:
+        tab = app.screen.query_one("#tab-analytics", BarItem)
+        assert str(tab.render()) == "f3 Analytics"
+        await pilot.press("f3")
+        await until(pilot, lambda: app.current_mode == "analytics")
