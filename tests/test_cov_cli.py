@@ -177,7 +177,10 @@ async def queue_session(cli: Cli, sim: Simulator, tmp_path: Path) -> None:
     pid = await cli_status_pid(cli)
     code, _, err = await cli("engine")
     assert code == 1 and f"already running for {cli.env['CIVITAI_TUI_HOME']} (pid {pid})" in err
+    # As under `textual serve` (a driver that needs no terminal): the engine check speaks.
+    cli.env["TEXTUAL_DRIVER"] = "textual.drivers.web_driver:WebDriver"
     code, _, err = await cli("--embedded")
+    del cli.env["TEXTUAL_DRIVER"]
     assert code == 1 and "an engine already runs" in err
     code, out, _ = await cli("config", "set", "bulk.batch_size", "3")
     assert out == "bulk.batch_size = 3 (applied to the running engine)\n"
