@@ -216,16 +216,19 @@ def _get_options(
     tuned: bool,
 ) -> GetOptions:
     """What one `get` run does, from its flags and the config (``tuned``: the optimizer runs)."""
+    from civitai_tui.bulk.placement import LibrarySettings
     from civitai_tui.oneshot import GetOptions
     from civitai_tui.perf.config import OptimizationConfig
     from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
 
+    library = LibrarySettings.from_config(config)
     return GetOptions(
-        plan=_job_options(bulk, dest, config).plan_options(),
+        plan=_job_options(bulk, dest, config).plan_options(library.preview_nsfw_level),
         max_files=max_files or config.get("bulk.max_files"),
         allow_http=allow_http,
         optimization=OptimizationConfig.from_config(config) if tuned else None,
         host_memory=state_dir() / HOST_MEMORY_FILE,
+        library=library,
     )
 
 

@@ -1,6 +1,8 @@
 """``civitai-tui get``: plan the targets and download them now, in this process.
 
-No engine and no queue: the targets are planned with the API client, the files
+No engine and no queue: the targets are planned with the API client, placed by
+the library rules the queue uses (``bulk.layout``, sidecars, previews:
+:mod:`civitai_tui.bulk.placement`), the files
 downloaded a few at a time through one shared session, and every event goes to
 the bus given (progress bars, analytics). Connections are the performance
 optimizer's, as in the engine (``GetOptions.optimization``), unless the caller
@@ -11,11 +13,15 @@ or not, so the caller can print a summary and choose the exit status.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import aiohttp
+
+from civitai_tui.bulk.placement import LibrarySettings, add_companions, place
 from civitai_tui.civitai.client import CivitAIClient
+from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import PlanFailure, PlanOptions, plan_targets
 from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.civitai.targets import Target
@@ -30,6 +36,8 @@ from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.optimizer import PerformanceOptimizer
 from civitai_tui.perf.session import create_optimized_session
 
+Landed = Callable[[aiohttp.ClientSession, DownloadRequest, DownloadResult], Awaitable[None]]
+
 
 @dataclass(frozen=True)
 class GetOptions:
@@ -42,6 +50,8 @@ class GetOptions:
     optimization: OptimizationConfig | None = None
     #: Where the optimizer keeps what it learned per host (``perf.memory``); None: nowhere.
     host_memory: Path | None = None
+    #: Layout, sidecars and previews, as for the queue.
+    library: LibrarySettings = field(default_factory=LibrarySettings)
 
 
 @dataclass
@@ -65,10 +75,12 @@ async def download_all(
     max_files: int,
     optimization: OptimizationConfig | None = None,
     host_memory: Path | None = None,
+    landed: Landed | None = None,
 ) -> list[DownloadResult]:
     """Download ``requests``, ``max_files`` at a time, through one shared session.
 
-    With ``optimization`` a :class:`PerformanceOptimizer` tunes the connections.
+    With ``optimization`` a :class:`PerformanceOptimizer` tunes the connections;
+    ``landed(session, request, result)`` runs for each file that is in place.
     """
     holder: list[FileDownloader] = []
     optimizer = None
@@ -92,7 +104,10 @@ async def download_all(
 
         async def one(request: DownloadRequest) -> DownloadResult:
             async with gate:
-                return await downloader.download(request)
+                result = await downloader.download(request)
+            if landed is not None and result.status != "failed" and result.path is not None:
+                await landed(session, request, result)
+            return result
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
     finally:
@@ -116,10 +131,30 @@ async def run_get(
 
     ``limiters`` are the client's pacing (``runtime_settings.api_limiters``).
     """
+    library = options.library
+    layout = LibraryLayout(options.plan.dest, library.layout, library.template)
+
+    async def landed(
+        session: aiohttp.ClientSession, request: DownloadRequest, result: DownloadResult
+    ) -> None:
+        assert result.path is not None
+        await add_companions(
+            session,
+            result.path,
+            request.info,
+            result.sha256,
+            request.preview_url,
+            sidecars=library.sidecars,
+            previews=library.previews,
+            base_url=base_url,
+            allow_http=options.allow_http,
+        )
+
     async with CivitAIClient(
         base_url, api_key, allow_http=options.allow_http, bus=bus, **(limiters or {})
     ) as client:
-        requests, failures = await plan_targets(client, targets, options.plan)
+        planned, failures = await plan_targets(client, targets, options.plan)
+        requests = [place(layout, r) for r in planned]
         if on_planned is not None:
             on_planned(requests)
         results = await download_all(
@@ -129,5 +164,6 @@ async def run_get(
             max_files=options.max_files,
             optimization=options.optimization,
             host_memory=options.host_memory,
+            landed=landed,
         )
     return GetReport(results=list(zip(requests, results, strict=True)), plan_failures=failures)

@@ -27,8 +27,8 @@ import aiohttp
 from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
 from civitai_tui.bulk.library import LibraryIndex
+from civitai_tui.bulk.placement import add_companions, place
 from civitai_tui.bulk.queue import JobQueue
-from civitai_tui.bulk.sidecars import fetch_preview, write_sidecar
 from civitai_tui.bulk.states import JobState
 from civitai_tui.bulk.store import JobStore
 from civitai_tui.civitai.client import CivitAIClient
@@ -436,12 +436,17 @@ class BulkDownloadManager:
         assert self._library is not None
         if sha256:
             await asyncio.to_thread(self._library.add, path, sha256)
-        if self.settings.sidecars:
-            await asyncio.to_thread(write_sidecar, path, f.info, sha256, self.settings.base_url)
-        if self.settings.previews and f.preview_url and self._session is not None:
-            await fetch_preview(
-                self._session, f.preview_url, path, allow_http=self.settings.allow_http
-            )
+        await add_companions(
+            self._session,
+            path,
+            f.info,
+            sha256,
+            f.preview_url,
+            sidecars=self.settings.sidecars,
+            previews=self.settings.previews,
+            base_url=self.settings.base_url,
+            allow_http=self.settings.allow_http,
+        )
 
     def _finish(self, job: BulkDownloadJob) -> None:
         self._queue.remove(job.id)
@@ -549,10 +554,8 @@ class BulkDownloadManager:
         files = []
         for req in requests:
             info = dataclasses.replace(req.info, key=f"{job.id}:{req.info.key}", job_id=job.id)
+            req = place(layout, dataclasses.replace(req, info=info))
             dest_dir, filename = req.dest_dir, req.filename
-            if filename:
-                path = layout.place(info, filename)
-                dest_dir, filename = path.parent, path.name
             f = JobFile(
                 info=info,
                 dest_dir=str(dest_dir),

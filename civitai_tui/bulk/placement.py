@@ -1,0 +1,75 @@
+"""One set of library rules for ``get`` and the queue: where a file goes, what lands beside it.
+
+``bulk.layout`` / ``bulk.template`` place every named file under the
+destination (:class:`~civitai_tui.civitai.layouts.LibraryLayout`); once a file
+is in place, ``bulk.sidecars`` writes ``<name>.civitai.json`` beside it and
+``bulk.previews`` fetches the version's preview image. The engine's manager and
+``civitai-tui get`` both call these, so a file lands in the same place with the
+same companions whichever way it was downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiohttp
+
+from civitai_tui.bulk.sidecars import fetch_preview, write_sidecar
+from civitai_tui.civitai.layouts import LibraryLayout
+from civitai_tui.config import OPTIONS, Config
+from civitai_tui.download.request import DownloadRequest
+from civitai_tui.events import FileInfo
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """The ``bulk.*`` keys that decide placement and companions."""
+
+    layout: str = OPTIONS["bulk.layout"].default
+    template: str = OPTIONS["bulk.template"].default
+    sidecars: bool = OPTIONS["bulk.sidecars"].default
+    previews: bool = OPTIONS["bulk.previews"].default
+    preview_nsfw_level: int = OPTIONS["bulk.preview_nsfw_level"].default
+
+    @classmethod
+    def from_config(cls, config: Config) -> LibrarySettings:
+        return cls(
+            layout=config.get("bulk.layout"),
+            template=config.get("bulk.template"),
+            sidecars=config.get("bulk.sidecars"),
+            previews=config.get("bulk.previews"),
+            preview_nsfw_level=config.get("bulk.preview_nsfw_level"),
+        )
+
+
+def place(layout: LibraryLayout, request: DownloadRequest) -> DownloadRequest:
+    """``request`` with its final folder and name by ``layout``.
+
+    A file whose name comes only from the server (a plain URL) stays in the
+    destination folder: its type is not known before the download.
+    """
+    if not request.filename:
+        return request
+    path = layout.place(request.info, request.filename)
+    return replace(request, dest_dir=path.parent, filename=path.name)
+
+
+async def add_companions(
+    session: aiohttp.ClientSession | None,
+    model: Path,
+    info: FileInfo,
+    sha256: str | None,
+    preview_url: str | None,
+    *,
+    sidecars: bool,
+    previews: bool,
+    base_url: str,
+    allow_http: bool,
+) -> None:
+    """The sidecar JSON and the preview image beside a model file that is in place."""
+    if sidecars:
+        await asyncio.to_thread(write_sidecar, model, info, sha256, base_url)
+    if previews and preview_url and session is not None:
+        await fetch_preview(session, preview_url, model, allow_http=allow_http)
