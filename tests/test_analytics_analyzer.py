@@ -152,11 +152,10 @@ def test_patterns_optimizer_and_recommendations(sample_db: Path) -> None:
     r = analyze(sample_db)
     kinds = {p.kind: p for p in r.patterns}
     assert set(kinds) == {
-        "peak_hours",
-        "busy_weekdays",
         "failing_host",
         "retry_storm",
         "verification_failures",
+        "unsafe_files",
         "low_success_rate",
     }  # host "a" runs at exactly half the median speed: not yet "slow"
     failing = kinds["failing_host"]
@@ -165,9 +164,12 @@ def test_patterns_optimizer_and_recommendations(sample_db: Path) -> None:
     # The advice is that of the host's own failures (a bad hash), not "lower concurrency".
     assert "mostly hash_mismatch (1 of 1)" in failing.detail
     assert failing.recommendations == [FAILURE_ADVICE["hash_mismatch"]]
-    assert "01:00, 03:00, 05:00" in kinds["peak_hours"].detail
     assert "f5.safetensors" in kinds["verification_failures"].detail
     assert "hash_mismatch" in kinds["low_success_rate"].detail
+    # A file refused as unsafe is never "retried": the advice fits the cause.
+    assert "f5.safetensors" in kinds["unsafe_files"].detail
+    [unsafe_advice] = kinds["unsafe_files"].recommendations
+    assert unsafe_advice.startswith("Do not retry")
     [opt] = r.optimizer
     assert (opt.setting, opt.decisions, opt.last_value, opt.last_reason) == (
         "concurrency",
@@ -175,8 +177,47 @@ def test_patterns_optimizer_and_recommendations(sample_db: Path) -> None:
         "3",
         "rate limited",
     )
-    assert "Optimizer: concurrency is now 3 (rate limited)" in r.recommendations
+    # The optimizer's decisions are its own section, never a recommendation.
+    assert not any("Optimizer" in rec or "is now" in rec for rec in r.recommendations)
     assert any("SHA256" in rec for rec in r.recommendations)
+    # 5 downloads over 2 days: no time patterns, and the report says what they need.
+    assert r.notes == [
+        "Time-of-day and weekday patterns need at least 20 downloads over at least 3 days; "
+        "this period has 5 over 2 day(s)."
+    ]
+
+
+def test_time_patterns_need_twenty_downloads_over_three_days(tmp_path: Path) -> None:
+    db = tmp_path / "analytics.db"
+    evening = [T0 + day * D + 21 * H + n * 60 for day in range(3) for n in range(7)]
+    record(
+        db, [completed(info(n, "a", "LORA", "SDXL 1.0"), ts, MB) for n, ts in enumerate(evening)]
+    )
+    r = AnalyticsAnalyzer(db).analyze(T0, T0 + 3 * D, utc_offset=0)
+    assert [p.kind for p in r.patterns if p.kind == "peak_hours"] == ["peak_hours"]
+    assert "21:00" in next(p.detail for p in r.patterns if p.kind == "peak_hours")
+    assert r.notes == []
+    fewer = AnalyticsAnalyzer(db).analyze(T0, T0 + 2 * D, utc_offset=0)  # 14 over 2 days
+    assert not [p for p in fewer.patterns if p.kind in ("peak_hours", "busy_weekdays")]
+    assert "this period has 14 over 2 day(s)" in fewer.notes[0]
+
+
+def test_medians_for_every_breakdown_and_the_stored_names(sample_db: Path) -> None:
+    r = analyze(sample_db)
+    types = {b.name: b.median_speed for b in r.model_types}
+    assert types == {"LORA": pytest.approx(1.5 * MB), "Checkpoint": pytest.approx(6 * MB)}
+    bases = {b.name: b.median_speed for b in r.base_models}
+    assert bases == {"SDXL 1.0": pytest.approx(4 * MB), "SD 1.5": pytest.approx(2 * MB)}
+    assert r.creator_names == "none"  # no creators recorded: no claim either way
+
+
+def test_throughput_covers_the_whole_period_in_buckets(sample_db: Path) -> None:
+    r = analyze(sample_db)
+    assert r.throughput_bucket_s == 3600
+    assert len(r.throughput) == 48  # two days, hourly, the empty hours too
+    assert r.throughput[0].ts == T0 and r.throughput[-1].ts == T0 + 47 * H
+    by_ts = {p.ts: p.bytes_per_s for p in r.throughput}
+    assert by_ts[T0 + H] == pytest.approx(100 * MB / 3600) and by_ts[T0 + 2 * H] == 0
 
 
 def test_empty_period(tmp_path: Path) -> None:

@@ -213,3 +213,55 @@ def test_report_command(isolated_home: Path, tmp_path: Path) -> None:
     assert reversed_.exit_code == 2 and "must be before" in reversed_.output
     bad = runner.invoke(report_command, ["--format", "docx", "-o", str(out)])
     assert bad.exit_code == 2
+
+
+def chart_specs_in(page: str) -> dict[str, dict[str, Any]]:
+    """The Plotly specs the page hands to ``Plotly.newPlot``, by chart id."""
+    match = re.search(r"var specs = (\[.*?\]);\n", page, flags=re.S)
+    assert match is not None
+    return {spec["id"]: spec for spec in json.loads(match.group(1))}
+
+
+def test_html_charts_span_the_period_and_tables_carry_medians(report: AnalyticsReport) -> None:
+    page = ReportGenerator(report).html()
+    throughput = chart_specs_in(page)["chart-throughput"]
+    axis = throughput["layout"]["xaxis"]
+    assert axis["type"] == "date"
+    # The axis spans the period (in whole hours), not the milliseconds around one point.
+    since, until = (fmt.timestamp(t, 0)[:16] for t in (NOW - 4 * 86400, NOW))
+    assert axis["range"] == [since[:14] + "00", until[:11] + f"{int(until[11:13]) + 1:02d}:00"]
+    [bars] = throughput["data"]
+    assert len(bars["x"]) == len(bars["y"]) == 4 * 24 + 1  # every hour the period touches
+    assert axis["range"][0] < bars["x"][0] and bars["x"][-1] < axis["range"][1]
+    assert sum(bars["y"]) == pytest.approx(700.0)  # MB, not a mean rate over hours
+    assert throughput["title"] == "Data downloaded per hour"
+    # Medians of every breakdown (2 MB/s each), never "n/a" with data present.
+    tables = re.findall(r"<h3>(Model types|Base models|Hosts)</h3>(.*?)</table>", page, re.S)
+    assert len(tables) == 3
+    for _, table in tables:
+        assert fmt.speed(2_000_000) in table and fmt.NONE not in table
+    # 9 downloads over 3 days: no time patterns, and the page says what they need.
+    assert "need at least 20 downloads over at least 3 days" in page
+    assert "Schedule large batches" not in page
+    assert '<table id="optimizer">' in page and "No decisions in this period." in page
+
+
+@pytest.mark.parametrize(
+    ("anonymize", "claim"),
+    [
+        (True, "creator names were pseudonymised before storage"),
+        (False, "creator names are stored in clear (analytics.anonymize_users = false)"),
+    ],
+)
+def test_the_privacy_footer_says_what_is_true_of_the_data(
+    tmp_path: Path, anonymize: bool, claim: str
+) -> None:
+    from civitai_tui.analytics.settings import AnalyticsSettings
+
+    db = tmp_path / "analytics.db"
+    with AnalyticsCollector(db, AnalyticsSettings(anonymize_users=anonymize)) as collector:
+        f = FileInfo(key="k", name="m.safetensors", host="h", creator="alice")
+        collector.record(FileFailed(file=f, kind="network", message="reset", ts=NOW - 10))
+    page = ReportGenerator(AnalyticsAnalyzer(db).analyze(NOW - 100, NOW)).html()
+    assert claim in page
+    assert ("pseudonymised" in page) == anonymize

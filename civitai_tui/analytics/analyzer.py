@@ -8,6 +8,7 @@ trends and patterns are computed in Python from the small aggregated results.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import time
 from collections import defaultdict
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civitai_tui.analytics import stats
-from civitai_tui.analytics.patterns import Evidence, find_patterns, recommendations
+from civitai_tui.analytics.patterns import Evidence, find_patterns, notes, recommendations
 from civitai_tui.analytics.rows import COMPLETED, FAILED, OPTIMIZER, RETRY, SCAN, STARTED
 from civitai_tui.analytics.schema import DB_NAME, connect
 from civitai_tui.analytics.summary import (
@@ -33,7 +34,10 @@ from civitai_tui.analytics.summary import (
 from civitai_tui.config import state_dir
 
 UNSAFE_VERDICTS = ("dangerous", "error")
-VERIFY_KINDS = ("hash_mismatch", "size_mismatch", "invalid_format", "unsafe")
+#: Failures a retry may fix (a corrupt transfer) and refusals it never will (the content).
+VERIFY_KINDS = ("hash_mismatch", "size_mismatch", "invalid_format")
+UNSAFE_KINDS = ("unsafe",)
+PSEUDONYM = re.compile(r"u_[0-9a-f]{16}")
 RETRY_STORM_PER_MINUTE = 10
 _RANGE = "e.ts >= :since AND e.ts < :until"
 
@@ -105,7 +109,9 @@ class _Analysis:
     def run(self) -> AnalyticsReport:
         speeds = self._speeds()  # (ts, host, speed) of completed downloads
         finished = self._finished()
-        hosts = self._breakdown("n.value", "LEFT JOIN names n ON n.id = f.host", speeds)
+        hosts = self._breakdown("n.value", "LEFT JOIN names n ON n.id = f.host")
+        daily = self._daily(finished)
+        bucket_s, throughput = self._throughput(finished)
         evidence = Evidence(
             totals=self._totals(),
             hosts=hosts,
@@ -114,8 +120,10 @@ class _Analysis:
             failures_by_cause=self._failures_by_cause(),
             host_failure_causes=self._host_failure_causes(),
             retry_storms=self._retry_storms(),
-            verify_failures=self._verify_failures(),
+            verify_failures=self._refused(VERIFY_KINDS, ()),
+            unsafe_files=self._refused(UNSAFE_KINDS, UNSAFE_VERDICTS),
             overall_median_speed=stats.median_or_none([s for _, _, s in speeds]),
+            active_days=sum(1 for d in daily if d.completed + d.failed),
         )
         optimizer = self._optimizer()
         patterns = find_patterns(evidence)
@@ -126,17 +134,20 @@ class _Analysis:
             speed=stats.speed_stats([s for _, _, s in speeds]),
             failures_by_cause=evidence.failures_by_cause,
             hosts=hosts,
-            model_types=self._breakdown("f.model_type", "", speeds=None),
-            base_models=self._breakdown("f.base_model", "", speeds=None),
-            daily=self._daily(finished),
+            model_types=self._breakdown("f.model_type", ""),
+            base_models=self._breakdown("f.base_model", ""),
+            daily=daily,
             hourly=evidence.hourly,
             weekdays=evidence.weekdays,
-            throughput=self._throughput(finished),
+            throughput=throughput,
             speed_histogram=stats.histogram([s for _, _, s in speeds]),
             trends=self._trends(speeds),
             patterns=patterns,
             optimizer=optimizer,
-            recommendations=recommendations(evidence, patterns, optimizer),
+            recommendations=recommendations(evidence, patterns),
+            throughput_bucket_s=bucket_s,
+            creator_names=self._creator_names(),
+            notes=notes(evidence),
         )
 
     # -- totals and breakdowns -------------------------------------------------------------
@@ -184,9 +195,8 @@ class _Analysis:
             t=COMPLETED,
         )
 
-    def _breakdown(
-        self, column: str, join: str, speeds: list[tuple[float, str, float]] | None
-    ) -> list[Breakdown]:
+    def _breakdown(self, column: str, join: str) -> list[Breakdown]:
+        """Completed, failed, bytes and the median speed per value of ``column``."""
         rows = self._rows(
             f"SELECT coalesce({column}, ''), e.type, count(*), total(e.bytes) FROM events e "
             f"JOIN files f ON f.id = e.file {join} WHERE e.type IN (:c, :f) AND {_RANGE} "
@@ -200,11 +210,15 @@ class _Analysis:
             entry[0 if event_type == COMPLETED else 1] += count
             entry[2] += int(size)
         by_name: dict[str, list[float]] = defaultdict(list)
-        for _, name, speed in speeds or ():
+        for name, speed in self._rows(
+            f"SELECT coalesce({column}, ''), e.speed FROM events e JOIN files f ON f.id = e.file "
+            f"{join} WHERE e.type = :c AND e.speed IS NOT NULL AND {_RANGE}",
+            c=COMPLETED,
+        ):
             by_name[name or "unknown"].append(speed)
         out = [
             Breakdown(name, done, failed, size, stats.ratio(done, done + failed),
-                      stats.median_or_none(by_name[name]) if speeds is not None else None)
+                      stats.median_or_none(by_name[name]))
             for name, (done, failed, size) in per_name.items()
         ]  # fmt: skip
         return sorted(out, key=lambda b: (-(b.completed + b.failed), b.name))
@@ -264,14 +278,20 @@ class _Analysis:
             for day, (done, failed, size) in sorted(days.items())
         ]  # fmt: skip
 
-    def _throughput(self, finished: list[_Finished]) -> list[ThroughputPoint]:
+    def _throughput(self, finished: list[_Finished]) -> tuple[int, list[ThroughputPoint]]:
+        """Bucket length and every bucket of the period, empty ones too (a time axis, not dots)."""
         hours = _bucket_hours(self.period.until - self.period.since)
+        seconds = hours * 3600
+        off = self.period.utc_offset
         buckets: dict[int, int] = defaultdict(int)
         for f in finished:
             buckets[f.hour // hours] += f.bytes
-        seconds = hours * 3600
-        off = self.period.utc_offset
-        return [
+        first = int((self.period.since + off) // seconds)
+        last = int((max(self.period.until - 1e-6, self.period.since) + off) // seconds)
+        if last - first <= MAX_BUCKETS:
+            for b in range(first, last + 1):
+                buckets.setdefault(b, 0)
+        return seconds, [
             ThroughputPoint(b * seconds - off, size / seconds)
             for b, size in sorted(buckets.items())
         ]
@@ -309,17 +329,33 @@ class _Analysis:
         )  # fmt: skip
         return [r[0] for r in rows]
 
-    def _verify_failures(self) -> list[Count]:
-        marks = ", ".join("?" * (len(VERIFY_KINDS) + len(UNSAFE_VERDICTS)))
+    def _refused(self, kinds: tuple[str, ...], verdicts: tuple[str, ...]) -> list[Count]:
+        """Files that failed with one of ``kinds``, or were scanned with one of ``verdicts``."""
         sql = (
             "SELECT coalesce(nullif(f.name, ''), f.key), count(*) FROM events e "
             "JOIN files f ON f.id = e.file JOIN names n ON n.id = e.label "
-            f"WHERE e.type IN (?, ?) AND e.ts >= ? AND e.ts < ? AND n.value IN ({marks}) "
+            "WHERE e.ts >= ? AND e.ts < ? AND ("
+            f"(e.type = ? AND n.value IN ({', '.join('?' * len(kinds))})) OR "
+            f"(e.type = ? AND n.value IN ({', '.join('?' * len(verdicts))}))) "
             "GROUP BY e.file ORDER BY 2 DESC, 1"
         )
         p = self.period
-        params = (FAILED, SCAN, p.since, p.until, *VERIFY_KINDS, *UNSAFE_VERDICTS)
+        params = (p.since, p.until, FAILED, *kinds, SCAN, *verdicts)
         return [Count(name, n) for name, n in self.conn.execute(sql, params)]
+
+    def _creator_names(self) -> str:
+        """How the creator names of the period's files are stored (the report claims only that)."""
+        names = [
+            row[0]
+            for row in self._rows(
+                "SELECT DISTINCT f.creator FROM events e JOIN files f ON f.id = e.file "
+                "WHERE f.creator != '' AND " + _RANGE
+            )
+        ]
+        hidden = sum(1 for n in names if PSEUDONYM.fullmatch(n))
+        if not names:
+            return "none"
+        return "pseudonymised" if hidden == len(names) else "clear" if not hidden else "mixed"
 
     def _optimizer(self) -> list[OptimizerSummary]:
         """Per setting: how often the optimizer changed it, and its latest decision."""
@@ -338,6 +374,8 @@ class _Analysis:
 
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+#: A throughput series longer than this (a period of years) keeps only non-empty buckets.
+MAX_BUCKETS = 2000
 
 
 def _fold(finished: list[_Finished], key: Callable[[int], int], size: int) -> list[int]:

@@ -23,6 +23,7 @@ PLOTLY_CONFIG = {
     "responsive": True,
 }
 _MB = 1_000_000
+BUCKET_NAMES = {3600: "hour", 6 * 3600: "6 hours", 86400: "day"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +62,29 @@ def _layout(x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
 
 
 def _throughput(report: AnalyticsReport) -> ChartSpec:
-    offset = report.period.utc_offset
-    points = report.throughput
+    """Data completed in each bucket of the period, on a date axis spanning the period."""
+    offset, bucket = report.period.utc_offset, report.throughput_bucket_s
+    unit = BUCKET_NAMES.get(bucket, f"{bucket // 3600} hours")
     data = [
         {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "MB/s",
-            "x": [_iso(p.ts, offset) for p in points],
-            "y": [round(p.bytes_per_s / _MB, 3) for p in points],
+            "type": "bar",
+            "name": f"MB per {unit}",
+            "x": [_iso(p.ts + bucket / 2, offset) for p in report.throughput],
+            "y": [round(p.bytes_per_s * bucket / _MB, 3) for p in report.throughput],
+            "width": bucket * 1000 * 0.9,  # ms on a date axis
         }
     ]
-    return ChartSpec("chart-throughput", "Throughput over time (completed data)", data,
-                     _layout("time", "MB/s"))  # fmt: skip
+    layout = _layout("time", f"MB per {unit}")
+    layout["xaxis"].update(type="date", range=_span(report))
+    return ChartSpec("chart-throughput", f"Data downloaded per {unit}", data, layout)
+
+
+def _span(report: AnalyticsReport) -> list[str]:
+    """The x range of a date axis: the period, widened to whole buckets."""
+    p, points = report.period, report.throughput
+    since = min(p.since, points[0].ts) if points else p.since
+    until = max(p.until, points[-1].ts + report.throughput_bucket_s) if points else p.until
+    return [_iso(since, p.utc_offset), _iso(until, p.utc_offset)]
 
 
 def _daily(report: AnalyticsReport) -> ChartSpec:

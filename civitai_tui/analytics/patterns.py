@@ -4,10 +4,14 @@ Rules (all thresholds are module constants):
 
 * peak hours: hours of day whose activity is above mean + one standard deviation
   of the 24 hourly counts; busiest weekdays: at least 1.25x the weekday mean.
+  Both only with at least 20 downloads over at least 3 days (a single session
+  says nothing about habits); below that a note says what is missing.
 * slow host: median speed under half the overall median (at least 3 downloads);
   failing host: at least 20 % failures (at least 3 attempts).
 * retry storm: a minute with at least 10 retries scheduled.
-* verification: files that failed hash, size, format or pickle checks.
+* verification: files that failed hash, size or format checks (a retry may fix a
+  corrupt transfer); unsafe files: refused by the pickle scan or CivitAI's own
+  scan (a retry never will: the advice says so).
 
 Confidence grows linearly with the evidence (``samples / CONFIDENT_SAMPLES``)
 up to 1.0, so a pattern seen in three downloads is reported but flagged weak.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from civitai_tui.analytics.summary import Breakdown, Count, OptimizerSummary, Pattern, Totals
+from civitai_tui.analytics.summary import Breakdown, Count, Pattern, Totals
 
 CONFIDENT_SAMPLES = 50
 MIN_HOST_SAMPLES = 3
@@ -26,6 +30,8 @@ SLOW_HOST_FACTOR = 0.5
 FAILING_HOST_RATE = 0.2
 BUSY_WEEKDAY_FACTOR = 1.25
 LOW_SUCCESS_RATE = 0.9
+MIN_TIME_PATTERN_DOWNLOADS = 20
+MIN_TIME_PATTERN_DAYS = 3
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 #: What a user can do about each FailureKind value.
@@ -46,7 +52,8 @@ FAILURE_ADVICE = {
     "size_mismatch": "Files arrived with the wrong size; retry them, and check free disk space.",
     "hash_mismatch": "Files failed their SHA256 check; retry them, and check disk and RAM health.",
     "invalid_format": "Files had broken headers; retry them, and report the model if it repeats.",
-    "unsafe": "Unsafe pickles were quarantined; prefer .safetensors versions of those models.",
+    "unsafe": "Files refused as unsafe were quarantined; do not retry them: prefer "
+    ".safetensors versions of those models.",
     "disk_full": "The disk filled up; free space or choose another destination.",
     "filesystem": "Files could not be written; check the destination's permissions.",
 }
@@ -63,8 +70,17 @@ class Evidence:
     failures_by_cause: list[Count]
     host_failure_causes: dict[str, list[Count]]  # host name -> its failures, commonest first
     retry_storms: list[int]  # retries in each storm minute
-    verify_failures: list[Count]  # file name, failures
+    verify_failures: list[Count]  # file name, failures (hash, size, format)
+    unsafe_files: list[Count]  # file name, refusals (pickle scan, CivitAI scan)
     overall_median_speed: float | None
+    active_days: int = 0  # days of the period with at least one finished download
+
+    @property
+    def enough_for_time_patterns(self) -> bool:
+        return (
+            sum(self.hourly) >= MIN_TIME_PATTERN_DOWNLOADS
+            and self.active_days >= MIN_TIME_PATTERN_DAYS
+        )
 
 
 def confidence(samples: int) -> float:
@@ -73,12 +89,14 @@ def confidence(samples: int) -> float:
 
 def find_patterns(ev: Evidence) -> list[Pattern]:
     """Every pattern the rules find, strongest evidence first."""
+    timed = ev.enough_for_time_patterns
     found = [
-        *_peak_hours(ev.hourly),
-        *_busy_weekdays(ev.weekdays),
+        *(_peak_hours(ev.hourly) if timed else []),
+        *(_busy_weekdays(ev.weekdays) if timed else []),
         *_host_patterns(ev.hosts, ev.overall_median_speed, ev.host_failure_causes),
         *_retry_storms(ev.retry_storms),
         *_verify_failures(ev.verify_failures),
+        *_unsafe_files(ev.unsafe_files),
         *_low_success(ev.totals, ev.failures_by_cause),
     ]
     return sorted(found, key=lambda p: -p.confidence)
@@ -190,9 +208,28 @@ def _verify_failures(files: list[Count]) -> list[Pattern]:
         Pattern(
             "verification_failures",
             "Files failing verification",
-            f"{len(files)} file(s) failed hash, size, format or safety checks: {names}.",
+            f"{len(files)} file(s) failed hash, size or format checks: {names}.",
             1.0,
             ["Retry these files; if one fails again, report the model on CivitAI."],
+        )
+    ]
+
+
+def _unsafe_files(files: list[Count]) -> list[Pattern]:
+    if not files:
+        return []
+    names = ", ".join(f.name for f in files[:5])
+    return [
+        Pattern(
+            "unsafe_files",
+            "Files refused as unsafe",
+            f"{len(files)} file(s) were refused by a safety scan (quarantined, never placed): "
+            f"{names}.",
+            1.0,
+            [
+                "Do not retry files refused as unsafe: the same content is refused again. "
+                "Prefer a .safetensors version of those models, or report them on CivitAI."
+            ],
         )
     ]
 
@@ -215,10 +252,9 @@ def _low_success(totals: Totals, causes: list[Count]) -> list[Pattern]:
     ]
 
 
-def recommendations(
-    ev: Evidence, patterns: list[Pattern], optimizer: list[OptimizerSummary]
-) -> list[str]:
-    """Pattern advice, advice per failure cause, and the optimizer's latest decisions."""
+def recommendations(ev: Evidence, patterns: list[Pattern]) -> list[str]:
+    """Pattern advice, then advice per failure cause (the optimizer's decisions are
+    reported on their own: they are what it did, not what the user should do)."""
     out: list[str] = []
     for p in patterns:
         out.extend(r for r in p.recommendations if r not in out)
@@ -226,5 +262,18 @@ def recommendations(
         advice = FAILURE_ADVICE.get(cause.name)
         if advice and advice not in out:
             out.append(advice)
-    out.extend(f"Optimizer: {o.setting} is now {o.last_value} ({o.last_reason})" for o in optimizer)
+    return out
+
+
+def notes(ev: Evidence) -> list[str]:
+    """What the report cannot say for lack of data, and the minimum it needs."""
+    out = []
+    if not ev.enough_for_time_patterns and sum(ev.hourly):
+        out.append(
+            f"Time-of-day and weekday patterns need at least {MIN_TIME_PATTERN_DOWNLOADS} "
+            f"downloads over at least {MIN_TIME_PATTERN_DAYS} days; this period has "
+            f"{sum(ev.hourly)} over {ev.active_days} day(s)."
+        )
+    if ev.totals.completed == 0:
+        out.append("No download completed in this period: speeds and medians need at least one.")
     return out

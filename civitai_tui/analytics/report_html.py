@@ -16,7 +16,12 @@ import jinja2
 from civitai_tui import __version__
 from civitai_tui.analytics import formatting as fmt
 from civitai_tui.analytics.charts import PLOTLY_CONFIG, chart_specs
-from civitai_tui.analytics.report_tables import breakdown_tables, trends_table
+from civitai_tui.analytics.report_tables import (
+    breakdown_tables,
+    optimizer_table,
+    privacy_line,
+    trends_table,
+)
 from civitai_tui.analytics.summary import AnalyticsReport
 
 
@@ -59,6 +64,9 @@ def render_html(
             trends=trends_table(report),
             patterns=report.patterns,
             recommendations=report.recommendations,
+            notes=report.notes,
             tables=breakdown_tables(report, max_rows),
+            optimizer=optimizer_table(report),
+            privacy=privacy_line(report),
         )
     )

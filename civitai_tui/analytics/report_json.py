@@ -15,7 +15,9 @@ success_rate}], ``hourly`` [24 ints], ``weekdays`` [7 ints, Monday first],
 ``trends`` [{metric, first_half, second_half, change_pct, direction,
 significance}], ``patterns`` [{kind, title, detail, confidence,
 recommendations}], ``optimizer`` [{setting, decisions, last_value, last_reason,
-last_ts}], ``recommendations`` [str]. Times are epoch seconds (UTC), sizes
+last_ts}], ``recommendations`` [str], ``throughput_bucket_s`` (the length of
+each throughput bucket), ``creator_names`` (pseudonymised, clear, mixed or
+none), ``notes`` [str] (why something is missing). Times are epoch seconds (UTC), sizes
 bytes, rates 0..1; a value that cannot be computed (no data) is ``null``.
 :data:`REPORT_SCHEMA` is the same as a JSON Schema. A change that removes or
 renames a field bumps :data:`SCHEMA_VERSION`; added fields do not.
@@ -112,6 +114,9 @@ REPORT_SCHEMA: dict[str, Any] = {
             )
         ),
         recommendations=_list(_STR),
+        throughput_bucket_s=_INT,
+        creator_names={"enum": ["pseudonymised", "clear", "mixed", "none"]},
+        notes=_list(_STR),
     ),
 }
 

@@ -14,7 +14,12 @@ from fpdf.fonts import FontFace
 
 from civitai_tui import __version__
 from civitai_tui.analytics import formatting as fmt
-from civitai_tui.analytics.report_tables import Table, breakdown_tables, trends_table
+from civitai_tui.analytics.report_tables import (
+    Table,
+    breakdown_tables,
+    optimizer_table,
+    trends_table,
+)
 from civitai_tui.analytics.summary import AnalyticsReport
 
 _ACCENT = (47, 111, 222)
@@ -48,7 +53,7 @@ def render_pdf(report: AnalyticsReport, *, title: str, max_rows: int) -> bytes:
     _charts(pdf, report)
     _table(pdf, trends_table(report))
     _patterns(pdf, report)
-    for table in breakdown_tables(report, max_rows):
+    for table in [*breakdown_tables(report, max_rows), optimizer_table(report)]:
         _table(pdf, table)
     return bytes(pdf.output())
 
@@ -155,6 +160,8 @@ def _patterns(pdf: FPDF, report: AnalyticsReport) -> None:
         pdf.multi_cell(0, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
     if not report.patterns:
         pdf.multi_cell(0, 5, "No notable patterns in this period.", new_x="LMARGIN", new_y="NEXT")
+    for note in report.notes:
+        pdf.multi_cell(0, 5, latin1(note), new_x="LMARGIN", new_y="NEXT")
     for r in report.recommendations:
         pdf.multi_cell(0, 5, latin1(f"- {r}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)

@@ -45,20 +45,31 @@ _TREND_FORMAT: dict[str, Callable[[float | None], str]] = {
 
 
 def breakdown_tables(report: AnalyticsReport, max_rows: int) -> list[Table]:
-    """Failures, hosts, model types, base models, weekdays and optimizer decisions."""
+    """Failures, hosts, model types, base models and weekdays."""
     failures = [[c.name, f"{c.count:,}"] for c in report.failures_by_cause[:max_rows]]
     weekdays = [[day, f"{n:,}"] for day, n in zip(WEEKDAYS, report.weekdays, strict=True)]
-    optimizer = [
-        [o.setting, f"{o.decisions:,}", o.last_value, o.last_reason] for o in report.optimizer
-    ]
     return [
         Table("Failures by cause", ["cause", "failures"], failures),
         _breakdown("Hosts", "host", report.hosts[:max_rows]),
         _breakdown("Model types", "type", report.model_types[:max_rows]),
         _breakdown("Base models", "base model", report.base_models[:max_rows]),
         Table("Activity by weekday", ["weekday", "downloads"], weekdays),
-        Table("Optimizer decisions", ["setting", "changes", "now", "why"], optimizer),
     ]
+
+
+def optimizer_table(report: AnalyticsReport) -> Table:
+    """What the performance optimizer changed (its own section: decisions, not advice)."""
+    rows = [[o.setting, f"{o.decisions:,}", o.last_value, o.last_reason] for o in report.optimizer]
+    return Table("Optimizer decisions", ["setting", "changes", "now", "why"], rows)
+
+
+def privacy_line(report: AnalyticsReport) -> str:
+    """What the report may truthfully say about stored names (``creator_names``)."""
+    return {
+        "pseudonymised": "creator names were pseudonymised before storage",
+        "clear": "creator names are stored in clear (analytics.anonymize_users = false)",
+        "mixed": "some creator names are stored in clear (analytics.anonymize_users was off)",
+    }.get(report.creator_names, "no creator names are stored for this period")
 
 
 def _breakdown(title: str, name: str, items: list[Breakdown]) -> Table:

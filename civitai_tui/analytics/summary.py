@@ -140,6 +140,13 @@ class AnalyticsReport:
     patterns: list[Pattern]
     optimizer: list[OptimizerSummary]
     recommendations: list[str]
+    #: Length of each ``throughput`` bucket: an hour, 6 hours or a day by period length.
+    throughput_bucket_s: int = 3600
+    #: How creator names of this period's files are stored: "pseudonymised", "clear",
+    #: "mixed" (the setting changed) or "none" (no names): the report claims only that.
+    creator_names: str = "none"
+    #: Why a statistic or a kind of pattern is missing (too little data), one line each.
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -185,7 +185,11 @@ REPORT: dict[str, Any] = {
             "recommendations": ["queue large checkpoints overnight"],
         },
     ],
-    "recommendations": ["keep 16 connections for storage: no 429s this week"],
+    "recommendations": [
+        "queue large checkpoints overnight",
+        "Lower concurrency: many retries in a minute usually mean rate limits.",
+    ],
+    "notes": ["No download completed on Sunday: its speeds need at least one."],
 }
 
 

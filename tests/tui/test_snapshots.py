@@ -103,4 +103,5 @@ async def test_analytics_screen(isolated_home: Path) -> None:
         assert [str(c) for c in trends.get_row_at(0)] == ["mean speed", "↑ +30.0%", "high"]
         patterns = str(app.screen.query_one("#patterns").render())
         assert "Most downloads finish 19:00-23:00" in patterns
-        assert "queue large checkpoints overnight" in patterns
+        assert patterns.count("queue large checkpoints overnight") == 1  # advice given once
+        assert "Lower concurrency" in patterns and "its speeds need at least one" in patterns

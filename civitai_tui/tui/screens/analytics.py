@@ -61,14 +61,24 @@ def trend_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def patterns_text(report: dict[str, Any]) -> str:
-    lines = []
+    """Patterns with their advice, the other advice once, then what is missing and why.
+
+    The same rules as the reports: the analyzer gives advice only with enough
+    data and never lists the optimizer's decisions as advice (they are on the
+    Performance screen).
+    """
+    lines, given = [], set()
     for p in report["patterns"]:
         lines.append(
             f"[b]{escape(p['title'])}[/b] ({100 * p['confidence']:.0f}%): {escape(p['detail'])}"
         )
         lines.extend(f"  → {escape(r)}" for r in p.get("recommendations", []))
-    lines.extend(f"→ {escape(r)}" for r in report.get("recommendations", []))
-    return "\n".join(lines) or "no patterns found in this period"
+        given.update(p.get("recommendations", []))
+    lines.extend(f"→ {escape(r)}" for r in report.get("recommendations", []) if r not in given)
+    if not report["patterns"]:
+        lines.insert(0, "no patterns found in this period")
+    lines.extend(f"[dim]{escape(n)}[/dim]" for n in report.get("notes", []))
+    return "\n".join(lines)
 
 
 class AnalyticsScreen(EngineScreen):
