@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from civitai_tui.download.retry import RetryPolicy
+from civitai_tui.download.speed import SpeedLimits
 from civitai_tui.errors import CivitaiTuiError
 
 MiB = 1 << 20
@@ -65,6 +66,8 @@ class DownloadSettings:
     #: costs about 0.5 CPU-s per GB). Off: such files are reported unverified.
     hash_unpublished: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The overall and per-job speed limits (changed live: ``download.max_speed``, jobs).
+    speed: SpeedLimits = field(default_factory=SpeedLimits)
     #: Called on the loop for every answer fetched by a worker thread (those skip
     #: aiohttp's trace hooks): ``(host, seconds to the headers, new connection)``.
     stream_observer: Callable[[str, float, bool], None] | None = None

@@ -42,6 +42,7 @@ from civitai_tui.download import disk, splice
 from civitai_tui.download.ranges import Segment
 from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
+from civitai_tui.download.speed import Throttle
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 T = TypeVar("T")
@@ -201,11 +202,13 @@ class RangeStream:
         stop_wanted: Callable[[], bool],
         min_speed: int,
         window: float,
+        throttle: Throttle | None = None,
     ) -> Outcome:
         """Write the response body at ``start`` until ``body_end`` or ``seg``'s (moving) end.
 
         ``landed(n)`` is called with the bytes written since its last call; the
-        connection is kept only when the whole body was read.
+        connection is kept only when the whole body was read. ``throttle(n)`` (the
+        speed limits) says how long to wait after ``n`` bytes landed.
         """
         resp = self._resp
         assert resp is not None and resp.fp is not None
@@ -219,6 +222,8 @@ class RangeStream:
             with _network_errors(self._timeout):
                 # seg.end may shrink meanwhile: another connection stole the tail.
                 while pos < (stop_at := min(body_end, seg.end)):
+                    if throttle is not None:
+                        stop_at = min(stop_at, pos + throttle.quantum(stop_at - pos))
                     n = self._land(fd, resp, view, pos, stop_at, where)
                     if self._aborted.is_set():
                         raise Aborted
@@ -233,6 +238,11 @@ class RangeStream:
                         flushed = pos
                     report.add(n)
                     speed.add(n)
+                    wait = throttle(n) if throttle is not None else 0.0
+                    if wait > 0:
+                        speed.paused(wait)  # our own limit is not a slow server
+                        if self._aborted.wait(wait):
+                            raise Aborted
                     if stop_wanted():
                         outcome = Outcome.STOPPED
                         break
@@ -419,6 +429,10 @@ class _SpeedCheck:
         self._window = window
         self._start = time.monotonic()
         self._bytes = 0
+
+    def paused(self, seconds: float) -> None:
+        """The connection waited ``seconds`` on a speed limit: not counted as slow."""
+        self._start += seconds
 
     def add(self, n: int) -> None:
         self._bytes += n

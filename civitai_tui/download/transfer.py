@@ -54,6 +54,7 @@ from civitai_tui.download.responses import (
     unsatisfied_total,
 )
 from civitai_tui.download.settings import DownloadSettings
+from civitai_tui.download.speed import Throttle
 from civitai_tui.download.stream import Answer, Outcome, RangeStream
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import EventBus, FileInfo, FileProgress, FileStarted, RetryScheduled
@@ -185,6 +186,8 @@ class Transfer:
         #: headers (s): what a split is judged by.
         self._speed = 0.0
         self._ttfb = 0.0
+        #: The speed limits this file's bytes count against (overall, its job's).
+        self._throttle = Throttle(settings.speed.limiters(request.info.job_id))
 
     # ----------------------------------------------------------------- paths
     @property
@@ -776,6 +779,7 @@ class Transfer:
                 stop_wanted=lambda: self._to_stop > 0,
                 min_speed=self.settings.min_speed,
                 window=self.settings.min_speed_window,
+                throttle=self._throttle,
             )
         )
 
@@ -887,6 +891,10 @@ class Transfer:
                 disk.pwrite_all(fd, view, seg.pos, where)
                 ranges.advance(seg, len(view))
                 self.fetched += len(view)
+                wait = self._throttle(len(view))
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    win_start += wait  # our own limit is not a slow server
                 now = self._last_progress = loop.time()
                 if now >= next_push:
                     deadline.reschedule(now + stall)
