@@ -21,6 +21,7 @@ from civitai_tui.analytics.commands import report
 from civitai_tui.bulk.jobs import JobOptions
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
+from civitai_tui.download.speed import format_speed, parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 if TYPE_CHECKING:
@@ -60,6 +61,21 @@ def _targets(raw: tuple[str, ...], base_url: str) -> list[Target]:
         raise click.UsageError(err.message) from None
 
 
+class SpeedType(click.ParamType):
+    """A speed such as ``20MB``, ``512KiB`` or ``0`` (no limit), in bytes/s."""
+
+    name = "speed"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return parse_speed(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SPEED = SpeedType()
+
+
 def bulk_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The filters of bulk targets (``user:``, ``tag:``, ``search:``) and file selection."""
     options = [
@@ -74,6 +90,12 @@ def bulk_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--all-files", is_flag=True, help="Every file of a version, not only the primary."
         ),
         click.option("--format", "formats", multiple=True, help="File format, e.g. SafeTensor."),
+        click.option(
+            "--max-speed",
+            type=SPEED,
+            help="Speed limit, e.g. 20MB or 512KiB (`add`: this job's own, changeable "
+            "with `max-speed`; `get`: the whole run's, else download.max_speed).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -174,6 +196,8 @@ def get(
     settings = download_settings(config)
     if connections:
         settings.connections = connections
+    if bulk.get("max_speed") is not None:
+        settings.speed.set_overall(bulk["max_speed"])
     options = _get_options(config, bulk, dest, max_files, allow_http, tuned=not connections)
     bus = EventBus()
     collector = _analytics(config, bus)
@@ -245,6 +269,7 @@ def _job_options(bulk: dict[str, Any], dest: Path | None, config: Config) -> Job
         nsfw=bulk["nsfw"],
         primary_only=not bulk["all_files"],
         formats=tuple(bulk["formats"]),
+        max_speed=bulk.get("max_speed") or None,
     )
 
 
@@ -507,6 +532,15 @@ def cancel(job_ids: tuple[str, ...]) -> None:
 def retry(job_ids: tuple[str, ...]) -> None:
     """Queue failed or cancelled jobs again."""
     _job_action("retry", job_ids)
+
+
+@main.command("max-speed")
+@click.argument("job_id", metavar="JOB")
+@click.argument("value", type=SPEED, metavar="SPEED")
+def max_speed(job_id: str, value: int) -> None:
+    """Set a job's own speed limit now (e.g. 5MB; 0: none but the overall one)."""
+    job = _with_engine(lambda c: c.set_max_speed(job_id, value))
+    click.echo(f"{job['id']}: max speed {format_speed(job['max_speed'] or 0)}")
 
 
 @main.command()

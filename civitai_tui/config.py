@@ -28,6 +28,7 @@ import tomlkit
 
 from civitai_tui.atomic import write_atomic
 from civitai_tui.civitai.layouts import check_template
+from civitai_tui.download.speed import parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 APP_NAME = "civitai-tui"
@@ -81,9 +82,14 @@ class Option:
     #: ``restart`` (read when the engine or the UI starts), ``command`` (read by each
     #: ``get``/``add`` run).
     applies: str = "live"
+    #: Reads a text value (``20MB``) for a numeric option; its allowed values in ``words``.
+    parse: Callable[[str], Any] | None = None
+    words: str = ""
 
     def allowed(self) -> str:
         """The allowed values, in words."""
+        if self.words:
+            return self.words
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
@@ -125,6 +131,8 @@ class Option:
             if text in {"false", "0", "no", "off"}:
                 return False
             raise ValueError(raw)
+        if self.parse is not None and isinstance(raw, str):
+            return self.parse(raw)
         if self.kind is int:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
@@ -240,6 +248,15 @@ OPTIONS: dict[str, Option] = _options(
         "Tries per connection without forward progress before the file fails.",
         minimum=1,
         maximum=100,
+    ),
+    Option(
+        "download.max_speed",
+        int,
+        0,
+        "Overall speed limit (bytes/s; 20MB, 512KiB ...; 0: none), shared by running files.",
+        minimum=0,
+        parse=parse_speed,
+        words="a speed such as 20MB, 512KiB or 1GB/s, or 0 for no limit",
     ),
     # performance optimizer
     Option(

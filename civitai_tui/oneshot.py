@@ -93,6 +93,7 @@ async def download_all(
             optimization,
             HostMemory(host_memory) if host_memory else None,
         )
+        optimizer.set_rate_cap(settings.speed.overall.rate)  # never probes past the limit
         settings = replace(settings, stream_observer=optimizer.health.record_stream)
         session = create_optimized_session(optimizer)
     try:

@@ -32,7 +32,7 @@ def batch_config(config: Config) -> BatchConfig:
 
 def download_settings(config: Config) -> DownloadSettings:
     """Per-file download settings from the ``download.*`` keys."""
-    return dataclasses.replace(
+    settings = dataclasses.replace(
         DownloadSettings(),
         connections=config.get("download.connections"),
         min_split=config.get("download.min_split"),
@@ -40,6 +40,8 @@ def download_settings(config: Config) -> DownloadSettings:
         stall_timeout=config.get("download.stall_timeout"),
         retry=RetryPolicy(max_attempts=config.get("download.max_attempts")),
     )
+    settings.speed.set_overall(config.get("download.max_speed"))
+    return settings
 
 
 def api_limiters(config: Config) -> dict[str, RateLimiter]:

@@ -84,6 +84,10 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "download.checkpoint_seconds": (5.0, _download("checkpoint_seconds")),
     "download.stall_timeout": (10.0, _download("stall_timeout")),
     "download.max_attempts": (2, lambda e: e.manager.settings.download.retry.max_attempts),
+    "download.max_speed": (
+        "20MB",
+        lambda e: (e.manager.settings.download.speed.overall.rate, e.optimizer.rate_cap),
+    ),
     "performance.mode": ("speed", lambda e: str(e.optimizer.config.mode)),
     "performance.cpu_threshold": (50.0, _optimizer("cpu_threshold")),
     "performance.memory_threshold": (50.0, _optimizer("memory_threshold")),

@@ -342,3 +342,45 @@ async def test_a_signed_third_party_url_is_queued_whole(
     masked = await running.client.add([civitai], options={"dest": str(tmp_path / "c")})
     assert TOKEN not in json.dumps(masked)  # a CivitAI URL's token is never stored
     assert (await running.client.wait([masked["id"]], timeout=30))["ok"]
+
+
+@pytest.mark.slow
+async def test_a_job_speed_limit_holds_and_changes_live(
+    running: Running, sim: Simulator, tmp_path: Path
+) -> None:
+    """``add --max-speed`` and ``max-speed JOB`` through the control API: held within 5 %."""
+    large = sim.catalogue.specials.large  # 512 MiB: still running when the test is done
+    job = await running.client.add(
+        [f"model:{large.model_id}"], options={"dest": str(tmp_path), "max_speed": 3_000_000}
+    )
+    assert job["max_speed"] == 3_000_000
+    sub = running.engine.bus.subscribe()
+    done: dict[str, int] = {}
+
+    async def rate(seconds: float) -> float:
+        """Bytes/s of the job over ``seconds``, from progress events (deadline-polled)."""
+        loop = asyncio.get_running_loop()
+        for e in sub.drain():
+            if e.type == "file_progress":
+                done[e.key] = e.done
+        before, started = sum(done.values()), loop.time()
+        while loop.time() - started < seconds:
+            await asyncio.sleep(0.05)
+            for e in sub.drain():
+                if e.type == "file_progress":
+                    done[e.key] = e.done
+        return (sum(done.values()) - before) / (loop.time() - started)
+
+    async def moving() -> bool:
+        await rate(0.2)
+        return sum(done.values()) > 0
+
+    await until(moving)
+    await rate(1.0)  # warm-up
+    assert await rate(5.0) == pytest.approx(3_000_000, rel=0.05)
+    changed = await running.client.set_max_speed(job["id"], 1_500_000)
+    assert changed["max_speed"] == 1_500_000
+    await rate(0.5)
+    assert await rate(5.0) == pytest.approx(1_500_000, rel=0.05)
+    assert running.engine.manager.get(job["id"]).options.max_speed == 1_500_000  # persisted
+    await running.client.action(job["id"], "cancel")

@@ -48,6 +48,8 @@ class JobOptions:
     nsfw: bool | None = None
     primary_only: bool = True
     formats: tuple[str, ...] = ()
+    #: This job's own speed limit (bytes/s; None: only the overall one), changeable live.
+    max_speed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -97,6 +99,7 @@ _OPTION_RULES = {
     "nsfw": "true, false or null",
     "primary_only": "true or false",
     "formats": "a list of strings",
+    "max_speed": "a whole number of bytes/s >= 1 or null",
 }
 _OPTION_CHECKS = {
     "dest": lambda v: isinstance(v, str),
@@ -109,6 +112,7 @@ _OPTION_CHECKS = {
     "nsfw": lambda v: v is None or isinstance(v, bool),
     "primary_only": lambda v: isinstance(v, bool),
     "formats": _texts,
+    "max_speed": lambda v: v is None or (type(v) is int and v >= 1),
 }
 
 
@@ -208,6 +212,7 @@ class BulkDownloadJob:
             "name": self.name,
             "state": str(self.state),
             "priority": self.priority,
+            "max_speed": self.options.max_speed,
             "targets": list(self.targets),
             "files_total": len(self.files),
             "files_done": self.files_done,

@@ -298,6 +298,14 @@ class BulkDownloadManager:
         self._wake.set()
         return job
 
+    async def set_max_speed(self, job_id: str, rate: int | None) -> BulkDownloadJob:
+        """A job's own speed limit (bytes/s, None or 0: none), applied to its running files."""
+        job = self.get(job_id)
+        job.options = dataclasses.replace(job.options, max_speed=rate or None)
+        self._store.save_job(job, with_files=False)
+        self.settings.download.speed.set_job(job.id, rate or 0)
+        return job
+
     async def remove_finished(self) -> list[str]:
         """Forget COMPLETED / FAILED / CANCELLED jobs (files on disk stay)."""
         gone = [j.id for j in self._jobs.values() if j.state.finished]

@@ -14,6 +14,7 @@ Routes (all JSON)::
     GET  /v1/jobs/{id}                   one job with its files
     POST /v1/jobs/{id}/{action}          pause | resume | cancel | retry
     POST /v1/jobs/{id}/priority          {"priority": N}
+    POST /v1/jobs/{id}/max-speed         {"max_speed": bytes/s, 0 = none}
     POST /v1/queue/{action}              pause-all | resume-all | remove-finished
     POST /v1/wait                        {"jobs": [...] | null, "timeout": S}
     GET  /v1/analytics?days=N            the analyzer's report for the last N days
@@ -268,6 +269,16 @@ class ControlAPI:
         job = await self.manager.set_priority(request.match_info["id"], _int(data, "priority", 0))
         return web.json_response(job.summary())
 
+    async def max_speed(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        if "max_speed" not in data:
+            raise BadRequest("'max_speed' is required (bytes/s, 0 for none)")
+        rate = _int(data, "max_speed", 0)
+        if rate < 0:
+            raise BadRequest("'max_speed' cannot be negative")
+        job = await self.manager.set_max_speed(request.match_info["id"], rate)
+        return web.json_response(job.summary())
+
     async def queue_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]
         if action not in QUEUE_ACTIONS:
@@ -404,6 +415,7 @@ def make_app(
     app.router.add_post("/v1/preview", api.preview)
     app.router.add_get("/v1/jobs/{id}", api.get_job)
     app.router.add_post("/v1/jobs/{id}/priority", api.priority)
+    app.router.add_post("/v1/jobs/{id}/max-speed", api.max_speed)
     app.router.add_post("/v1/jobs/{id}/{action}", api.job_action)
     app.router.add_post("/v1/queue/{action}", api.queue_action)
     app.router.add_post("/v1/wait", api.wait)

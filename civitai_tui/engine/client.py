@@ -102,6 +102,10 @@ class EngineClient(SessionOwner):
     async def set_priority(self, job_id: str, priority: int) -> dict[str, Any]:
         return await self._call("POST", f"/v1/jobs/{job_id}/priority", {"priority": priority})
 
+    async def set_max_speed(self, job_id: str, rate: int) -> dict[str, Any]:
+        """A job's own speed limit (bytes/s; 0: none), applied to its running files."""
+        return await self._call("POST", f"/v1/jobs/{job_id}/max-speed", {"max_speed": rate})
+
     async def queue_action(self, action: str) -> dict[str, Any]:
         """``pause-all``, ``resume-all`` or ``remove-finished``."""
         return await self._call("POST", f"/v1/queue/{action}")

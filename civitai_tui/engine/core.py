@@ -23,6 +23,7 @@ from civitai_tui.analytics.schema import DB_NAME
 from civitai_tui.analytics.summary import AnalyticsReport
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
+from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
 from civitai_tui.perf.config import OptimizationConfig
 from civitai_tui.perf.controls import DownloaderControls
@@ -85,6 +86,8 @@ class Engine:
             batch=batch_config(self.config),
             session_factory=lambda: create_optimized_session(self.optimizer),
         )
+        self.manager.settings.download.speed.job_rate = self._job_speed
+        self._apply_speed_limit()
         self.config.on_change(self._apply)
         self._stopped = asyncio.Event()
         self.analytics: AnalyticsCollector | None = None
@@ -136,6 +139,19 @@ class Engine:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
+    def _job_speed(self, job_id: str) -> int | None:
+        """A job's own speed limit (``add --max-speed``), read when its first file starts."""
+        try:
+            return self.manager.get(job_id).options.max_speed
+        except CivitaiTuiError:  # not a job of this engine (a `get` run): no own limit
+            return None
+
+    def _apply_speed_limit(self) -> None:
+        """``download.max_speed`` to the running downloads; the optimizer works within it."""
+        rate = self.config.get("download.max_speed")
+        self.manager.settings.download.speed.set_overall(rate)
+        self.optimizer.set_rate_cap(rate)
+
     def _apply(self, key: str, _value: Any) -> None:
         section = key.split(".", 1)[0]
         if section == "bulk":
@@ -152,6 +168,7 @@ class Engine:
                 setattr(live, field, getattr(fresh_dl, field))
             # the optimizer owns the retry delays; the attempt budget is the user's
             live.retry = dataclasses.replace(live.retry, max_attempts=fresh_dl.retry.max_attempts)
+            self._apply_speed_limit()
         elif section == "api":
             for name, fresh in api_limiters(self.config).items():
                 self.manager.settings.client_options[name].set_ceiling(fresh.max_rate)

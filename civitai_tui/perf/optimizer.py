@@ -379,6 +379,7 @@ class PerformanceOptimizer:
             },
             "hosts": hosts,
             "chunk_size": self.controls.chunk_size(),
+            "rate_cap": self.rate_cap,
             "network_condition": str(self.condition) if self.condition else None,
             "retry_base_delay": self.retry_base,
             "metrics": metrics.to_dict() if metrics else None,

@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm, pick an export format, and the key help."""
+"""Small modal dialogs: confirm, pick an export format, a speed limit, and the key help."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -61,6 +61,33 @@ class ExportScreen(ModalScreen[str | None]):
 
     def action_pick(self, fmt: str | None) -> None:
         self.dismiss(fmt)
+
+
+class SpeedLimitScreen(ModalScreen[str | None]):
+    """Type the overall speed limit (``download.max_speed``); the engine checks it."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="SpeedLimitScreen") + (
+        "SpeedLimitScreen Input { width: 32; }"
+    )
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="speed.cancel", tooltip="Keep the limit."),
+    ]
+
+    def __init__(self, current: str) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Speed limit for all downloads (now {self.current})")
+            yield Input(placeholder="e.g. 20MB, 512KiB, 0 for none", id="speed-limit")
+            yield Label("[b]enter[/b] set   [b]esc[/b] cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class HelpScreen(ModalScreen[None]):

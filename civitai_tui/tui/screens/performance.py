@@ -18,9 +18,11 @@ from textual.containers import Grid
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
+from civitai_tui.download.speed import format_speed
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
+from civitai_tui.tui.screens.modals import SpeedLimitScreen
 from civitai_tui.tui.state import EngineState, PerfView
 from civitai_tui.tui.themes import JOB_GRAPH_VARIABLES
 from civitai_tui.tui.widgets.graph import Series, TimeGraph
@@ -47,8 +49,23 @@ def optimizer_line(perf: PerfView) -> str:
         f"mode [b]{escape(str(opt.get('mode', '?')).upper())}[/b] · "
         f"connections {connections_text(opt)} · "
         f"chunk {human_bytes(chunk) if isinstance(chunk, int) else '?'} · "
+        f"speed limit {format_speed(int(opt.get('rate_cap') or 0))} · "
         f"network: {escape(str(condition))}"
     )
+
+
+def hosts_line(perf: PerfView) -> str:
+    """Per host: the connection budget, the connection limit learned (if any) and why."""
+    hosts = (perf.optimizer or {}).get("hosts") or {}
+    parts = []
+    for host, v in hosts.items():
+        text = f"{escape(host)}: budget {v.get('connections', '?')}"
+        if v.get("per_file"):
+            text += f" ({v['per_file']}/file{', capped' if v.get('capped') else ''})"
+        limit = v.get("limit")
+        text += f", limit {limit} ({escape(str(v.get('limit_why') or ''))})" if limit else ""
+        parts.append(text)
+    return " · ".join(parts) or "no host yet"
 
 
 def connections_text(optimizer: dict[str, Any]) -> str:
@@ -93,7 +110,7 @@ class PerformanceScreen(EngineScreen):
 
     AUTO_FOCUS = "#decisions"
     DEFAULT_CSS = """
-    PerformanceScreen #perf-status { height: 2; padding: 0 1; background: $panel; }
+    PerformanceScreen #perf-status { height: 3; padding: 0 1; background: $panel; }
     PerformanceScreen Grid { grid-size: 2 2; height: 1fr; min-height: 12; }
     PerformanceScreen Grid.-single { grid-size: 1 1; }
     PerformanceScreen Grid.-single TimeGraph { display: none; }
@@ -128,6 +145,13 @@ class PerformanceScreen(EngineScreen):
             "Adaptive",
             id="perf.mode-adaptive",
             tooltip="Follow the network and the machine.",
+        ),
+        Binding(
+            "l",
+            "speed_limit",
+            "Speed limit",
+            id="perf.speed-limit",
+            tooltip="Limit the speed of all downloads (download.max_speed), live.",
         ),
         Binding(
             "g",
@@ -204,7 +228,7 @@ class PerformanceScreen(EngineScreen):
         perf.dirty = False
         self.sub_title = state.connection
         self.query_one("#perf-status", Static).update(
-            f"{optimizer_line(perf)}\n{latest_line(perf)}"
+            f"{optimizer_line(perf)}\n{hosts_line(perf)}\n{latest_line(perf)}"
         )
         self._plot_graphs(state)
         table = self.query_one("#decisions", DataTable)
@@ -249,6 +273,8 @@ class PerformanceScreen(EngineScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "mode":
             return hasattr(self.tui.client, "set_mode")
+        if action == "speed_limit":
+            return hasattr(self.tui.client, "set_config")
         if action == "next_graph":
             return self.single_graph
         return True
@@ -265,3 +291,24 @@ class PerformanceScreen(EngineScreen):
             self.sync(self.tui.state, full=True)
 
         self.run_worker(switch(), group="perf-mode", exclusive=True, exit_on_error=False)
+
+    def action_speed_limit(self) -> None:
+        current = format_speed(int((self.tui.state.perf.optimizer or {}).get("rate_cap") or 0))
+
+        async def apply(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                await self.tui.client.set_config("download.max_speed", text)  # type: ignore[attr-defined]
+            except CivitaiTuiError as err:
+                self.notify(f"speed limit: {err.message}", severity="error")
+                return
+            await self.tui.bridge.performance()
+            rate = (self.tui.state.perf.optimizer or {}).get("rate_cap") or 0
+            self.notify(f"speed limit: {format_speed(int(rate))}")
+            self.sync(self.tui.state, full=True)
+
+        def chosen(text: str | None) -> None:
+            self.run_worker(apply(text), group="perf-limit", exclusive=True, exit_on_error=False)
+
+        self.app.push_screen(SpeedLimitScreen(current), chosen)
