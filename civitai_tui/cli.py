@@ -186,10 +186,12 @@ def get(
     from civitai_tui.console import ProgressDisplay
     from civitai_tui.events import EventBus
     from civitai_tui.logs import setup_logging
+    from civitai_tui.net.policy import UrlPolicy, install
     from civitai_tui.oneshot import run_get
     from civitai_tui.runtime_settings import api_limiters, download_settings
 
     env = Environment.from_env()
+    install(UrlPolicy.for_origin(env.base_url))
     config = _config()
     parsed = _targets(targets, env.base_url)
     setup_logging(state_dir())

@@ -10,14 +10,10 @@ from civitai_tui.civitai.signed_urls import (
     filename_from_url,
     signed_url_expiry,
 )
-from civitai_tui.civitai.urls import (
-    check_redirect,
-    check_url,
-    is_internal,
-    is_loopback,
-    same_origin,
-)
+from civitai_tui.civitai.urls import check_redirect, check_url, same_origin
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.net.policy import is_internal_host as is_internal
+from civitai_tui.net.policy import is_loopback_host as is_loopback
 
 
 @pytest.mark.parametrize(

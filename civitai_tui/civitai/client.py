@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from civitai_tui.download.request import ResolvedURL
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import NULL_BUS, EventBus, RetryScheduled
+from civitai_tui.net.policy import GuardedResolver, refusal
 from civitai_tui.security.redact import mask_url, register_secret
 from civitai_tui.session_owner import SessionOwner
 
@@ -46,6 +48,16 @@ _RETRY_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.SERVER, FailureK
 _DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15, sock_read=30)
 
 T = TypeVar("T")
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` name for ``url`` (None: direct)."""
+    host = urlsplit(url).hostname or ""
+    if urllib.request.proxy_bypass_environment(host):
+        return None
+    return urllib.request.getproxies_environment().get(urlsplit(url).scheme)
+
+
 Params = Sequence[tuple[str, str]]
 
 
@@ -115,6 +127,14 @@ class CivitAIClient(SessionOwner):
         timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = check_url(base_url.strip().rstrip("/"), allow_http)
+        parts = urlsplit(self.base_url)
+        if parts.username is not None or parts.password is not None:
+            raise CivitaiTuiError(
+                FailureKind.BAD_CONFIG,
+                f"CIVITAI_BASE_URL ({mask_url(self.base_url)}) carries credentials "
+                "(user:password@); they are never sent: remove them from the URL and put the "
+                "API token in CIVITAI_API_KEY",
+            )
         self.allow_http = allow_http
         self._api_key = api_key or None
         register_secret(self._api_key)
@@ -131,9 +151,12 @@ class CivitAIClient(SessionOwner):
 
     def _new_session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver()),  # see net.policy
             headers={"User-Agent": self._user_agent},
             timeout=self._timeout,
-            trust_env=True,
+            # trust_env would also send ~/.netrc logins (and crash beside our Bearer
+            # header): proxies come from the environment per request, .netrc is never read.
+            trust_env=False,
         )
 
     # -- transport -------------------------------------------------------------------
@@ -165,11 +188,15 @@ class CivitAIClient(SessionOwner):
                 json=body,
                 headers=self._headers(url),
                 allow_redirects=False,
+                proxy=environment_proxy(url),
             ) as resp:
                 data = await resp.read()
                 return _Answer(resp.status, resp.headers, data, str(resp.url))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            host = urlsplit(url).netloc
+            refused = refusal(exc)
+            if refused is not None:
+                raise CivitaiTuiError(refused.kind, f"{what}: {refused.message}") from exc
+            host = urlsplit(mask_url(url)).netloc
             reason = str(exc) or type(exc).__name__
             raise CivitaiTuiError(
                 FailureKind.NETWORK,

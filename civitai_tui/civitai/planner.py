@@ -39,6 +39,7 @@ from civitai_tui.civitai.urls import check_url
 from civitai_tui.download.request import DirectSource, DownloadRequest
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
+from civitai_tui.net.policy import current as url_policy
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class _Planner:
 
     def _add_url(self, url: str) -> None:
         check_url(url, self.client.allow_http)
+        url_policy().trust(url)  # the user named this host: it may be on their own network
         key = "url:" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
         if key in self._keys:
             return

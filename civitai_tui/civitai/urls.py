@@ -2,55 +2,24 @@
 
 * Only ``http`` and ``https``; plain ``http://`` only for loopback hosts
   (127.0.0.0/8, ``::1``, ``localhost``) unless the user passed ``--allow-http``.
-* A redirect obeys the same rules, and a public host may never redirect to a
-  private, link-local, loopback or otherwise non-global address (SSRF guard).
-  Host names other than ``localhost`` are not resolved here: the guard covers
-  IP literals and loopback names, which is what a hostile ``Location`` uses.
+* A redirect obeys the same rules, never goes from https to http, and a public
+  host may never redirect to a private, link-local, loopback or otherwise
+  non-global address (SSRF guard). Hosts are read the way the resolver will
+  (every IPv4 spelling, IPv6, IPv4-mapped: :mod:`civitai_tui.net.policy`);
+  names are checked at connect time by the policy's resolver.
 * TLS is always verified: nothing in this package ever passes ``ssl=False``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urljoin, urlsplit
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.net.policy import current, is_internal_host, is_loopback_host
 from civitai_tui.security.redact import mask_url
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_LOOPBACK_NAMES = ("localhost", "localhost.")
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ``::1`` and ``localhost`` (or a ``*.localhost`` name)."""
-    host = host.lower()
-    if host in _LOOPBACK_NAMES or host.rstrip(".").endswith(".localhost"):
-        return True
-    ip = _ip(host)
-    if ip is None:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def is_internal(host: str) -> bool:
-    """True for loopback, private, link-local, reserved or unspecified addresses."""
-    if is_loopback(host):
-        return True
-    ip = _ip(host)
-    if ip is None:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -80,7 +49,7 @@ def check_url(url: str, allow_http: bool = False) -> str:
         )
     if not host:
         raise CivitaiTuiError(FailureKind.BAD_TARGET, f"{shown}: the URL has no host name")
-    if scheme == "http" and not allow_http and not is_loopback(host):
+    if scheme == "http" and not allow_http and not is_loopback_host(host):
         raise CivitaiTuiError(
             FailureKind.INSECURE_URL,
             f"{shown}: plain http:// is refused for non-loopback hosts because the traffic "
@@ -94,8 +63,14 @@ def check_redirect(from_url: str, to_url: str, allow_http: bool = False) -> str:
     """The absolute redirect target if following it is safe, else INSECURE_URL."""
     target = urljoin(from_url, to_url)
     check_url(target, allow_http)
-    from_host, to_host = origin(from_url)[1], origin(target)[1]
-    if not is_internal(from_host) and is_internal(to_host):
+    (from_scheme, from_host, _), (to_scheme, to_host, _) = origin(from_url), origin(target)
+    if from_scheme == "https" and to_scheme == "http":
+        raise CivitaiTuiError(
+            FailureKind.INSECURE_URL,
+            f"refusing a redirect from {mask_url(from_url)} to the plain-http "
+            f"{mask_url(target)} (a downgrade from https would expose the transfer)",
+        )
+    if not is_internal_host(from_host) and is_internal_host(to_host):
         raise CivitaiTuiError(
             FailureKind.INSECURE_URL,
             f"refusing a redirect from {mask_url(from_url)} to the internal address "
@@ -103,3 +78,20 @@ def check_redirect(from_url: str, to_url: str, allow_http: bool = False) -> str:
             "or link-local hosts)",
         )
     return target
+
+
+def check_fetch(url: str, allow_http: bool = False) -> str:
+    """A URL the API handed us (previews): acceptable, and not an internal literal.
+
+    Names are checked when they are resolved; an IP literal never reaches the
+    resolver, so it is checked here against the policy in force.
+    """
+    check_url(url, allow_http)
+    host = origin(url)[1]
+    if is_internal_host(host) and not current().may_reach(host, host):
+        raise CivitaiTuiError(
+            FailureKind.INSECURE_URL,
+            f"refusing {mask_url(url)}: a public server may not point us at the internal "
+            "address " + host,
+        )
+    return url

@@ -19,6 +19,7 @@ import aiohttp
 
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.net.policy import refusal
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
@@ -165,7 +166,7 @@ def network_errors(stall_timeout: float) -> Iterator[None]:
             FailureKind.NETWORK, f"the connection broke mid-transfer ({exc})"
         ) from exc
     except aiohttp.ClientError as exc:
-        raise CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc
+        raise refusal(exc) or CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc
 
 
 def closed_unanswered(message: str) -> bool:

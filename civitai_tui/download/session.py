@@ -12,6 +12,7 @@ from __future__ import annotations
 import aiohttp
 
 from civitai_tui import __version__
+from civitai_tui.net.policy import GuardedResolver
 
 READ_BUFSIZE = 1 << 20
 USER_AGENT = f"civitai-tui/{__version__}"
@@ -28,7 +29,11 @@ def create_download_session(
 ) -> aiohttp.ClientSession:
     """A session for file bytes; close it with ``await session.close()``."""
     connector = aiohttp.TCPConnector(
-        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=300, keepalive_timeout=30
+        limit=limit,
+        limit_per_host=limit_per_host,
+        ttl_dns_cache=300,
+        keepalive_timeout=30,
+        resolver=GuardedResolver(),  # every address checked at connect time (net.policy)
     )
     return aiohttp.ClientSession(
         connector=connector,

@@ -44,6 +44,7 @@ from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
 from civitai_tui.download.speed import Throttle
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.net.policy import checked_addrinfo, refusal
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ def _network_errors(timeout: float) -> Iterator[None]:
             "check the system clock and CA certificates",
         ) from exc
     except (OSError, http.client.HTTPException) as exc:
-        raise CivitaiTuiError(
+        raise refusal(exc) or CivitaiTuiError(
             FailureKind.NETWORK, f"network error: {exc or type(exc).__name__}"
         ) from exc
 
@@ -344,7 +345,7 @@ class RangeStream:
     ) -> socket.socket:
         """``socket.create_connection``, with the socket watched before it connects."""
         error: OSError | None = None
-        for family, kind, proto, _, addr in socket.getaddrinfo(*address, 0, socket.SOCK_STREAM):
+        for family, kind, proto, _, addr in checked_addrinfo(*address):
             sock = socket.socket(family, kind, proto)
             try:
                 self._watch(sock)

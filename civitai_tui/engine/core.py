@@ -25,6 +25,8 @@ from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
+from civitai_tui.net.policy import UrlPolicy
+from civitai_tui.net.policy import install as install_policy
 from civitai_tui.perf.config import OptimizationConfig
 from civitai_tui.perf.controls import DownloaderControls
 from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
@@ -57,6 +59,7 @@ class Engine:
         self.state_dir = state_dir
         self.config = config or Config.load(state_dir / "config.toml")
         env = environment or Environment.from_env()
+        install_policy(UrlPolicy.for_origin(env.base_url))
         self.bus = EventBus()
         self.optimizer = PerformanceOptimizer(
             self.bus,

@@ -67,6 +67,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = 
         r"\1\2" + MASK,
     ),
     (re.compile(r"(?i)\b(bearer\s+)(?!\*\*\*)[^\s,;'\"}]+"), r"\1" + MASK),
+    # URL userinfo: scheme://user:password@host (or a token as the user name).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)(?!\*\*\*@)[^\s/@'\"<>]+@"), r"\1" + MASK + "@"),
     (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), "hf_" + MASK),
     # A bare CivitAI key (32 lowercase hex); longer hashes are left alone.
     (re.compile(r"(?<![0-9A-Fa-f])[0-9a-f]{32}(?![0-9A-Fa-f])"), MASK),

@@ -1,0 +1,1 @@
+"""How this process reaches other hosts: proxies, TLS trust, the routed aiohttp connector."""
