@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from civitai_tui import __version__
 from civitai_tui.analytics.commands import report
@@ -23,6 +24,7 @@ from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
 from civitai_tui.download.speed import format_speed, parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.security.display import printable, rich_text
 
 if TYPE_CHECKING:
     from civitai_tui.oneshot import GetOptions
@@ -32,7 +34,7 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/] {message}", markup=True)
+    err_console.print(Text.assemble(("error:", "red"), " ", rich_text(message)))
     raise SystemExit(code)
 
 
@@ -484,7 +486,7 @@ def add(
     if as_json:
         click.echo(json.dumps(job))
     else:
-        click.echo(f"queued job {job['id']}: {job['name']} (priority {job['priority']})")
+        click.echo(f"queued job {job['id']}: {printable(job['name'])} (priority {job['priority']})")
 
 
 @main.command("ls")

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from civitai_tui.events import Event, FileCompleted, FileFailed, FileProgress, FileStarted
+from civitai_tui.security.display import printable, rich_text
 from civitai_tui.tui.formatting import human_bytes
 
 
@@ -37,7 +38,8 @@ class ProgressDisplay:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.fields[mark]}"),  # ours: markup
+            TextColumn("{task.description}", markup=False),  # the file name: never markup
             BarColumn(bar_width=None),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -46,13 +48,13 @@ class ProgressDisplay:
             transient=False,
             refresh_per_second=4,
         )
-        self._overall = self.progress.add_task("[bold]all files", total=0)
+        self._overall = self.progress.add_task("", total=0, mark="[bold]all files")
         self._tasks: dict[str, TaskID] = {}
         self._done: dict[str, int] = {}
 
     def start(self, total_files: int) -> None:
         """Show the bars, now that the number of files is known."""
-        self.progress.update(self._overall, description=f"[bold]all {total_files} file(s)")
+        self.progress.update(self._overall, mark=f"[bold]all {total_files} file(s)")
         self.progress.start()
 
     def stop(self) -> None:
@@ -74,7 +76,7 @@ class ProgressDisplay:
         if info.key in self._tasks:
             return
         self._tasks[info.key] = self.progress.add_task(
-            _short(info.name), total=info.size, completed=event.resumed_bytes
+            printable(_short(info.name)), total=info.size, completed=event.resumed_bytes, mark=""
         )
         self._done[info.key] = event.resumed_bytes
         overall = self.progress.tasks[self._overall]
@@ -97,10 +99,9 @@ class ProgressDisplay:
         task = self._tasks.get(key)
         if task is None:
             return
-        name = self.progress.tasks[task].description
         if size is not None:
             self._advance(key, size, size)
-        self.progress.update(task, description=f"{mark} {name}")
+        self.progress.update(task, mark=mark)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,12 @@ def print_summary(console: Console, rows: Sequence[SummaryRow]) -> None:
     styles = {"completed": "green", "skipped": "cyan", "failed": "red"}
     for row in rows:
         style = styles.get(row.status, "")
-        table.add_row(row.name, f"[{style}]{row.status}", human_bytes(row.bytes), row.detail)
+        table.add_row(
+            rich_text(row.name),
+            f"[{style}]{row.status}",
+            human_bytes(row.bytes),
+            rich_text(row.detail),
+        )
     console.print(table)
 
 
@@ -153,6 +159,6 @@ def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
             pct,
             f"{job['files_done']}/{job['files_total']}",
             human_bytes(total),
-            job["name"],
+            rich_text(job["name"]),
         )
     console.print(table)

@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.theme import Theme
 
 from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.bridge import EngineAPI, EngineBridge
 from civitai_tui.tui.commands import ScreenCommands
 from civitai_tui.tui.screens.analytics import AnalyticsScreen
@@ -185,7 +186,7 @@ class CivitaiTuiApp(App[None]):
             try:
                 result = await call(self.client)
             except CivitaiTuiError as err:
-                self.notify(f"{label}: {err.message}", severity="error", timeout=8)
+                self.notify(f"{label}: {markup_safe(err.message)}", severity="error", timeout=8)
                 return
             self.bridge.resync_now()
             if done is not None:

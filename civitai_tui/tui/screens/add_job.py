@@ -11,7 +11,6 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.formatting import human_bytes
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def describe_preview(preview: dict[str, Any]) -> str:
     for item in preview.get("items", [])[:PREVIEW_ITEMS]:
         mark = " (present)" if item.get("present") else ""
         lines.append(
-            f"  {escape(str(item['name']))}  {escape(str(item.get('type') or ''))}  "
+            f"  {markup_safe(str(item['name']))}  {markup_safe(str(item.get('type') or ''))}  "
             f"{human_bytes(item.get('size'))}{mark}"
         )
     extra = preview["files"] - min(preview["files"], PREVIEW_ITEMS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.color import Color
@@ -19,6 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.screens.modals import ExportScreen
@@ -69,15 +69,14 @@ def patterns_text(report: dict[str, Any]) -> str:
     """
     lines, given = [], set()
     for p in report["patterns"]:
-        lines.append(
-            f"[b]{escape(p['title'])}[/b] ({100 * p['confidence']:.0f}%): {escape(p['detail'])}"
-        )
-        lines.extend(f"  → {escape(r)}" for r in p.get("recommendations", []))
+        title, detail = markup_safe(p["title"]), markup_safe(p["detail"])
+        lines.append(f"[b]{title}[/b] ({100 * p['confidence']:.0f}%): {detail}")
+        lines.extend(f"  → {markup_safe(r)}" for r in p.get("recommendations", []))
         given.update(p.get("recommendations", []))
-    lines.extend(f"→ {escape(r)}" for r in report.get("recommendations", []) if r not in given)
+    lines.extend(f"→ {markup_safe(r)}" for r in report.get("recommendations", []) if r not in given)
     if not report["patterns"]:
         lines.insert(0, "no patterns found in this period")
-    lines.extend(f"[dim]{escape(n)}[/dim]" for n in report.get("notes", []))
+    lines.extend(f"[dim]{markup_safe(n)}[/dim]" for n in report.get("notes", []))
     return "\n".join(lines)
 
 
@@ -147,12 +146,12 @@ class AnalyticsScreen(EngineScreen):
         try:
             self.report = await self.tui.client.analytics(PERIODS[self.period])
         except CivitaiTuiError as err:
-            self._status(f"[$error]{escape(err.message)}[/]")
+            self._status(f"[$error]{markup_safe(err.message)}[/]")
             return
         self.sync(self.tui.state, full=True)
 
     def _status(self, text: str) -> None:
-        export = f" · report: {escape(self.last_export)}" if self.last_export else ""
+        export = f" · report: {markup_safe(self.last_export)}" if self.last_export else ""
         self.query_one("#analytics-status", Static).update(text + export)
 
     def sync(self, state: EngineState, *, full: bool = False) -> None:
@@ -205,9 +204,9 @@ class AnalyticsScreen(EngineScreen):
         try:
             result = await self.tui.client.write_report(str(output), fmt, days)
         except CivitaiTuiError as err:
-            self.notify(f"report: {err.message}", severity="error")
-            self._status(f"[$error]report failed: {escape(err.message)}[/]")
+            self.notify(f"report: {markup_safe(err.message)}", severity="error")
+            self._status(f"[$error]report failed: {markup_safe(err.message)}[/]")
             return
         self.last_export = result["path"]
-        self.notify(f"report written: {result['path']}")
+        self.notify(f"report written: {markup_safe(result['path'])}")
         self._status(f"last {self.period} ({days} d)")

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.reactive import reactive, var
 from textual.widgets import DataTable, Footer, Input
 
+from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.screens.add_job import AddJobScreen
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.screens.modals import ConfirmScreen
@@ -245,7 +246,7 @@ class JobsScreen(EngineScreen):
     def action_add(self) -> None:
         def queued(job: dict[str, Any] | None) -> None:
             if job:
-                self.notify(f"queued “{job['name']}”")
+                self.notify(f"queued “{markup_safe(job['name'])}”")
                 self.tui.bridge.resync_now()
 
         self.app.push_screen(AddJobScreen(self.tui.client), queued)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import psutil
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
@@ -20,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from civitai_tui.download.speed import format_speed
 from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.screens.modals import SpeedLimitScreen
@@ -43,14 +43,14 @@ def optimizer_line(perf: PerfView) -> str:
     opt = perf.optimizer
     condition = perf.condition or (opt or {}).get("network_condition") or "unknown"
     if not opt:
-        return f"optimizer: no data yet · network: {escape(str(condition))}"
+        return f"optimizer: no data yet · network: {markup_safe(str(condition))}"
     chunk = opt.get("chunk_size")
     return (
-        f"mode [b]{escape(str(opt.get('mode', '?')).upper())}[/b] · "
+        f"mode [b]{markup_safe(str(opt.get('mode', '?')).upper())}[/b] · "
         f"connections {connections_text(opt)} · "
         f"chunk {human_bytes(chunk) if isinstance(chunk, int) else '?'} · "
         f"speed limit {format_speed(int(opt.get('rate_cap') or 0))} · "
-        f"network: {escape(str(condition))}"
+        f"network: {markup_safe(str(condition))}"
     )
 
 
@@ -59,11 +59,11 @@ def hosts_line(perf: PerfView) -> str:
     hosts = (perf.optimizer or {}).get("hosts") or {}
     parts = []
     for host, v in hosts.items():
-        text = f"{escape(host)}: budget {v.get('connections', '?')}"
+        text = f"{markup_safe(host)}: budget {v.get('connections', '?')}"
         if v.get("per_file"):
             text += f" ({v['per_file']}/file{', capped' if v.get('capped') else ''})"
         limit = v.get("limit")
-        text += f", limit {limit} ({escape(str(v.get('limit_why') or ''))})" if limit else ""
+        text += f", limit {limit} ({markup_safe(str(v.get('limit_why') or ''))})" if limit else ""
         parts.append(text)
     return " · ".join(parts) or "no host yet"
 
@@ -72,7 +72,7 @@ def connections_text(optimizer: dict[str, Any]) -> str:
     """Connection budget per host (``/v1/performance`` ``hosts``), or the flat value."""
     hosts = optimizer.get("hosts") or {}
     if hosts:
-        return ", ".join(f"{escape(h)} {v.get('connections', '?')}" for h, v in hosts.items())
+        return ", ".join(f"{markup_safe(h)} {v.get('connections', '?')}" for h, v in hosts.items())
     return str(optimizer.get("connections", "?"))
 
 
@@ -284,7 +284,7 @@ class PerformanceScreen(EngineScreen):
             try:
                 await self.tui.client.set_mode(mode)  # type: ignore[attr-defined]
             except CivitaiTuiError as err:
-                self.notify(f"mode {mode}: {err.message}", severity="error")
+                self.notify(f"mode {mode}: {markup_safe(err.message)}", severity="error")
                 return
             self.notify(f"optimizer mode: {mode.upper()}")
             await self.tui.bridge.performance()
@@ -301,7 +301,7 @@ class PerformanceScreen(EngineScreen):
             try:
                 await self.tui.client.set_config("download.max_speed", text)  # type: ignore[attr-defined]
             except CivitaiTuiError as err:
-                self.notify(f"speed limit: {err.message}", severity="error")
+                self.notify(f"speed limit: {markup_safe(err.message)}", severity="error")
                 return
             await self.tui.bridge.performance()
             rate = (self.tui.state.perf.optimizer or {}).get("rate_cap") or 0

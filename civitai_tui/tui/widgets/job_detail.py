@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from civitai_tui.security.display import markup_safe, printable, rich_text
 from civitai_tui.tui.formatting import human_bytes, human_speed, text_bar
 from civitai_tui.tui.state import FileView, JobView
 from civitai_tui.tui.widgets.state_style import state_text
@@ -19,27 +19,27 @@ FILE_COLUMNS = ("File", "State", "Progress", "Speed", "Conn", "Tries", "Verify",
 
 def file_cells(f: FileView) -> tuple[str, ...]:
     return (
-        f.name,
+        printable(f.name),
         f.state,
         text_bar(f.done, f.size),
         human_speed(f.speed),
         str(f.connections) if f.connections else "",
         str(f.attempts) if f.attempts else "",
         f.verification,
-        f.scan,
-        f.error,
+        printable(f.scan),
+        printable(f.error),
     )
 
 
 def job_header(job: JobView) -> str:
     lines = [
-        f"[b]{escape(job.name)}[/b]  id {job.id}  {job.state}  priority {job.priority}",
-        f"targets: {escape(' '.join(job.targets))}",
+        f"[b]{markup_safe(job.name)}[/b]  id {job.id}  {job.state}  priority {job.priority}",
+        f"targets: {markup_safe(' '.join(job.targets))}",
         f"{job.files_done}/{job.files_total} files, {job.files_failed} failed, "
         f"{human_bytes(job.done_bytes)} of {human_bytes(job.total_bytes)}",
     ]
     if job.error:
-        lines.append(f"[$error]last error: {escape(job.error)}[/]")
+        lines.append(f"[$error]last error: {markup_safe(job.error)}[/]")
     return "\n".join(lines)
 
 
@@ -67,6 +67,6 @@ class JobDetail(Vertical):
             return
         header.update(job_header(job))
         for f in job.files.values():
-            cells: list[str | Text] = list(file_cells(f))
+            cells: list[str | Text] = [rich_text(c) for c in file_cells(f)]  # never markup
             cells[1] = state_text(f.state, variables)
             table.add_row(*cells, key=f.key)

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
+from civitai_tui.security.display import printable, rich_text
 from civitai_tui.tui.formatting import BAR_WIDTH, human_bytes, human_eta, human_speed, text_bar
 from civitai_tui.tui.state import JobView
 from civitai_tui.tui.widgets.state_style import state_text
@@ -103,8 +104,8 @@ def job_cells(job: JobView, layout: ColumnLayout = FULL) -> tuple[str, ...]:
     """The text of each of ``layout``'s columns for ``job`` (what tests compare with the engine)."""
     speed = job.speed
     values = {
-        "name": _clip(job.name, layout.name_width),
-        "type": _clip(job.kind, KIND_WIDTH),
+        "name": _clip(printable(job.name), layout.name_width),
+        "type": _clip(printable(job.kind), KIND_WIDTH),
         "state": job.state,
         "priority": str(job.priority),
         "progress": text_bar(job.done_bytes, job.total_bytes, layout.bar_width),
@@ -163,9 +164,12 @@ class JobsTable(DataTable[str | Text]):
 
     def _styled(self, cells: tuple[str, ...]) -> list[str | Text]:
         return [
-            state_text(cell, self.variables) if key == "state" else cell
-            for key, cell in zip(self.column_layout.keys, cells, strict=True)
+            self._paint(key, cell) for key, cell in zip(self.column_layout.keys, cells, strict=True)
         ]
+
+    def _paint(self, key: str, cell: str) -> str | Text:
+        """A cell as DataTable takes it: the state coloured, the rest never parsed as markup."""
+        return state_text(cell, self.variables) if key == "state" else rich_text(cell)
 
     def rebuild(self, jobs: Sequence[JobView]) -> None:
         """Replace every row (rows came, went or moved), keeping the cursor on its job."""
@@ -191,8 +195,5 @@ class JobsTable(DataTable[str | Text]):
             old = self._shown[job.id]
             for key, value, before in zip(self.column_layout.keys, cells, old, strict=True):
                 if value != before:
-                    shown: str | Text = value
-                    if key == "state":
-                        shown = state_text(value, self.variables)
-                    self.update_cell(job.id, key, shown)
+                    self.update_cell(job.id, key, self._paint(key, value))
             self._shown[job.id] = cells
