@@ -25,6 +25,10 @@ Routes (all JSON)::
     PUT  /v1/performance/mode            {"mode": "speed|efficiency|minimal|adaptive"}
     POST /v1/shutdown                    stop the engine gracefully
     GET  /v1/events                      WebSocket
+    GET  /v1/openapi.json                the OpenAPI 3 document of these routes
+
+``openapi.json`` beside this module is that document; the test suite fuzzes a
+real engine from it (schemathesis), so keep it in step with the routes.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ STATUS_FOR_KIND = {
     FailureKind.BAD_CONFIG: 400,
 }
 JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
+OPENAPI = Path(__file__).with_name("openapi.json")
 QUEUE_ACTIONS = ("pause-all", "resume-all", "remove-finished")
 
 
@@ -356,6 +361,9 @@ class ControlAPI:
         value = self.engine.config.set("performance.mode", mode)
         return web.json_response({"mode": value})
 
+    async def openapi(self, _: web.Request) -> web.Response:
+        return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
+
     async def shutdown(self, _: web.Request) -> web.Response:
         asyncio.get_running_loop().call_soon(self.engine.request_stop)
         return web.json_response({"stopping": True})
@@ -427,4 +435,5 @@ def make_app(
     app.router.add_put("/v1/performance/mode", api.set_mode)
     app.router.add_post("/v1/shutdown", api.shutdown)
     app.router.add_get("/v1/events", api.events)
+    app.router.add_get("/v1/openapi.json", api.openapi)
     return app
