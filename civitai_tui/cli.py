@@ -21,6 +21,7 @@ from civitai_tui import __version__
 from civitai_tui.analytics.commands import report
 from civitai_tui.bulk.jobs import JobOptions
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
+from civitai_tui.civitai.vocabulary import MODEL_TYPES, PERIODS, SORTS, canonical
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
 from civitai_tui.download.speed import format_speed, parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from civitai_tui.oneshot import GetOptions
 
 T = TypeVar("T")
+#: ``get`` stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+#: ``get`` planned no file at all (a search or filter that matched nothing).
+EXIT_NOTHING = 3
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -81,10 +86,12 @@ SPEED = SpeedType()
 def bulk_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The filters of bulk targets (``user:``, ``tag:``, ``search:``) and file selection."""
     options = [
-        click.option("--types", multiple=True, help="Model types, e.g. LORA (repeatable)."),
+        click.option(
+            "--types", multiple=True, help="Model types, e.g. LORA (repeatable, any case)."
+        ),
         click.option("--base-model", "base_models", multiple=True, help="e.g. 'SDXL 1.0'."),
-        click.option("--sort", help="e.g. 'Most Downloaded', 'Highest Rated', 'Newest'."),
-        click.option("--period", help="AllTime, Year, Month, Week or Day."),
+        click.option("--sort", help=f"One of: {', '.join(SORTS)} (any case)."),
+        click.option("--period", help=f"One of: {', '.join(PERIODS)} (any case)."),
         click.option("--nsfw/--no-nsfw", default=None, help="Include NSFW models."),
         click.option("--limit", type=click.IntRange(1), help="Bulk targets: at most N models."),
         click.option("--all-versions", is_flag=True, help="Every version, not only the latest."),
@@ -225,11 +232,24 @@ def get(
                 limiters=api_limiters(config),
             )
         )
+    except KeyboardInterrupt:
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         if display is not None:
             display.stop()
         if collector is not None:
             collector.close()
+    if interrupted:
+        err_console.print(
+            f"interrupted: partial downloads are kept in {options.plan.dest} (*.part); "
+            "run the same command again to resume them",
+            markup=False,
+        )
+        raise SystemExit(EXIT_INTERRUPTED)
+    if not report.results and not report.plan_failures:
+        _fail(f"nothing matched {' '.join(targets)}: no files to download", EXIT_NOTHING)
     _print_report(report, as_json)
     raise SystemExit(0 if report.ok else 1)
 
@@ -266,15 +286,23 @@ def _job_options(bulk: dict[str, Any], dest: Path | None, config: Config) -> Job
         dest=str((dest or Path(config.get("bulk.dest") or ".")).expanduser()),
         latest_only=not bulk["all_versions"],
         limit=bulk["limit"],
-        types=tuple(bulk["types"]),
+        types=tuple(_api_value(t, MODEL_TYPES, "model type") for t in bulk["types"]),
         base_models=tuple(bulk["base_models"]),
-        sort=bulk["sort"],
-        period=bulk["period"],
+        sort=bulk["sort"] and _api_value(bulk["sort"], SORTS, "sort"),
+        period=bulk["period"] and _api_value(bulk["period"], PERIODS, "period"),
         nsfw=bulk["nsfw"],
         primary_only=not bulk["all_files"],
         formats=tuple(bulk["formats"]),
         max_speed=bulk.get("max_speed") or None,
     )
+
+
+def _api_value(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """A filter value in the API's spelling (any case); bad usage names the allowed ones."""
+    try:
+        return canonical(value, allowed, what)
+    except CivitaiTuiError as err:
+        raise click.UsageError(err.message) from None
 
 
 def _analytics(config: Config, bus: Any) -> Any:

@@ -11,25 +11,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.box import HEAVY_HEAD
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from civitai_tui.events import Event, FileCompleted, FileFailed, FileProgress, FileStarted
 from civitai_tui.security.display import printable, rich_text
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.tui.formatting import human_bytes, human_speed
+
+#: The width of piped output: long enough that nothing wraps.
+UNWRAPPED = 100_000
 
 
 def _short(name: str, width: int = 40) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
+
+
+class BinarySpeedColumn(ProgressColumn):
+    """The transfer rate in MiB/s, like every other figure (rich's own is decimal)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(human_speed(speed) if speed else "?", style="progress.data.speed")
 
 
 class ProgressDisplay:
@@ -41,8 +55,8 @@ class ProgressDisplay:
             TextColumn("{task.fields[mark]}"),  # ours: markup
             TextColumn("{task.description}", markup=False),  # the file name: never markup
             BarColumn(bar_width=None),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            DownloadColumn(binary_units=True),
+            BinarySpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=False,
@@ -138,7 +152,10 @@ def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
     if not jobs:
         console.print("no jobs")
         return
-    table = Table(show_lines=False, expand=False)
+    table = Table(show_lines=False, expand=False, box=HEAVY_HEAD)
+    if not console.is_terminal:  # piped: plain columns, one job a line, never wrapped
+        table.box = None
+        console = Console(file=console.file, width=UNWRAPPED, color_system=None)
     for name, justify in (
         ("id", "left"),
         ("state", "left"),

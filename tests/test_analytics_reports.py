@@ -153,7 +153,7 @@ def test_pdf_text_carries_the_headline_numbers(report: AnalyticsReport) -> None:
     text = pdf_text(data)
     assert "civitai-tui download analytics" in text
     assert "77.8 %" in text  # 7 of 9
-    assert "700.0 MB" in text and "2.0 MB/s" in text
+    assert "667.6 MiB" in text and "1.9 MiB/s" in text  # binary units, as everywhere
     assert "Failures by cause" in text and "network" in text and "b2.example" in text
 
 
@@ -233,8 +233,9 @@ def test_html_charts_span_the_period_and_tables_carry_medians(report: AnalyticsR
     [bars] = throughput["data"]
     assert len(bars["x"]) == len(bars["y"]) == 4 * 24 + 1  # every hour the period touches
     assert axis["range"][0] < bars["x"][0] and bars["x"][-1] < axis["range"][1]
-    assert sum(bars["y"]) == pytest.approx(700.0)  # MB, not a mean rate over hours
+    assert sum(bars["y"]) == pytest.approx(700e6 / 2**20, abs=0.01)  # MiB, not a mean rate
     assert throughput["title"] == "Data downloaded per hour"
+    assert throughput["layout"]["yaxis"]["title"]["text"] == "MiB per hour"
     # Medians of every breakdown (2 MB/s each), never "n/a" with data present.
     tables = re.findall(r"<h3>(Model types|Base models|Hosts)</h3>(.*?)</table>", page, re.S)
     assert len(tables) == 3

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from civitai_tui.engine.process import EnginePaths
+from civitai_tui.simulator.server import Simulator
+from tests.conftest import embedded_engine
 from tests.test_cov_cli import Cli
 
 pytestmark = pytest.mark.slow
@@ -21,3 +28,90 @@ async def test_the_ui_without_a_terminal_says_so_and_exits_2(
     assert "civitai-tui needs a terminal: use ssh -t, or a CLI command" in err
     assert "\x1b[?" not in err  # no screen-mode escape codes anywhere
     assert not EnginePaths(isolated_home).socket.exists()  # nothing was started
+
+
+async def test_job_id_prefixes_and_ls_when_piped(sim: Simulator, tmp_path: Path) -> None:
+    home = tmp_path / "engine-home"
+    async with embedded_engine(sim, home, "[bulk]\nstrategy = 'sequential'\n") as (_, client, _):
+        sim.faults.set(sim.catalogue.specials.large.file_id, per_connection_rate=100_000)
+        ids = []
+        while True:  # 17 jobs: two of them share a first character (16 hex digits)
+            job = await client.add(
+                [f"model:{sim.catalogue.specials.large.model_id}"],
+                options={"dest": str(tmp_path / "m")},
+                name=f"a rather long job name number {len(ids)} " + "x" * 80,
+            )
+            ids.append(job["id"])
+            if len({i[0] for i in ids}) < len(ids):
+                break
+        shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+        unique = ids[-1][:7]
+        cli = Cli(home)
+        code, out, err = await cli("pause", unique)
+        assert (code, out) == (0, f"{ids[-1]}: PAUSED\n"), err
+        code, out, err = await cli("pause", shared)
+        assert code == 1 and out == ""
+        assert f"job id {shared!r} is ambiguous: " in err and "type more of the id" in err
+        code, out, err = await cli("priority", "nope", "3")
+        assert code == 1 and "no job with id 'nope'" in err
+        code, out, _ = await cli("ls")  # stdout is a pipe: plain, unwrapped columns
+        lines = out.splitlines()
+        assert code == 0 and len(lines) == len(ids) + 1
+        assert lines[0].split() == ["id", "state", "prio", "progress", "files", "size", "name"]
+        for job_id, line in zip([j["id"] for j in await client.jobs()], lines[1:], strict=True):
+            assert line.split()[0] == job_id and line.rstrip().endswith("x" * 80)
+        assert not any(c in out for c in "│┃━─")
+
+
+async def test_get_ctrl_c_exits_130_and_keeps_partial_data(sim: Simulator, tmp_path: Path) -> None:
+    large = sim.catalogue.specials.large
+    sim.faults.set(large.file_id, per_connection_rate=200_000, total_rate=200_000)
+    dest = tmp_path / "models"
+    cli = Cli(tmp_path / "home", sim)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "civitai_tui", "get", f"model:{large.model_id}", "--dest", str(dest),
+        env=cli.env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not list(dest.glob("*.part")) or sim.stats.storage_bytes_sent < 300_000:
+        assert time.monotonic() < deadline, "no partial download appeared"
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert text.count("interrupted: partial downloads are kept in") == 1
+    assert "run the same command again to resume" in text
+    assert "Aborted!" not in text and "Traceback" not in text and out == b""
+    [part] = dest.glob("*.part")
+    assert part.stat().st_size > 0
+    sim.faults.reset()
+    code, _, err_text = await cli("get", f"model:{large.model_id}", "--dest", str(dest))
+    assert code == 0, err_text
+    assert not list(dest.glob("*.part"))
+
+
+async def test_get_nothing_matched_and_filters_checked_before_any_request(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    cli = Cli(tmp_path / "home", sim)
+    code, out, err = await cli("get", "search:zzqqxxnothingmatches", "--dest", str(tmp_path))
+    assert code == 3 and out == ""
+    assert "nothing matched search:zzqqxxnothingmatches: no files to download" in err
+    before = sim.stats.api_requests
+    for flag, value, what in (
+        ("--types", "lorra", "model type"),
+        ("--sort", "most popular", "sort"),
+        ("--period", "fortnight", "period"),
+    ):
+        code, _, err = await cli("get", "search:anime", flag, value)
+        assert code == 2 and f"unknown {what} {value!r}; choose one of: " in err, err
+    assert "Checkpoint, TextualInversion" in err or "AllTime, Year" in err
+    assert sim.stats.api_requests == before  # refused locally, the API never asked
+    code, out, err = await cli(
+        "get", "search:a", "--types", "lora", "--sort", "most downloaded", "--period", "alltime",
+        "--limit", "1", "--dest", str(tmp_path / "m"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["files"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -88,6 +89,8 @@ async def test_get_shows_progress_on_a_terminal_and_a_summary_table(
     )
     assert code == 1  # one target failed
     assert "all 1 file(s)" in err  # the progress bars went to stderr
+    # One unit convention: the bars, their speed and the summary all in binary units.
+    assert "KiB" in err and "KiB" in out and not re.search(r"\d ?[kMG]B\b", err + out)
     assert "Summary" in out and "completed" in out and "failed" in out
     assert f"model {missing}" in out and "not found" in out
     [landed] = (tmp_path / "m").glob("*.safetensors")

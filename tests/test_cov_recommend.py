@@ -42,7 +42,7 @@ def test_flat_throughput_with_few_connections_says_more_do_not_help() -> None:
     probe.best = probe.history[-1]
     [advice] = recommendations({"cdn.example": probe}, [], [], OptimizationConfig())
     assert advice.kind == "few_connections_enough" and advice.host == "cdn.example"
-    assert "2 reach 30.0 MB/s" in advice.message
+    assert "2 reach 28.6 MiB/s" in advice.message
 
 
 def busy(cpu: float, memory: float) -> SystemSample:

@@ -253,7 +253,7 @@ def test_per_connection_cap_recommendation() -> None:
     probe.history.extend(history)
     probe.best = history[-1]
     advice = recommendations({"cdn.example": probe}, [], [], OptimizationConfig())
-    assert any("caps each connection at about 2.0 MB/s" in r.message for r in advice)
+    assert any("caps each connection at about 1.9 MiB/s" in r.message for r in advice)
 
 
 def test_retry_classification_and_tracker() -> None:

@@ -22,7 +22,7 @@ PLOTLY_CONFIG = {
     "displayModeBar": "hover",
     "responsive": True,
 }
-_MB = 1_000_000
+_MIB = 1024 * 1024  # binary units, as everywhere in civitai-tui
 BUCKET_NAMES = {3600: "hour", 6 * 3600: "6 hours", 86400: "day"}
 
 
@@ -68,13 +68,13 @@ def _throughput(report: AnalyticsReport) -> ChartSpec:
     data = [
         {
             "type": "bar",
-            "name": f"MB per {unit}",
+            "name": f"MiB per {unit}",
             "x": [_iso(p.ts + bucket / 2, offset) for p in report.throughput],
-            "y": [round(p.bytes_per_s * bucket / _MB, 3) for p in report.throughput],
+            "y": [round(p.bytes_per_s * bucket / _MIB, 3) for p in report.throughput],
             "width": bucket * 1000 * 0.9,  # ms on a date axis
         }
     ]
-    layout = _layout("time", f"MB per {unit}")
+    layout = _layout("time", f"MiB per {unit}")
     layout["xaxis"].update(type="date", range=_span(report))
     return ChartSpec("chart-throughput", f"Data downloaded per {unit}", data, layout)
 
@@ -140,9 +140,9 @@ def _speed_distribution(report: AnalyticsReport) -> ChartSpec:
         {
             "type": "bar",
             "name": "downloads",
-            "x": [round((b.low + b.high) / 2 / _MB, 3) for b in bins],
+            "x": [round((b.low + b.high) / 2 / _MIB, 3) for b in bins],
             "y": [b.count for b in bins],
         }
     ]
     return ChartSpec("chart-speed", "Speed distribution", data,
-                     _layout("MB/s per download", "downloads"))  # fmt: skip
+                     _layout("MiB/s per download", "downloads"))  # fmt: skip

@@ -1,24 +1,18 @@
-"""Human-readable numbers for the HTML and PDF reports (decimal units, "n/a" for none)."""
+"""Human-readable numbers for the HTML and PDF reports (binary units, "n/a" for none)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from civitai_tui.analytics.summary import AnalyticsReport, Period
+from civitai_tui.tui.formatting import human_bytes
 
 NONE = "n/a"
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
 def size(n: float | None) -> str:
-    if n is None:
-        return NONE
-    value = float(n)
-    for unit in _UNITS:
-        if abs(value) < 1000 or unit == _UNITS[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    """Binary units (KiB, MiB, GiB), as everywhere in civitai-tui."""
+    return NONE if n is None else human_bytes(n)
 
 
 def speed(bps: float | None) -> str:

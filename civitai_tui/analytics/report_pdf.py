@@ -100,7 +100,7 @@ def _charts(pdf: FPDF, report: AnalyticsReport) -> None:
          [Series("downloads", report.hourly, _ACCENT)]),
         ("Failures by cause", [c.name for c in causes],
          [Series("failures", [c.count for c in causes], _BAD)]),
-        ("Speed distribution (MB/s)", [f"{(b.low + b.high) / 2e6:.0f}" for b in bins],
+        ("Speed distribution (MiB/s)", [f"{(b.low + b.high) / 2 / 2**20:.0f}" for b in bins],
          [Series("downloads", [b.count for b in bins], _ACCENT)]),
     ]  # fmt: skip
     width = (pdf.epw - 6) / 2

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SAVE_SECONDS = 2.0
 _ACTIVE = frozenset({JobState.PENDING, JobState.PROCESSING})
+#: An ambiguous job-id prefix names at most this many of the jobs it matches.
+MAX_CANDIDATES = 5
 
 
 @dataclasses.dataclass
@@ -179,10 +181,23 @@ class BulkDownloadManager:
         return sorted(self._jobs.values(), key=lambda j: (order.get(j.id, len(order)), j.seq))
 
     def get(self, job_id: str) -> BulkDownloadJob:
-        try:
-            return self._jobs[job_id]
-        except KeyError:
-            raise CivitaiTuiError(FailureKind.UNKNOWN_JOB, f"no job with id {job_id!r}") from None
+        """The job with this id, or the only one whose id starts with it (as git takes
+        commit prefixes); an ambiguous prefix is an error naming the candidates."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return job
+        found = [j for jid, j in self._jobs.items() if job_id and jid.startswith(job_id)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            ids = ", ".join(sorted(j.id for j in found)[:MAX_CANDIDATES])
+            more = f" and {len(found) - MAX_CANDIDATES} more" if len(found) > MAX_CANDIDATES else ""
+            raise CivitaiTuiError(
+                FailureKind.UNKNOWN_JOB,
+                f"job id {job_id!r} is ambiguous: {len(found)} jobs start with it "
+                f"({ids}{more}); type more of the id",
+            )
+        raise CivitaiTuiError(FailureKind.UNKNOWN_JOB, f"no job with id {job_id!r}")
 
     # ------------------------------------------------------------------ actions
 
@@ -318,9 +333,7 @@ class BulkDownloadManager:
         self, job_ids: Iterable[str] | None = None, timeout: float | None = None
     ) -> bool:
         """Wait until the jobs (default: all) are finished; True if all COMPLETED."""
-        ids = list(job_ids) if job_ids is not None else None
-        for job_id in ids or ():
-            self.get(job_id)
+        ids = [self.get(job_id).id for job_id in job_ids] if job_ids is not None else None
 
         def finished() -> bool:
             jobs = [self._jobs[i] for i in ids] if ids is not None else self._jobs.values()

@@ -46,6 +46,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from civitai_tui.tui.formatting import human_bytes
+
 SETTLE_TICKS = 2  # ticks ignored after a change (new connections ramp up)
 MEASURE_TICKS = 3  # ticks averaged into one measurement
 FIRST_HOLD = 8.0
@@ -292,7 +294,7 @@ class HostProbe:
             target = start - (start // 2 if self._slow_start else max(1, start // 4))
             question = f"do fewer than {base.budget} connections keep the throughput"
         self.phase, self._direction = Phase.PROBING, direction
-        return self._set(target, f"probing: {question} (now {base.rate / MB:.1f} MB/s)?", now)
+        return self._set(target, f"probing: {question} (now {human_bytes(base.rate)}/s)?", now)
 
     def _up_factor(self, base: Measurement) -> int:
         if self.cold and base.rate / max(base.connections, 1) < SLOW_CONNECTION:
@@ -323,8 +325,8 @@ class HostProbe:
             return step
         self._slow_start = False
         why = (
-            f"{measured.connections:.0f} connections gave {measured.rate / MB:.1f} MB/s vs "
-            f"{base.rate / MB:.1f} MB/s with {base.connections:.0f}: "
+            f"{measured.connections:.0f} connections gave {human_bytes(measured.rate)}/s vs "
+            f"{human_bytes(base.rate)}/s with {base.connections:.0f}: "
             + ("no gain worth keeping" if self._direction is Direction.UP else "too much lost")
         )
         midpoint = round(math.sqrt(base.budget * self.budget))

@@ -17,6 +17,7 @@ from civitai_tui.perf.modes import MODE_LIMITS, OptimizationMode
 from civitai_tui.perf.monitor import SystemSample
 from civitai_tui.perf.network import NetworkCondition
 from civitai_tui.perf.probe import HostProbe, Measurement
+from civitai_tui.tui.formatting import human_bytes
 
 MB = 1_000_000
 #: A share of samples above which a pattern is worth mentioning.
@@ -58,8 +59,8 @@ def host_advice(probe: HostProbe) -> list[Recommendation]:
         out.append(
             Recommendation(
                 "per_connection_cap",
-                f"{probe.host} caps each connection at about {cap / MB:.1f} MB/s; "
-                f"{best.connections:.0f} connections reached {best.rate / MB:.1f} MB/s",
+                f"{probe.host} caps each connection at about {human_bytes(cap)}/s; "
+                f"{best.connections:.0f} connections reached {human_bytes(best.rate)}/s",
                 probe.host,
             )
         )
@@ -68,7 +69,7 @@ def host_advice(probe: HostProbe) -> list[Recommendation]:
             Recommendation(
                 "few_connections_enough",
                 f"more connections did not add throughput on {probe.host}: "
-                f"{best.connections:.0f} reach {best.rate / MB:.1f} MB/s",
+                f"{best.connections:.0f} reach {human_bytes(best.rate)}/s",
                 probe.host,
             )
         )
