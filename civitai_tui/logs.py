@@ -10,10 +10,10 @@ Calling it again changes the level and adds nothing twice.
 from __future__ import annotations
 
 import logging
-import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from civitai_tui.private import private_dir, private_file
 from civitai_tui.security.redact import RedactingFilter
 
 LOG_NAME = "civitai-tui.log"
@@ -37,14 +37,12 @@ def _file_handler(path: Path) -> RotatingFileHandler | None:
 
 def setup_logging(state_dir: Path, level: str | int = "INFO") -> Path:
     """Log to ``<state_dir>/logs/civitai-tui.log``; returns the log file's path."""
-    log_dir = state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_dir = private_dir(state_dir / "logs")
     path = (log_dir / LOG_NAME).resolve()
     root = logging.getLogger()
     handler = _file_handler(path)
     if handler is None:
-        path.touch(mode=0o600, exist_ok=True)
-        os.chmod(path, 0o600)
+        private_file(path)
         handler = RotatingFileHandler(
             path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from civitai_tui.analytics.event_types import EventType
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.private import private_file
 
 DB_NAME = "analytics.db"
 
@@ -79,6 +80,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def connect(path: Path) -> sqlite3.Connection:
     """An open, migrated connection to the analytics database at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        private_file(path)  # SQLite would create it 0644 (and its -wal/-shm alike)
+    except OSError as exc:
+        raise CivitaiTuiError(
+            FailureKind.FILESYSTEM, f"cannot open {path} ({exc.strerror or exc}); check the folder"
+        ) from exc
     try:
         conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
         _configure(conn)

@@ -19,6 +19,7 @@ from civitai_tui.bulk.states import JobState, check_transition
 from civitai_tui.civitai.planner import BulkFilters, PlanOptions
 from civitai_tui.civitai.selection import FileSelection
 from civitai_tui.events import FileInfo
+from civitai_tui.security.redact import mask_target
 
 
 class FileState(StrEnum):
@@ -213,7 +214,7 @@ class BulkDownloadJob:
             "state": str(self.state),
             "priority": self.priority,
             "max_speed": self.options.max_speed,
-            "targets": list(self.targets),
+            "targets": [mask_target(t) for t in self.targets],
             "files_total": len(self.files),
             "files_done": self.files_done,
             "files_failed": len(self.failures),

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from civitai_tui.private import private_file
 from civitai_tui.security.hashing import sha256_file_sync
 
 MODEL_SUFFIXES = frozenset(
@@ -55,7 +56,9 @@ class LibraryIndex:
     """SHA256 by path for the model files the engine knows about (thread-safe)."""
 
     def __init__(self, db_path: Path) -> None:
-        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            private_file(db_path), isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()

@@ -15,6 +15,8 @@ from typing import Any
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
 from civitai_tui.bulk.states import JobState
 from civitai_tui.events import FileInfo
+from civitai_tui.private import private_file
+from civitai_tui.security.redact import mask_target
 
 SCHEMA_VERSION = 1
 
@@ -74,7 +76,9 @@ class JobStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            private_file(path), isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -176,7 +180,8 @@ def _job_row(job: BulkDownloadJob) -> tuple[Any, ...]:
         job.id,
         job.seq,
         job.name,
-        json.dumps(list(job.targets)),
+        # Secrets in URLs stay in memory: see DirectSource for what a restart means.
+        json.dumps([mask_target(t) for t in job.targets]),
         json.dumps(job.options.to_dict()),
         job.priority,
         str(job.state),
@@ -214,7 +219,7 @@ def _file_row(job_id: str, ord_: int, f: JobFile) -> tuple[Any, ...]:
         ord_,
         json.dumps(info),
         f.dest_dir,
-        json.dumps(f.source),
+        json.dumps({k: mask_target(v) if k == "url" else v for k, v in f.source.items()}),
         f.filename,
         f.sha256,
         f.blake3,

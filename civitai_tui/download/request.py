@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
-from civitai_tui.security.redact import mask_url
+from civitai_tui.security.redact import MASK, mask_url
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,21 @@ class UrlSource(Protocol):
 
 @dataclass(frozen=True)
 class DirectSource:
-    """A plain http(s) file URL: it resolves to itself and never expires."""
+    """A plain http(s) file URL: it resolves to itself and never expires.
+
+    Its secret query values (``?token=``, signatures) are never stored: one read
+    back from ``state.db`` after a restart has them masked and cannot be fetched.
+    """
 
     url: str
 
     async def resolve(self) -> ResolvedURL:
+        if f"={MASK}" in self.url:
+            raise CivitaiTuiError(
+                FailureKind.BAD_TARGET,
+                f"{self.describe()}: its secret query values are never stored, and the "
+                "engine restarted before it was fetched; add the job again with the full URL",
+            )
         return ResolvedURL(self.url)
 
     def describe(self) -> str:

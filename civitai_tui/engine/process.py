@@ -24,6 +24,7 @@ from pathlib import Path
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.logs import setup_logging
+from civitai_tui.private import open_private_append, private_dir
 
 START_TIMEOUT = 15.0
 
@@ -126,11 +127,11 @@ async def ensure_engine(state_dir: Path, *, allow_http: bool = False) -> Path:
     paths = EnginePaths(state_dir)
     if await engine_answers(paths):
         return paths.socket
-    paths.log.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.log.parent)
     command = [sys.executable, "-m", "civitai_tui", "engine"]
     if allow_http:
         command.append("--allow-http")
-    with open(paths.log, "ab") as out:
+    with open_private_append(paths.log) as out:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -4,19 +4,24 @@ A refused file moves to ``<state_dir>/quarantine/<timestamp>-<name>`` with a
 ``.reason.json`` note beside it (reason, kind, expected and actual hashes, the
 masked source), so the user can inspect or delete it and nothing loads it by
 accident. The move is a rename when possible (same file system), else a copy.
+The folder is 0700 and the file 0600, set on its descriptor: a symbolic link in
+its place is left alone, never followed.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from civitai_tui.config import state_dir
+from civitai_tui.private import private_dir, private_file
 from civitai_tui.security.redact import mask_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,7 @@ class QuarantineNote:
 
 
 def quarantine_dir(base: Path | None = None) -> Path:
-    path = (base or state_dir()) / "quarantine"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return private_dir((base or state_dir()) / "quarantine")
 
 
 def quarantine(path: Path, note: QuarantineNote, base: Path | None = None) -> Path:
@@ -44,7 +47,12 @@ def quarantine(path: Path, note: QuarantineNote, base: Path | None = None) -> Pa
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
     target = target_dir / f"{stamp}-{note.name}"
     shutil.move(path, target)
-    os.chmod(target, 0o600)
+    try:
+        private_file(target)
+    except OSError as exc:  # ELOOP: a link was planted where our .part was
+        log.warning(
+            "quarantined %s is not a regular file (%s): its mode is left alone", target, exc
+        )
     safe = QuarantineNote(
         **{**asdict(note), "reason": mask_text(note.reason), "source": mask_text(note.source)}
     )

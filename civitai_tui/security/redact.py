@@ -111,6 +111,11 @@ def mask_url(url: str) -> str:
     return mask_text(urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), "")))
 
 
+def mask_target(target: str) -> str:
+    """A job target as it may be stored or shown: a URL without its secrets."""
+    return mask_url(target) if "://" in target else target
+
+
 def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` with credential headers masked."""
     return {
