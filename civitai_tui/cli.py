@@ -520,10 +520,10 @@ def add(
 @main.command("ls")
 @click.option("--json", "as_json", is_flag=True)
 def ls(as_json: bool) -> None:
-    """List the jobs in queue order."""
+    """List the jobs in queue order (--json: with each file's path, or why it has none)."""
     from civitai_tui.console import print_jobs
 
-    jobs = _with_engine(lambda c: c.jobs())
+    jobs = _with_engine(lambda c: c.jobs(files=as_json))
     if as_json:
         click.echo(json.dumps(jobs))
     else:

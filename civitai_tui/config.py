@@ -205,7 +205,15 @@ OPTIONS: dict[str, Option] = _options(
         "Default destination folder (empty: ./ for `get`).",
         applies="command",
     ),
-    Option("bulk.sidecars", bool, True, "Write <model>.civitai.json beside each model."),
+    Option("bulk.sidecars", bool, True, "Write <file name>.civitai.json beside each model."),
+    Option(
+        "bulk.dedupe",
+        str,
+        "link",
+        "A file the library has elsewhere: hard link (else reflink, else copy), copy, "
+        "or download it again.",
+        choices=("link", "copy", "download"),
+    ),
     Option("bulk.previews", bool, False, "Download a preview image beside each model."),
     Option(
         "bulk.preview_nsfw_level",

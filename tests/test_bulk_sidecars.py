@@ -30,7 +30,7 @@ def test_sidecar_says_where_the_file_came_from(tmp_path: Path) -> None:
         creator="alice",
     )
     path = write_sidecar(model, info, "AB" * 32, "https://civitai.com/")
-    assert path == sidecar_path(model) == tmp_path / "cute.civitai.json"
+    assert path == sidecar_path(model) == tmp_path / "cute.safetensors.civitai.json"
     data = json.loads(path.read_text())
     assert data["source"] == "https://civitai.com/models/1?modelVersionId=2"
     assert (data["modelId"], data["modelVersionId"], data["fileId"]) == (1, 2, 3)

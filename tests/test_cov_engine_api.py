@@ -178,7 +178,7 @@ async def test_url_job_lands_good_files_and_says_why_the_others_failed(
     assert files["gone.gguf"]["last_status"] == 404
     assert "HTTP 404" in detail["error"] and "invalid_format" in detail["error"]
     landed = sorted(p.name for p in dest.iterdir() if p.is_file())
-    assert landed == ["good.civitai.json", "good.gguf"]  # nothing half-written or refused
+    assert landed == ["good.gguf", "good.gguf.civitai.json"]  # nothing half-written or refused
 
     # Retry starts the failed files over and keeps the finished one; cancel keeps it too.
     assert (await live.client.action(job["id"], "retry"))["files_done"] == 1

@@ -289,21 +289,28 @@ async def test_rerun_skips_files_already_in_the_library_and_writes_sidecars(
     )
     assert len(models) == 2
     for model in models:
-        meta = json.loads(model.with_name(model.stem + ".civitai.json").read_text())
+        meta = json.loads(model.with_name(model.name + ".civitai.json").read_text())
         assert meta["file"]["sha256"].upper() == sha256(model)
         assert list(lib.glob(model.stem + ".preview.*"))
-    # Moved elsewhere in the library by hand: still found by its hash, not fetched again.
+    # Moved elsewhere in the library by hand: found by its hash, not fetched again, and
+    # linked back to the path the job asks for (the job is about *that* folder).
     (lib / "moved").mkdir()
-    models[0].rename(lib / "moved" / models[0].name)
+    moved = models[0].rename(lib / "moved" / models[0].name)
     sent = sim.stats.storage_bytes_sent
     preview = await running.client.preview([f"user:{creator}"], {"dest": str(lib), "limit": 2})
-    assert preview["already_present"] == 2
+    assert (preview["already_present"], preview["from_library"]) == (1, 1)
+    assert preview["download_bytes"] == 0
     again = await running.client.add([f"user:{creator}"], options={"dest": str(lib), "limit": 2})
     await running.client.wait([again["id"]], timeout=30)
     detail = await running.client.job(again["id"])
     assert detail["state"] == "COMPLETED", detail
     assert [f["state"] for f in detail["files"]] == ["skipped", "skipped"]
     assert sim.stats.storage_bytes_sent == sent
+    files = {Path(f["path"]).name: f for f in detail["files"]}
+    assert files[models[1].name]["content_from"] == "present"
+    linked = files[models[0].name]
+    assert (linked["content_from"], linked["content_source"]) == ("hardlink", str(moved))
+    assert Path(linked["path"]) == models[0] and models[0].stat().st_ino == moved.stat().st_ino
 
 
 async def test_stopping_the_api_ends_event_streams_promptly(running: Running) -> None:

@@ -139,6 +139,14 @@ class JobFile:
     error_kind: str | None = None
     error: str | None = None
     path: str | None = None
+    #: Where the content came from when it was not downloaded: a verified copy
+    #: elsewhere in the library (before the file runs: the copy it will be placed from).
+    origin: str | None = None
+    #: How the file got to ``path``: "download", "present" (already there),
+    #: "hardlink", "reflink" or "copy" (from ``origin``); None until it is there.
+    method: str | None = None
+    #: Something that went wrong beside the file itself (its sidecar), shown, not fatal.
+    warning: str | None = None
 
     @property
     def key(self) -> str:
@@ -147,6 +155,37 @@ class JobFile:
     @property
     def size(self) -> int | None:
         return self.info.size
+
+    def view(self) -> dict[str, Any]:
+        """A JSON-ready view: where the file is (or why it is not) and where it came from."""
+        done = self.state.done
+        return {
+            "key": self.key,
+            "name": self.info.name,
+            "model_type": self.info.model_type,
+            "size": self.size,
+            "done": self.done,
+            "state": str(self.state),
+            "attempts": self.attempts,
+            "last_status": self.last_status,
+            "error_kind": self.error_kind,
+            "error": self.error,
+            "path": self.path if done else None,
+            "reason": None if done else (self.error or _WAITING[self.state]),
+            "content_from": self.method,
+            "content_source": self.origin,
+            "warning": self.warning,
+            "sha256": self.sha256,
+        }
+
+
+#: Why a file that is not done has no path yet, when it has no error.
+_WAITING = {
+    FileState.PENDING: "not fetched yet",
+    FileState.DOWNLOADING: "downloading",
+    FileState.FAILED: "failed",
+    FileState.CANCELLED: "cancelled",
+}
 
 
 @dataclass

@@ -103,6 +103,23 @@ class LibraryIndex:
         stat = path.stat()
         self._put(path.resolve(), stat.st_size, stat.st_mtime_ns, sha256)
 
+    def holds(self, path: Path, sha256: str) -> bool:
+        """``path`` is in the index with this SHA256 and unchanged since it was hashed."""
+        try:
+            resolved = path.resolve()
+            stat = resolved.stat()
+        except OSError:
+            return False
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, mtime_ns, sha256 FROM library WHERE path = ?", (str(resolved),)
+            ).fetchone()
+        return row is not None and (row[0], row[1], row[2]) == (
+            stat.st_size,
+            stat.st_mtime_ns,
+            sha256.upper(),
+        )
+
     def find(self, sha256: str) -> Path | None:
         """A file in the index with this SHA256 that is still there, unchanged."""
         with self._lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -36,7 +37,8 @@ from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import plan_targets
 from civitai_tui.civitai.source import CivitAIDownloadSource
 from civitai_tui.civitai.targets import UrlTarget, describe_target, parse_target
-from civitai_tui.download.downloader import FileDownloader
+from civitai_tui.download.downloader import FileDownloader, unexpected
+from civitai_tui.download.place import place_copy
 from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
@@ -65,6 +67,9 @@ class ManagerSettings:
     max_connections_per_host: int = 64
     download: DownloadSettings = dataclasses.field(default_factory=DownloadSettings)
     sidecars: bool = True
+    #: Content the library has elsewhere: "link" (hard link, else reflink, else copy),
+    #: "copy" (reflink, else copy) or "download" (fetch it again); see download.place.
+    dedupe: str = "link"
     previews: bool = False
     preview_nsfw_level: int = 1
     #: Extra keyword arguments of the API client (its rate limiters).
@@ -285,12 +290,13 @@ class BulkDownloadManager:
         return job
 
     async def retry(self, job_id: str) -> BulkDownloadJob:
-        """Queue a FAILED or CANCELLED job again; its unfinished files start over."""
+        """Queue a finished job again: unfinished files (and done ones no longer at their
+        destination) start over; files still in place stay done."""
         job = self.get(job_id)
         self._set_state(job, JobState.PENDING, "retry requested")
         job.error = None if job.files else job.error
         for f in job.files:
-            if not f.state.done:
+            if not f.state.done or not _at_destination(f):
                 f.state, f.attempts, f.error, f.error_kind, f.last_status = (
                     FileState.PENDING,
                     0,
@@ -298,6 +304,8 @@ class BulkDownloadManager:
                     None,
                     None,
                 )
+                f.path, f.method, f.warning = None, None, None
+                f.origin = self._copy_elsewhere(f)
         if not job.files:
             job.expanded = False
         self._store.save_job(job)
@@ -380,7 +388,10 @@ class BulkDownloadManager:
                     self._set_state(job, JobState.PROCESSING, "started")
                 self._slots.append(asyncio.create_task(self._run_batch(job, files)))
                 return True
-            if not any(key.startswith(job.id + ":") for key in self._inflight):
+            if not any(key.startswith(job.id + ":") for key in self._inflight) and not any(
+                f.state is FileState.PENDING
+                for f in job.files  # waiting for a busy path
+            ):
                 self._finish(job)
         return False
 
@@ -422,42 +433,76 @@ class BulkDownloadManager:
     async def _download(self, job: BulkDownloadJob, f: JobFile) -> DownloadResult:
         assert self._downloader is not None
         try:
-            result = await self._downloader.download(self._request(job, f))
+            placed = await self._place(f) if f.origin else None
+            result = placed or await self._downloader.download(self._request(job, f))
+            await self._apply_result(job, f, result)
         except asyncio.CancelledError:
             if f.state is FileState.DOWNLOADING:  # paused or stopped: resumable later
                 f.state = FileState.PENDING
             self._store.save_files(job.id, [f])
             raise
+        except Exception as exc:  # a surprise ends the file FAILED, never left DOWNLOADING
+            result = DownloadResult("failed", None, error=unexpected(self._request(job, f), exc))
+            self._fail_file(job, f, result)
         finally:
             self._file_tasks.pop(f.key, None)
             self._inflight.pop(f.key, None)
             self._busy_paths.discard(str(Path(f.dest_dir) / (f.filename or "")))
-        await self._apply_result(job, f, result)
         return result
+
+    async def _place(self, f: JobFile) -> DownloadResult | None:
+        """Put the library's copy of ``f`` at its asked path; None: download it instead."""
+        assert f.origin is not None and f.sha256 and f.filename
+        final = Path(f.dest_dir) / f.filename
+        if self.settings.dedupe == "download":
+            f.origin = None
+            return None
+        try:
+            f.method = await asyncio.to_thread(
+                place_copy, Path(f.origin), final, f.sha256, self.settings.dedupe
+            )
+            size = final.stat().st_size
+        except OSError as exc:  # the copy vanished (an unmounted disk) or changed
+            log.warning("%s: cannot use %s (%s); downloading it instead", final, f.origin, exc)
+            f.origin = None
+            return None
+        log.info("%s: %s of %s", final, f.method, f.origin)
+        return DownloadResult("skipped", final, bytes=size, sha256=f.sha256.upper(), verified=True)
 
     async def _apply_result(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
         f.attempts += max(1, result.retries + 1)
         if result.status in ("completed", "skipped"):
             f.state = FileState.COMPLETED if result.status == "completed" else FileState.SKIPPED
+            if result.status == "completed":
+                f.method, f.origin = "download", None
+            elif f.origin is None:
+                f.method = "present"
             f.done = result.bytes
             f.path = str(result.path) if result.path else f.path
             f.error = f.error_kind = None
             if result.path is not None:
                 await self._landed(f, result.path, result.sha256)
+            self._store.save_files(job.id, [f])
         else:
-            err = result.error
-            f.state = FileState.FAILED
-            f.error_kind = str(err.kind) if err else "unknown"
-            f.error = err.message if err else "failed"
-            f.last_status = err.status if err else None
+            self._fail_file(job, f, result)
+
+    def _fail_file(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
+        err = result.error
+        f.state = FileState.FAILED
+        f.error_kind = str(err.kind) if err else "unknown"
+        f.error = err.message if err else "failed"
+        f.last_status = err.status if err else None
         self._store.save_files(job.id, [f])
 
     async def _landed(self, f: JobFile, path: Path, sha256: str | None) -> None:
         """A file is in place: index it and write its sidecars."""
         assert self._library is not None
         if sha256:
-            await asyncio.to_thread(self._library.add, path, sha256)
-        await add_companions(
+            try:
+                await asyncio.to_thread(self._library.add, path, sha256)
+            except (OSError, sqlite3.Error) as exc:  # only the index misses it
+                log.warning("library index: cannot record %s: %s", path, exc)
+        f.warning = await add_companions(
             self._session,
             path,
             f.info,
@@ -470,11 +515,19 @@ class BulkDownloadManager:
         )
 
     def _finish(self, job: BulkDownloadJob) -> None:
+        """End a job: COMPLETED only when every file is done *where it was asked for*."""
         self._queue.remove(job.id)
         if job.state is JobState.PENDING:  # nothing to download (all present, or empty)
             self._set_state(job, JobState.PROCESSING, "started")
-        if job.failures or job.error:
-            self._set_state(job, JobState.FAILED, job.failure_summary())
+        missing = [f for f in job.files if f.state.done and not _at_destination(f)]
+        for f in missing:
+            f.state, f.error_kind = FileState.FAILED, str(FailureKind.FILESYSTEM)
+            f.error = f"{f.path or f.info.name} is not there any more; a retry fetches it again"
+            log.warning("job %s: %s", job.id, f.error)
+        if missing:
+            self._store.save_files(job.id, missing)
+        if job.failures or job.error or job.files_done < len(job.files):
+            self._set_state(job, JobState.FAILED, job.failure_summary() or "not every file is done")
         else:
             self._set_state(job, JobState.COMPLETED, f"{job.files_done} file(s)")
         asyncio.get_running_loop().create_task(self._notify_finished())
@@ -503,11 +556,15 @@ class BulkDownloadManager:
             BulkDownloadJob(name="preview", targets=(), options=options), requests
         )
         present = [f for f in files if f.state is FileState.SKIPPED]
+        copies = [f for f in files if f.origin is not None]
         return {
             "files": len(files),
             "total_bytes": sum(f.size or 0 for f in files),
             "already_present": len(present),
-            "download_bytes": sum(f.size or 0 for f in files if f not in present),
+            "from_library": len(copies),
+            "download_bytes": sum(
+                f.size or 0 for f in files if f not in present and f not in copies
+            ),
             "errors": errors,
             "items": [
                 {
@@ -517,6 +574,7 @@ class BulkDownloadManager:
                     "type": f.info.model_type,
                     "base_model": f.info.base_model,
                     "present": f in present,
+                    "copy_from": f.origin,
                 }
                 for f in files[:100]
             ],
@@ -567,11 +625,13 @@ class BulkDownloadManager:
         log.info("library %s: %d model files, %d hashed", root, result.files, result.hashed)
 
     def _job_files(self, job: BulkDownloadJob, requests: list[DownloadRequest]) -> list[JobFile]:
-        """Place each planned file in the library; mark the ones already present."""
+        """Place each planned file in the library; mark the ones already at their path and
+        note, for the others, a verified copy elsewhere to link or copy from."""
         layout = LibraryLayout(
             Path(job.options.dest or "."), self.settings.layout, self.settings.template
         )
-        known = self._store.completed_sha256()
+        library = self._library
+        assert library is not None
         files = []
         for req in requests:
             info = dataclasses.replace(req.info, key=f"{job.id}:{req.info.key}", job_id=job.id)
@@ -588,19 +648,27 @@ class BulkDownloadManager:
                 file_format=req.file_format,
                 preview_url=req.preview_url,
             )
-            present = self._present(f, dest_dir / filename if filename else None, known)
-            if present is not None:
-                f.state, f.done, f.path = FileState.SKIPPED, f.size or 0, str(present)
+            final = dest_dir / filename if filename else None
+            assert self._library is not None
+            if f.sha256 and final is not None and self._library.holds(final, f.sha256):
+                f.state, f.done, f.path, f.method = (
+                    FileState.SKIPPED,
+                    f.size or 0,
+                    str(final),
+                    "present",
+                )
+            else:
+                f.origin = self._copy_elsewhere(f)
             files.append(f)
         return files
 
-    def _present(self, f: JobFile, final: Path | None, known: set[str]) -> Path | None:
-        """Where this file already is, verified by its SHA256, if anywhere."""
-        if not f.sha256:
+    def _copy_elsewhere(self, f: JobFile) -> str | None:
+        """A verified copy of ``f`` in the library to place at its path (``bulk.dedupe``)."""
+        if not (f.sha256 and f.filename) or self.settings.dedupe == "download":
             return None
-        if final is not None and f.sha256.upper() in known and final.exists():
-            return final
-        return self._library.find(f.sha256) if self._library is not None else None
+        assert self._library is not None
+        found = self._library.find(f.sha256)
+        return str(found) if found is not None else None
 
     # ---------------------------------------------------------------- plumbing
 
@@ -653,6 +721,11 @@ class BulkDownloadManager:
             job = self._jobs.get(job_id)
             if job is not None:
                 self._store.save_files(job_id, [f for f in job.files if f.key in keys])
+
+
+def _at_destination(f: JobFile) -> bool:
+    """The file is where the job asked for it (a file, not a folder, in its folder)."""
+    return f.path is not None and Path(f.path).parent == Path(f.dest_dir) and Path(f.path).is_file()
 
 
 def _source_record(source: UrlSource) -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 ``bulk.layout`` / ``bulk.template`` place every named file under the
 destination (:class:`~civitai_tui.civitai.layouts.LibraryLayout`); once a file
-is in place, ``bulk.sidecars`` writes ``<name>.civitai.json`` beside it and
+is in place, ``bulk.sidecars`` writes ``<file name>.civitai.json`` beside it and
 ``bulk.previews`` fetches the version's preview image. The engine's manager and
 ``civitai-tui get`` both call these, so a file lands in the same place with the
 same companions whichever way it was downloaded.
@@ -11,16 +11,19 @@ same companions whichever way it was downloaded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
 
-from civitai_tui.bulk.sidecars import fetch_preview, write_sidecar
+from civitai_tui.bulk.sidecars import fetch_preview, sidecar_path, write_sidecar
 from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.config import OPTIONS, Config
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.events import FileInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,19 @@ async def add_companions(
     previews: bool,
     base_url: str,
     allow_http: bool,
-) -> None:
-    """The sidecar JSON and the preview image beside a model file that is in place."""
+) -> str | None:
+    """The sidecar JSON and the preview image beside a model file that is in place.
+
+    Returns what went wrong, if anything (a sidecar that could not be written:
+    also logged), for the file's record; the model itself stays done.
+    """
+    warning = None
     if sidecars:
-        await asyncio.to_thread(write_sidecar, model, info, sha256, base_url)
+        try:
+            await asyncio.to_thread(write_sidecar, model, info, sha256, base_url)
+        except OSError as exc:
+            warning = f"{sidecar_path(model).name} not written: {exc.strerror or exc}"
+            log.warning("%s: %s", model, warning)
     if previews and preview_url and session is not None:
         await fetch_preview(session, preview_url, model, allow_http=allow_http)
+    return warning

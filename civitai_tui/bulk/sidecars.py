@@ -1,10 +1,14 @@
-"""Sidecar files beside each downloaded model: ``<stem>.civitai.json`` and a preview image.
+"""Sidecar files beside each downloaded model: ``<file name>.civitai.json`` and a preview.
 
 WebUIs and library tools read these: the JSON says where the file came from
 (model, version, file ids and names, creator, base model, SHA256, the CivitAI
 page) and the preview is the version's first image at or below the chosen NSFW
-level. Both are written atomically; a preview that cannot be fetched is
-skipped with a log line, never failing the model file.
+level. The JSON is named after the *whole* file name (``x.safetensors.civitai.json``),
+so ``x.pth`` and ``x.safetensors`` of different models never share one; the
+preview keeps the WebUI convention ``<stem>.preview.<ext>`` (that is where A1111
+and ComfyUI look for it, by stem). Both are written atomically; a preview that
+cannot be fetched or written is skipped with a log line, and a JSON that cannot
+be written raises for the caller to report, never failing the model file.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpeg", "image/webp": ".we
 
 
 def sidecar_path(model: Path) -> Path:
-    return model.with_name(model.stem + ".civitai.json")
+    """``x.safetensors`` → ``x.safetensors.civitai.json`` (one per file name, no collisions)."""
+    return model.with_name(model.name + ".civitai.json")
 
 
 def write_sidecar(model: Path, info: FileInfo, sha256: str | None, base_url: str) -> Path:
-    """Write ``<stem>.civitai.json`` beside ``model``; returns its path."""
+    """Write ``<file name>.civitai.json`` beside ``model``; returns its path (OSError raises)."""
     page = None
     if info.model_id:
         page = f"{base_url.rstrip('/')}/models/{info.model_id}"
@@ -93,6 +98,10 @@ async def fetch_preview(
         log.info("no preview for %s: larger than %d bytes", model.name, MAX_PREVIEW_BYTES)
         return None
     path = model.with_name(model.stem + ".preview" + IMAGE_SUFFIXES[kind])
-    write_atomic(path, data)
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        log.warning("no preview for %s: cannot write %s: %s", model.name, path, exc)
+        return None
     log.info("preview for %s from %s", model.name, urlsplit(mask_url(url)).hostname)
     return path

@@ -4,11 +4,13 @@
 
     PENDING → PROCESSING ⇄ PAUSED
     PROCESSING → COMPLETED | FAILED | CANCELLED ;  PAUSED → CANCELLED
-    FAILED / CANCELLED → PENDING (explicit retry)
+    COMPLETED / FAILED / CANCELLED → PENDING (explicit retry)
 
 Two additions a queue user expects, like aria2's ``pause`` of a waiting
 download: a PENDING job can be paused (held back; resume puts it back to
-PENDING) or cancelled before it starts.
+PENDING) or cancelled before it starts. A COMPLETED job can be queued again
+too: its files are checked where they were asked for, and a missing one is
+fetched again.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         }
     ),
     JobState.PAUSED: frozenset({JobState.PROCESSING, JobState.PENDING, JobState.CANCELLED}),
-    JobState.COMPLETED: frozenset(),
+    JobState.COMPLETED: frozenset({JobState.PENDING}),
     JobState.FAILED: frozenset({JobState.PENDING}),
     JobState.CANCELLED: frozenset({JobState.PENDING}),
 }

@@ -18,7 +18,7 @@ from civitai_tui.events import FileInfo
 from civitai_tui.private import private_file
 from civitai_tui.security.redact import mask_target
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -55,10 +55,21 @@ CREATE TABLE IF NOT EXISTS files (
     error_kind TEXT,
     error TEXT,
     path TEXT,
+    origin TEXT,
+    method TEXT,
+    warning TEXT,
     PRIMARY KEY (job_id, key)
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files(sha256);
 """
+#: Schema version -> the statements that bring the previous version up to it.
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE files ADD COLUMN origin TEXT",
+        "ALTER TABLE files ADD COLUMN method TEXT",
+        "ALTER TABLE files ADD COLUMN warning TEXT",
+    ),
+}
 
 _JOB_COLUMNS = (
     "id, seq, name, targets, options, priority, state, created_at, started_at, finished_at,"
@@ -67,7 +78,8 @@ _JOB_COLUMNS = (
 _JOB_UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _JOB_COLUMNS.split(",")[1:])
 _FILE_COLUMNS = (
     "job_id, key, ord, info, dest_dir, source, filename, sha256, blake3, remote_scans,"
-    " file_format, preview_url, state, done, attempts, last_status, error_kind, error, path"
+    " file_format, preview_url, state, done, attempts, last_status, error_kind, error, path,"
+    " origin, method, warning"
 )
 
 
@@ -85,6 +97,12 @@ class JobStore:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path} was written by a newer civitai-tui (schema {version})")
+        if 0 < version < SCHEMA_VERSION:
+            with self._transaction():  # all steps or none: a kill mid-way leaves the old one
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -107,7 +125,7 @@ class JobStore:
             if with_files:
                 self._db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
                 self._db.executemany(
-                    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({_marks(19)})",
+                    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({_marks(22)})",
                     (_file_row(job.id, i, f) for i, f in enumerate(job.files)),
                 )
 
@@ -116,7 +134,8 @@ class JobStore:
         with self._transaction():
             self._db.executemany(
                 "UPDATE files SET state=?, done=?, attempts=?, last_status=?, error_kind=?,"
-                " error=?, path=?, filename=? WHERE job_id=? AND key=?",
+                " error=?, path=?, filename=?, origin=?, method=?, warning=?"
+                " WHERE job_id=? AND key=?",
                 (
                     (
                         str(f.state),
@@ -127,6 +146,9 @@ class JobStore:
                         f.error,
                         f.path,
                         f.filename,
+                        f.origin,
+                        f.method,
+                        f.warning,
                         job_id,
                         f.key,
                     )
@@ -147,14 +169,6 @@ class JobStore:
             _job_from_row(row, files.get(row[0], []))
             for row in self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY seq")
         ]
-
-    def completed_sha256(self) -> set[str]:
-        """SHA256s (upper-case) of every file already completed, for skip-if-present."""
-        rows = self._db.execute(
-            "SELECT DISTINCT upper(sha256) FROM files WHERE sha256 IS NOT NULL AND state IN (?, ?)",
-            (str(FileState.COMPLETED), str(FileState.SKIPPED)),
-        )
-        return {r[0] for r in rows}
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -233,6 +247,9 @@ def _file_row(job_id: str, ord_: int, f: JobFile) -> tuple[Any, ...]:
         f.error_kind,
         f.error,
         f.path,
+        f.origin,
+        f.method,
+        f.warning,
     )
 
 
@@ -254,4 +271,7 @@ def _file_from_row(row: tuple[Any, ...]) -> JobFile:
         error_kind=row[16],
         error=row[17],
         path=row[18],
+        origin=row[19],
+        method=row[20],
+        warning=row[21],
     )

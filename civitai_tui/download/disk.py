@@ -89,9 +89,20 @@ def fsync_dir(directory: Path) -> None:
 
 
 def move_into_place(part: Path, final: Path) -> None:
-    """Atomically rename the finished ``part`` to ``final`` and make it durable."""
-    os.replace(part, final)
-    fsync_dir(final.parent)
+    """Atomically rename the finished ``part`` to ``final`` and make it durable.
+
+    A failure (something in the way, a read-only or immutable folder) is a
+    ``FILESYSTEM`` error; the verified ``.part`` stays for a retry.
+    """
+    try:
+        os.replace(part, final)
+        fsync_dir(final.parent)
+    except OSError as exc:
+        raise CivitaiTuiError(
+            FailureKind.FILESYSTEM,
+            f"cannot move the finished download to {final}: {exc.strerror or exc}; clear the way "
+            "(or make the folder writable), then `civitai-tui retry` the job",
+        ) from exc
 
 
 def filesystem_error(where: Path, exc: OSError) -> CivitaiTuiError:

@@ -82,14 +82,8 @@ class FileDownloader:
             result = await self._download(request, transfer, started)
         except CivitaiTuiError as err:
             result = self._failed(request, transfer, err)
-        except Exception as exc:  # one file's surprise must not lose the other files
-            log.exception("unexpected error downloading %s", request.source.describe())
-            err = CivitaiTuiError(
-                FailureKind.INTERNAL,
-                f"unexpected error ({type(exc).__name__}: {exc}); this is a bug: please "
-                "report it with the log file",
-            )
-            result = self._failed(request, transfer, err)
+        except Exception as exc:  # any surprise ends the file FAILED, never "done"
+            result = self._failed(request, transfer, unexpected(request, exc))
         result.duration = time.monotonic() - started
         return result
 
@@ -208,12 +202,18 @@ class FileDownloader:
             actual_sha256=report.sha256,
             size=transfer.size,
         )
-        where = quarantine(transfer.part, note, self.settings.verify.quarantine_base)
+        where: Path | None
+        try:
+            where = quarantine(transfer.part, note, self.settings.verify.quarantine_base)
+            kept = f"quarantined at {where}"
+        except OSError as exc:  # a refused file never stays beside the models
+            log.error("cannot quarantine %s: %s; deleting it", transfer.name, exc)
+            transfer.part.unlink(missing_ok=True)
+            where = None
+            kept = f"it could not be quarantined ({exc.strerror or exc}) and was deleted"
         remove_control(transfer.ctl)
         error = CivitaiTuiError(
-            report.error.kind,
-            f"{report.error.message} (quarantined at {where})",
-            status=report.error.status,
+            report.error.kind, f"{report.error.message} ({kept})", status=report.error.status
         )
         result = self._failed(request, transfer, error, quarantined=where)
         result.sha256 = report.sha256
@@ -226,6 +226,7 @@ class FileDownloader:
         error: CivitaiTuiError,
         quarantined: Path | None = None,
     ) -> DownloadResult:
+        log.warning("%s failed (%s): %s", transfer.file_info().name, error.kind, error.message)
         self.bus.publish(
             FileFailed(
                 file=transfer.file_info(),
@@ -246,6 +247,19 @@ class FileDownloader:
             retries=transfer.retries,
             quarantined=quarantined,
         )
+
+
+def unexpected(request: DownloadRequest, exc: Exception) -> CivitaiTuiError:
+    """A failure nothing anticipated, as the file's reason (the traceback goes to the log)."""
+    if isinstance(exc, OSError):
+        where = Path(exc.filename) if exc.filename else request.dest_dir
+        return disk.filesystem_error(where, exc)
+    log.error("unexpected error for %s", request.info.name, exc_info=exc)
+    return CivitaiTuiError(
+        FailureKind.INTERNAL,
+        f"unexpected {type(exc).__name__}: {exc or 'no detail'} (the log has the details; "
+        "`civitai-tui retry` tries again)",
+    )
 
 
 def refuse_flagged(request: DownloadRequest) -> None:

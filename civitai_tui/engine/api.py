@@ -8,7 +8,7 @@ reconnects starts from a complete picture.
 Routes (all JSON)::
 
     GET  /v1/status                      engine version, pid, uptime, job counts
-    GET  /v1/jobs                        job summaries in queue order
+    GET  /v1/jobs[?files=1]              job summaries in queue order (with their files)
     POST /v1/jobs                        {"targets": [...], "priority": 0, "options": {...}}
     POST /v1/preview                     the same body: what a job would download
     GET  /v1/jobs/{id}                   one job with its files
@@ -175,27 +175,8 @@ def _days(raw: str) -> int:
 
 
 def job_detail(job: BulkDownloadJob) -> dict[str, Any]:
-    """A job summary plus its files."""
-    return {
-        **job.summary(),
-        "files": [
-            {
-                "key": f.key,
-                "name": f.info.name,
-                "model_type": f.info.model_type,
-                "size": f.size,
-                "done": f.done,
-                "state": str(f.state),
-                "attempts": f.attempts,
-                "last_status": f.last_status,
-                "error_kind": f.error_kind,
-                "error": f.error,
-                "path": f.path,
-                "sha256": f.sha256,
-            }
-            for f in job.files
-        ],
-    }
+    """A job summary plus its files (each with its path, or why it has none)."""
+    return {**job.summary(), "files": [f.view() for f in job.files]}
 
 
 class ControlAPI:
@@ -236,8 +217,9 @@ class ControlAPI:
             }
         )
 
-    async def list_jobs(self, _: web.Request) -> web.Response:
-        return web.json_response({"jobs": [j.summary() for j in self.manager.jobs()]})
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        view = job_detail if request.query.get("files") == "1" else BulkDownloadJob.summary
+        return web.json_response({"jobs": [view(j) for j in self.manager.jobs()]})
 
     async def add_job(self, request: web.Request) -> web.Response:
         data = await _body(request)

@@ -71,8 +71,9 @@ class EngineClient(SessionOwner):
     async def status(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/status")
 
-    async def jobs(self) -> list[dict[str, Any]]:
-        return (await self._call("GET", "/v1/jobs"))["jobs"]
+    async def jobs(self, *, files: bool = False) -> list[dict[str, Any]]:
+        """Every job's summary; with ``files``, each job's files too (as ``job`` gives)."""
+        return (await self._call("GET", "/v1/jobs?files=1" if files else "/v1/jobs"))["jobs"]
 
     async def job(self, job_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/v1/jobs/{job_id}")

@@ -81,6 +81,7 @@ class Engine:
                     stream_observer=self.optimizer.health.record_stream,
                 ),
                 sidecars=self.config.get("bulk.sidecars"),
+                dedupe=self.config.get("bulk.dedupe"),
                 previews=self.config.get("bulk.previews"),
                 preview_nsfw_level=self.config.get("bulk.preview_nsfw_level"),
                 client_options=api_limiters(self.config),
@@ -161,7 +162,14 @@ class Engine:
             fresh = batch_config(self.config)
             for field in dataclasses.fields(fresh):
                 setattr(self.manager.batch, field.name, getattr(fresh, field.name))
-            for name in ("layout", "template", "sidecars", "previews", "preview_nsfw_level"):
+            for name in (
+                "layout",
+                "template",
+                "sidecars",
+                "dedupe",
+                "previews",
+                "preview_nsfw_level",
+            ):
                 setattr(self.manager.settings, name, self.config.get(f"bulk.{name}"))
             self.manager.kick()
         elif section == "download":

@@ -34,6 +34,23 @@ class FileView:
     verification: str = ""
     scan: str = ""
     error: str = ""
+    #: Where the file is (and where its content came from), or why it is not there.
+    where: str = ""
+
+
+def where_text(raw: dict[str, Any]) -> str:
+    """A file's place as the engine reports it: path and origin, or the reason for none."""
+    if raw.get("path"):
+        text = str(raw["path"])
+        if raw.get("content_source"):
+            text += f" ({raw.get('content_from')} of {raw['content_source']})"
+        elif raw.get("content_from") == "present":
+            text += " (already there)"
+    else:
+        text = "" if raw.get("error") else str(raw.get("reason") or "")
+    if raw.get("warning"):
+        text += f"; {raw['warning']}" if text else str(raw["warning"])
+    return text
 
 
 @dataclass
@@ -97,6 +114,7 @@ class JobView:
             view.state = raw.get("state", view.state)
             view.attempts = int(raw.get("attempts") or 0)
             view.error = raw.get("error") or ""
+            view.where = where_text(raw)
             if raw.get("model_type"):
                 self.types.add(raw["model_type"])
             if view.state in DONE_FILE_STATES and raw.get("sha256") and not view.verification:

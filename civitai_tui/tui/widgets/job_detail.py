@@ -14,7 +14,18 @@ from civitai_tui.tui.formatting import human_bytes, human_speed, text_bar
 from civitai_tui.tui.state import FileView, JobView
 from civitai_tui.tui.widgets.state_style import state_text
 
-FILE_COLUMNS = ("File", "State", "Progress", "Speed", "Conn", "Tries", "Verify", "Scan", "Error")
+FILE_COLUMNS = (
+    "File",
+    "State",
+    "Progress",
+    "Speed",
+    "Conn",
+    "Tries",
+    "Verify",
+    "Scan",
+    "Error",
+    "Where",
+)
 
 
 def file_cells(f: FileView) -> tuple[str, ...]:
@@ -28,6 +39,7 @@ def file_cells(f: FileView) -> tuple[str, ...]:
         f.verification,
         printable(f.scan),
         printable(f.error),
+        printable(f.where),
     )
 
 
