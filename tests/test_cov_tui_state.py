@@ -155,3 +155,22 @@ def test_unknown_message_types_change_nothing() -> None:
     state.apply_message({"type": "events", "events": [{"type": "from_the_future"}]})
     assert state.events_seen == 1
     assert state.take_dirty() == (set(), False)
+
+
+def test_where_text_says_where_a_file_is_where_it_came_from_or_why_not() -> None:
+    from civitai_tui.tui.state import where_text
+
+    linked = {
+        "path": "/m/a.safetensors",
+        "content_from": "hardlink",
+        "content_source": "/old/a.safetensors",
+        "warning": "a.safetensors.civitai.json not written: Is a directory",
+    }
+    assert where_text(linked) == (
+        "/m/a.safetensors (hardlink of /old/a.safetensors); "
+        "a.safetensors.civitai.json not written: Is a directory"
+    )
+    assert where_text({"path": "/m/b", "content_from": "present"}) == "/m/b (already there)"
+    assert where_text({"path": "/m/c", "content_from": "download"}) == "/m/c"
+    assert where_text({"path": None, "reason": "not fetched yet"}) == "not fetched yet"
+    assert where_text({"path": None, "error": "gone", "reason": "gone"}) == ""

@@ -34,7 +34,8 @@ class FileView:
     verification: str = ""
     scan: str = ""
     error: str = ""
-    #: Where the file is (and where its content came from), or why it is not there.
+    #: Where the file is (and where its content came from), or why it is not there
+    #: when there is no error to say it.
     where: str = ""
 
 

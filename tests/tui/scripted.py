@@ -40,7 +40,13 @@ def _job(
                 "last_status": 206,
                 "error_kind": None,
                 "error": None,
-                "path": None,
+                "path": f"/models/{name.lower().replace(' ', '_')}_{i}.safetensors"
+                if i < done
+                else None,
+                "reason": None if i < done else "not fetched yet",
+                "content_from": "download" if i < done else None,
+                "content_source": None,
+                "warning": None,
                 "sha256": "AB" * 32 if i < done else None,
                 "model_type": "LORA" if n % 2 else "Checkpoint",
             }

@@ -95,10 +95,12 @@ def describe_preview(preview: dict[str, Any]) -> str:
     lines = [
         f"[b]{preview['files']}[/b] file(s), {human_bytes(preview['total_bytes'])} in all; "
         f"[b]{preview['already_present']}[/b] already present; "
+        f"[b]{preview.get('from_library', 0)}[/b] placed from copies in the library; "
         f"{human_bytes(preview['download_bytes'])} to download"
     ]
     for item in preview.get("items", [])[:PREVIEW_ITEMS]:
         mark = " (present)" if item.get("present") else ""
+        mark = " (from the library)" if item.get("copy_from") else mark
         lines.append(
             f"  {markup_safe(str(item['name']))}  {markup_safe(str(item.get('type') or ''))}  "
             f"{human_bytes(item.get('size'))}{mark}"

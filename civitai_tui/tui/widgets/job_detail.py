@@ -23,8 +23,7 @@ FILE_COLUMNS = (
     "Tries",
     "Verify",
     "Scan",
-    "Error",
-    "Where",
+    "Where, or why not",
 )
 
 
@@ -38,8 +37,7 @@ def file_cells(f: FileView) -> tuple[str, ...]:
         str(f.attempts) if f.attempts else "",
         f.verification,
         printable(f.scan),
-        printable(f.error),
-        printable(f.where),
+        printable(f.error or f.where),
     )
 
 
