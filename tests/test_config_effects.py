@@ -77,6 +77,7 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "bulk.template": ("{type}/{file_name}", _manager("template")),
     "bulk.dest": ("/srv/models", lambda e: str(_get("plan")(e).dest)),
     "bulk.sidecars": (False, _manager("sidecars")),
+    "bulk.dedupe": ("copy", _manager("dedupe")),
     "bulk.previews": (True, _manager("previews")),
     "bulk.preview_nsfw_level": (4, _manager("preview_nsfw_level")),
     "download.connections": (2, _download("connections")),
