@@ -91,12 +91,20 @@ async def test_queue_wide_pause_resume_and_remove_finished(
     await live.client.set_config("bulk.concurrent_batches", 1)
     await live.client.set_config("bulk.sidecars", False)
     model = small_plain_model(sim)
-    here = {"dest": str(tmp_path / "m")}
-    done = await live.client.add([f"model:{model.id}"], options=here)
+    done = await live.client.add([f"model:{model.id}"], options={"dest": str(tmp_path / "m")})
     assert (await live.client.wait([done["id"]], timeout=30))["ok"]
-    # Park two jobs: pause-all catches them whether they are waiting or running.
-    a = await live.client.add([f"model:{model.id}"], name="a", options=here)
-    b = await live.client.add([f"model:{model.id}"], name="b", options=here)
+    # Park two jobs that really download (elsewhere, the library copy not reused, slowly):
+    # pause-all catches them whether they are waiting or running.
+    await live.client.set_config("bulk.dedupe", "download")
+    primary = model.versions[0].primary_file()
+    assert primary is not None
+    sim.faults.set(primary.id, per_connection_rate=max(primary.size // 4, 1))
+    a = await live.client.add(
+        [f"model:{model.id}"], name="a", options={"dest": str(tmp_path / "a")}
+    )
+    b = await live.client.add(
+        [f"model:{model.id}"], name="b", options={"dest": str(tmp_path / "b")}
+    )
     changed = (await live.client.queue_action("pause-all"))["changed"]
     assert set(changed) <= {a["id"], b["id"]} and a["id"] in changed
     assert {(await live.client.job(j))["state"] for j in changed} == {"PAUSED"}
@@ -104,10 +112,12 @@ async def test_queue_wide_pause_resume_and_remove_finished(
     assert again["state"] == "PAUSED"
     untouched = await live.client.action(done["id"], "resume")  # not paused: unchanged
     assert untouched["state"] == "COMPLETED"
+    sim.faults.reset()
     resumed = (await live.client.queue_action("resume-all"))["changed"]
     assert sorted(resumed) == sorted(changed)
     assert (await live.client.wait(None, timeout=30)) == {"finished": True, "ok": True}
-    assert [p.suffix for p in (tmp_path / "m").iterdir()] == [".safetensors"]  # no sidecar
+    for folder in ("m", "a", "b"):
+        assert [p.suffix for p in (tmp_path / folder).iterdir()] == [".safetensors"]  # no sidecar
     removed = (await live.client.queue_action("remove-finished"))["removed"]
     assert sorted(removed) == sorted([done["id"], a["id"], b["id"]])
     assert await live.client.jobs() == []
