@@ -38,7 +38,10 @@ def open_umask() -> Iterator[None]:
 
 @pytest.mark.slow
 async def test_an_engine_in_an_open_state_dir_writes_private_files(
-    sim: Simulator, tmp_path: Path, clis: list[Cli], open_umask: None
+    sim: Simulator,
+    tmp_path: Path,
+    clis: list[Cli],  # noqa: F811 (the fixture imported above)
+    open_umask: None,
 ) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
