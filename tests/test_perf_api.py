@@ -25,7 +25,7 @@ async def test_performance_route_reports_the_optimizer(running: Running) -> None
 async def test_mode_switch_is_live_persisted_and_validated(running: Running) -> None:  # noqa: F811
     assert await running.client.set_mode("EFFICIENCY") == {"mode": "efficiency"}
     report = await running.client.performance()
-    assert report["mode"] == "efficiency" and report["limits"]["max_connections"] == 8
+    assert report["mode"] == "efficiency" and report["limits"]["max_connections"] == 16
     changes = {d["setting"]: d for d in report["decisions"]}
     assert changes["mode"]["new"] == "efficiency" and changes["mode"]["reason"]
     assert changes["chunk_size"]["new"] == report["limits"]["max_chunk_size"]

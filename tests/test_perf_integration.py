@@ -224,3 +224,20 @@ async def test_a_settled_budget_is_learned_and_the_next_run_starts_there(
         probe = next(iter(optimizer.probes.values()))
         assert probe.budget == learned.budget and not probe.cold
     assert "learned on an earlier run" in decisions[0].reason
+
+
+@pytest.mark.slow
+async def test_minimal_holds_a_host_to_two_connections_whatever_the_files(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sim.faults.set(per_connection_rate=2 * MiB)
+    minimal = replace(FAST, mode=OptimizationMode.MINIMAL)
+    async with downloading(sim, tmp_path, config=minimal, files=4) as (optimizer, decisions):
+        await until(lambda: optimizer.tracker.connections() >= 2, timeout=10)
+        loop = asyncio.get_running_loop()
+        deadline, most = loop.time() + 3.0, 0
+        while loop.time() < deadline:
+            most = max(most, sim.stats.open_connections, optimizer.tracker.connections())
+            await asyncio.sleep(0.05)
+    assert most <= 2 and sim.stats.max_open_connections <= 3  # (+1: a closing first answer)
+    assert not any("probing" in d.reason for d in decisions)

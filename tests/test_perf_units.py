@@ -108,7 +108,7 @@ def test_modes_have_documented_limits_and_read_the_config(tmp_path) -> None:
     efficiency = OptimizationConfig(mode=OptimizationMode.EFFICIENCY)
     minimal = OptimizationConfig(mode=OptimizationMode.MINIMAL)
     assert (speed.connection_ceiling, speed.start_connections) == (20, 8)
-    assert efficiency.connection_ceiling == 8 and efficiency.shed_cpu == 50.0
+    assert efficiency.connection_ceiling == 16 and efficiency.shed_cpu == 50.0
     assert minimal.connection_ceiling == 2 and not minimal.limits.probe
     assert parse_mode(" SPEED ") is OptimizationMode.SPEED
     with pytest.raises(ValueError, match="expected one of speed, efficiency"):
@@ -301,3 +301,16 @@ def test_steps_start_from_the_connections_open_when_files_outnumber_the_budget()
         if step is not None:
             steps.append(step)
     assert (steps[0].old, steps[0].new) == (1, 64)  # 10 open x 16, within the ceiling
+
+
+def test_efficiency_keeps_the_fewest_connections_within_90_percent_of_the_best() -> None:
+    # 10 MB/s per connection, 100 MB/s in all: 10 connections fill it; 9 give 90 %.
+    def rate(n: int) -> float:
+        return min(n * 10 * MB, 100 * MB)
+
+    efficiency = HostProbe("h", 2, 16, 0.10, keep_share=0.9)
+    feed(efficiency, rate, 120)
+    speed = HostProbe("h", 8, 64, 0.05, shed_probe=False)
+    feed(speed, rate, 80)
+    assert rate(efficiency.budget) >= 0.9 * rate(speed.budget)
+    assert efficiency.budget < speed.budget / 2  # the fewest that keep 90 %

@@ -39,6 +39,8 @@ class DownloadSettings:
     #: The most connections all files on a host may have open together (set by the
     #: optimizer: a server's connection limit is per client); a host not listed: no cap.
     host_budget: dict[str, int] = field(default_factory=dict)
+    #: The budget of a host not in ``host_budget`` (a mode's per-host maximum), None: none.
+    default_host_budget: int | None = None
     #: Never split a range below this (a file under 2x this uses one connection);
     #: ranges are split only where that beats a new request's first byte, so a small
     #: floor (aria2c's ``-k1M``) costs nothing on slow-to-answer hosts.

@@ -78,7 +78,7 @@ class HostPool:
 
     def room(self, host: str) -> int:
         """How many more connections ``host`` may have now (large: no budget set)."""
-        budget = self.settings.host_budget.get(host)
+        budget = self.settings.host_budget.get(host, self.settings.default_host_budget)
         if budget is None:
             return 1 << 30
         used = sum(t.connections for t in self.transfers if t._host() == host)

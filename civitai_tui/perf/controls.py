@@ -17,6 +17,7 @@ from civitai_tui.download.downloader import FileDownloader
 
 class Controls(Protocol):
     def set_host_connections(self, host: str, per_file: int, total: int | None) -> None: ...
+    def set_default_host_budget(self, total: int | None) -> None: ...
     def set_chunk_size(self, size: int) -> None: ...
     def set_retry_base(self, delay: float) -> None: ...
     def chunk_size(self) -> int | None: ...
@@ -32,6 +33,11 @@ class DownloaderControls:
         downloader = self._find()
         if downloader is not None:
             downloader.set_host_connections(host, per_file, total)
+
+    def set_default_host_budget(self, total: int | None) -> None:
+        downloader = self._find()
+        if downloader is not None:
+            downloader.settings.default_host_budget = total
 
     def set_chunk_size(self, size: int) -> None:
         downloader = self._find()

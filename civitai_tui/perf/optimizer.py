@@ -88,6 +88,7 @@ class PerformanceOptimizer:
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        self._hold_new_hosts()
         self._unsubscribe = self.bus.add_callback(self._on_event)
         self._task = asyncio.create_task(self._run(), name="performance-optimizer")
 
@@ -123,8 +124,15 @@ class PerformanceOptimizer:
                 now,
                 shed_probe=limits.shed_probe,
             )
+            probe.keep_share = limits.keep_share
             self._apply_step(host, step)
+        self._hold_new_hosts()
         self._apply_chunk()
+
+    def _hold_new_hosts(self) -> None:
+        """A mode's per-host maximum holds a host's first files too (before any probe)."""
+        held = self.config.limits.max_connections is not None
+        self.controls.set_default_host_budget(self.config.connection_ceiling if held else None)
 
     def set_rate_cap(self, rate: float) -> None:
         """The speed limit in force (bytes/s, 0: none): probes stop adding connections there."""
@@ -160,6 +168,7 @@ class PerformanceOptimizer:
                 limits.min_gain,
                 probing=limits.probe,
                 shed_probe=limits.shed_probe,
+                keep_share=limits.keep_share,
                 cold=learned is None,
                 capped=bool(learned and learned.per_file),
                 conn_limit=learned.limit if learned else None,
@@ -324,9 +333,11 @@ class PerformanceOptimizer:
             if step is not None:
                 self._decide("connections", step.old, step.new, step.reason, host)
                 force = True
-        # Under a connection limit the downloader holds all files to it (a file may then
-        # use a slot another cannot: round up); otherwise never above the budget.
-        total = probe.limit() if probe.conn_limit is not None else None
+        # Under a connection limit (the server's, or the mode's per-host maximum) the
+        # downloader holds all files to it (a file may then use a slot another cannot:
+        # round up); otherwise never above the budget.
+        held = probe.conn_limit is not None or self.config.limits.max_connections is not None
+        total = probe.limit() if held else None
         per_file = max(1, -(-probe.budget // files) if total else probe.budget // files)
         if force or self._per_file.get(host) != per_file:
             self._per_file[host] = per_file

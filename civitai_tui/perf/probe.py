@@ -138,6 +138,8 @@ class HostProbe:
     probing: bool = True
     shed_probe: bool = True
     floor: int = 1
+    #: Probing down keeps fewer connections at this share of the best rate (None: linear).
+    keep_share: float | None = None
     #: Ticks to ignore after a change (the optimizer raises it on slow first bytes).
     settle_ticks: int = SETTLE_TICKS
     #: No decision taken on this host yet (a budget learned on an earlier run is not cold).
@@ -283,6 +285,14 @@ class HostProbe:
                 return None  # the files cannot use the budget they have (too few ranges)
             if self.rate_cap and base.rate >= 0.9 * self.rate_cap:
                 return None  # the speed limit, not the connections, sets the rate
+            best = self.best
+            if (
+                self.keep_share
+                and best
+                and best.connections > base.connections
+                and base.rate >= self.keep_share * best.rate
+            ):
+                return None  # more connections reached little more: not worth them
             if self._slow_start:
                 target = start * self._up_factor(base)
             else:
@@ -314,7 +324,10 @@ class HostProbe:
             self.capped = self._near_linear or (self.capped and kept)
         else:
             loss = base.rate - measured.rate
-            kept = change < -0.05 and loss <= self.min_gain * linear
+            if self.keep_share is not None and self.best is not None:
+                kept = change < -0.05 and measured.rate >= self.keep_share * self.best.rate
+            else:
+                kept = change < -0.05 and loss <= self.min_gain * linear
         if kept:
             self._hold = FIRST_HOLD
             self._base, self._tried = measured, {self._direction}
