@@ -1,7 +1,13 @@
-"""All-or-nothing file writes: a temporary file beside the target, then a rename."""
+"""All-or-nothing file writes: a temporary file beside the target, then a rename.
+
+The temporary file is created exclusively (``mkstemp``: ``O_EXCL``, never
+through a link another user planted) in the target's folder, its mode is set on
+the descriptor, and it is fsynced before the rename.
+"""
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -14,8 +20,16 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, mode)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporary files an interrupted :func:`write_atomic` of ``path`` left."""
+    for tmp in glob.glob(glob.escape(str(path.parent / f".{path.name}.")) + "*.tmp"):
+        Path(tmp).unlink(missing_ok=True)

@@ -3,9 +3,10 @@
 It records what a restart needs to continue without re-fetching or re-resolving:
 the total size, the validators (ETag / Last-Modified), the resolved signed URL and
 its expiry (so a resume does not spend another ``/api/download`` hit), and the
-finished byte spans. JSON, written atomically (temp file + fsync + rename) with
-mode 0600 because the URL is signed. A missing or corrupt file reads as None:
-the caller starts from zero, never crashes.
+finished byte spans. JSON, written atomically (exclusive temp file + fsync +
+rename) with mode 0600 because the URL is signed; read only when it is a
+regular file of ours, never through a link. A missing, foreign or corrupt file
+reads as None: the caller starts from zero, never crashes.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from civitai_tui.atomic import remove_leftovers, write_atomic
 from civitai_tui.download.ranges import merge_spans
 
 log = logging.getLogger(__name__)
@@ -46,20 +49,13 @@ def control_path(part: Path) -> Path:
 def save_control(path: Path, state: ControlState) -> None:
     """Write ``state`` to ``path`` atomically (mode 0600)."""
     payload = {"version": VERSION, **asdict(state)}
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps(payload, separators=(",", ":")).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, separators=(",", ":")).encode(), mode=0o600)
 
 
 def load_control(path: Path) -> ControlState | None:
     """The saved state, or None when absent or unreadable (logged, never raised)."""
     try:
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(_read_own(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, RecursionError) as exc:
@@ -70,6 +66,19 @@ def load_control(path: Path) -> ControlState | None:
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("ignoring corrupt control file %s (%s): starting from zero", path, exc)
         return None
+
+
+def _read_own(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file of ours (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise ValueError("not a regular file of ours")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 def _parse(raw: dict) -> ControlState:
@@ -100,4 +109,4 @@ def _opt_str(value: object) -> str | None:
 
 def remove_control(path: Path) -> None:
     path.unlink(missing_ok=True)
-    path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+    remove_leftovers(path)

@@ -10,11 +10,13 @@ are fsynced at checkpoints and at the end. Out-of-space errors become
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,12 +45,51 @@ def check_free_space(directory: Path, needed: int, margin: int) -> None:
         raise disk_full(directory, needed + margin - free)
 
 
-def open_part(path: Path) -> int:
-    """Open (or create) the ``.part`` file for positional writes; mode 0644."""
+def open_part(path: Path, resume: bool = False) -> int:
+    """Open the ``.part`` file for positional writes, never through a symbolic link.
+
+    In a shared folder another user may plant a link (or a file) at our ``.part``
+    to make us write into their choice. To ``resume``, the ``.part`` must be a
+    regular file of ours with one link; otherwise whatever is there is removed and
+    the file is created exclusively (``O_EXCL``), mode 0644.
+    """
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if resume:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            _check_ours(fd, path)
+            return fd
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(path, flags, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise not_ours(path, "a symbolic link") from exc
+        if exc.errno == errno.EEXIST:
+            raise not_ours(path, "a file that appeared while it was being created") from exc
         raise filesystem_error(path, exc) from exc
+
+
+def _check_ours(fd: int, path: Path) -> None:
+    st = os.fstat(fd)
+    what = None
+    if not stat.S_ISREG(st.st_mode):
+        what = "not a regular file"
+    elif st.st_uid != os.geteuid():
+        what = "a file of another user"
+    elif st.st_nlink != 1:
+        what = "a file with other hard links"
+    if what is not None:
+        os.close(fd)
+        raise not_ours(path, what)
+
+
+def not_ours(path: Path, what: str) -> CivitaiTuiError:
+    return CivitaiTuiError(
+        FailureKind.FILESYSTEM,
+        f"{path} is {what}, not a partial download of ours: nothing was written through it "
+        "(in a shared folder someone may have planted it); remove it and retry",
+    )
 
 
 def preallocate(fd: int, size: int, where: Path) -> None:

@@ -480,7 +480,7 @@ class Transfer:
         assert self.size is not None and self.ranges is not None
         dest = self.request.dest_dir
         if self.fd is None:
-            self.fd = disk.open_part(self.part)
+            self.fd = disk.open_part(self.part, resume=self.ranges.done_bytes > 0)
         stat = os.fstat(self.fd)
         if self.ranges.done_bytes and stat.st_size == self.size:
             allocated = stat.st_blocks * 512
