@@ -141,10 +141,13 @@ def _need_terminal() -> None:
 async def _open_tui(home: Path, *, embedded: bool, allow_http: bool) -> None:
     """The UI on this state dir's engine: started in the background, or embedded."""
     from civitai_tui.engine.process import EnginePaths, engine_answers, ensure_engine
-    from civitai_tui.tui.app import run_tui_async
+    from civitai_tui.tui.app import engine_keeps_running, run_tui_async
+    from civitai_tui.tui.terminal import has_terminal
 
     if not embedded:
-        await run_tui_async(await ensure_engine(home, allow_http=allow_http), home)
+        app = await run_tui_async(await ensure_engine(home, allow_http=allow_http), home)
+        if app.return_code in (None, 0) and app.state.connected and has_terminal():
+            err_console.print(engine_keeps_running(app.state), markup=False)
         return
     from civitai_tui.engine.core import Engine
     from civitai_tui.tui.embedded import run_embedded_async
@@ -398,7 +401,7 @@ def demo(dest: Path | None, no_tui: bool) -> None:
     home = state_dir() / "demo"
     models = dest or home / "models"
     if no_tui:
-        raise SystemExit(run_demo(models, err_console))
+        raise SystemExit(run_demo(models, home, err_console))
     _need_terminal()
     _run(run_tui_demo(home, models))
 

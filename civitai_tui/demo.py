@@ -26,6 +26,7 @@ from civitai_tui.console import ProgressDisplay, SummaryRow, print_summary
 from civitai_tui.events import EventBus
 from civitai_tui.oneshot import GetOptions, GetReport, run_get
 from civitai_tui.runtime_settings import download_settings
+from civitai_tui.security.quarantine import quarantine_dir
 from civitai_tui.simulator.catalogue import Catalogue
 from civitai_tui.simulator.server import start_simulator
 
@@ -54,7 +55,7 @@ def sample_targets(catalogue: Catalogue) -> tuple[list[Target], int]:
     return picks, specials.malicious_ckpt.file_id
 
 
-async def _demo(dest: Path, console: Console) -> tuple[GetReport, int]:
+async def _demo(dest: Path, home: Path, console: Console) -> tuple[GetReport, int]:
     token = secrets.token_hex(16)
     sim = await start_simulator(tokens={token})
     try:
@@ -76,7 +77,7 @@ async def _demo(dest: Path, console: Console) -> tuple[GetReport, int]:
                 GetOptions(PlanOptions(dest=dest)),
                 base_url=sim.api_url,
                 api_key=token,
-                settings=download_settings(Config.load()),
+                settings=download_settings(Config.load(home / "config.toml")),
                 bus=bus,
                 on_planned=planned,
             )
@@ -87,10 +88,12 @@ async def _demo(dest: Path, console: Console) -> tuple[GetReport, int]:
     return report, malicious
 
 
-def run_demo(dest: Path, console: Console) -> int:
-    """Run the demo; 0 when every file but the planted malicious one completed."""
+def run_demo(dest: Path, home: Path, console: Console) -> int:
+    """Run the demo in state dir ``home``; 0 when every file but the planted malicious
+    one completed (refused into ``home``'s quarantine, never the real state dir's)."""
     dest.mkdir(parents=True, exist_ok=True)
-    report, malicious = asyncio.run(_demo(dest, console))
+    home.mkdir(parents=True, exist_ok=True)
+    report, malicious = asyncio.run(_demo(dest, home, console))
     rows = []
     ok = not report.plan_failures
     for req, res in report.results:
@@ -103,7 +106,7 @@ def run_demo(dest: Path, console: Console) -> int:
             ok = ok and res.status != "failed"
         rows.append(SummaryRow(req.filename or req.info.name, res.status, res.bytes, detail))
     print_summary(console, rows)
-    console.print(f"Models are in {dest}; refused files are in the quarantine folder.")
+    console.print(f"Models are in {dest}; refused files are in {quarantine_dir(home)}.")
     return 0 if ok else 1
 
 

@@ -15,7 +15,7 @@ from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
 from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.config import Config
 from civitai_tui.download.retry import RetryPolicy
-from civitai_tui.download.settings import DownloadSettings
+from civitai_tui.download.settings import DownloadSettings, VerifySettings
 
 MIB = 1024 * 1024
 
@@ -31,9 +31,14 @@ def batch_config(config: Config) -> BatchConfig:
 
 
 def download_settings(config: Config) -> DownloadSettings:
-    """Per-file download settings from the ``download.*`` keys."""
+    """Per-file download settings from the ``download.*`` keys.
+
+    Refused files go to the quarantine of the config's own state dir (the
+    demo's, a test's), never to the default one.
+    """
     settings = dataclasses.replace(
         DownloadSettings(),
+        verify=VerifySettings(quarantine_base=config.path.parent),
         connections=config.get("download.connections"),
         min_split=config.get("download.min_split"),
         checkpoint_seconds=config.get("download.checkpoint_seconds"),

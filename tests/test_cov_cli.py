@@ -106,8 +106,11 @@ async def test_demo_without_the_ui_downloads_the_sample_and_refuses_the_pickle(
     assert "refused as planned" in err and "dangerous pickle globals" in err
     assert not list((tmp_path / "models").glob("*.ckpt"))  # the pickle never landed
     assert len(list((tmp_path / "models").glob("*.safetensors"))) >= 6
-    [refused] = (isolated_home / "quarantine").glob("*.ckpt")  # kept aside, with its reason
+    # Kept aside, with its reason, in the demo's own state dir (never the real one).
+    [refused] = (isolated_home / "demo" / "quarantine").glob("*.ckpt")
     assert refused.stat().st_size > 0
+    assert not (isolated_home / "quarantine").exists()
+    assert f"refused files are in {isolated_home / 'demo' / 'quarantine'}" in err
 
 
 async def test_an_engine_that_cannot_start_says_so_with_its_log(isolated_home: Path) -> None:

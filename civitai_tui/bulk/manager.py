@@ -36,7 +36,15 @@ from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import plan_targets
 from civitai_tui.civitai.source import CivitAIDownloadSource
-from civitai_tui.civitai.targets import UrlTarget, describe_target, parse_target
+from civitai_tui.civitai.targets import (
+    SearchTarget,
+    TagTarget,
+    Target,
+    UrlTarget,
+    UserTarget,
+    describe_target,
+    parse_target,
+)
 from civitai_tui.download.downloader import FileDownloader, unexpected
 from civitai_tui.download.place import place_copy
 from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
@@ -221,7 +229,7 @@ class BulkDownloadManager:
         """Queue a job for ``targets`` (validated now, expanded when it first runs)."""
         parsed = [parse_target(t, self.settings.base_url) for t in targets]
         job = BulkDownloadJob(
-            name=name or ", ".join(describe_target(t) for t in parsed[:3]),
+            name=name or default_name(parsed),
             # A CivitAI URL may carry the user's ?token=: stored masked (it parses the
             # same without it). Another host's URL is kept whole: its signature is
             # what fetches the file.
@@ -586,6 +594,7 @@ class BulkDownloadManager:
         finally:
             self._expanding.pop(job.id, None)
         job.files.extend(self._job_files(job, requests))
+        job.name = model_name(job, requests, self.settings.base_url)
         job.expanded = True
         job.error = "; ".join(errors) or None
         self._store.save_job(job)
@@ -726,6 +735,23 @@ class BulkDownloadManager:
 def _at_destination(f: JobFile) -> bool:
     """The file is where the job asked for it (a file, not a folder, in its folder)."""
     return f.path is not None and Path(f.path).parent == Path(f.dest_dir) and Path(f.path).is_file()
+
+
+def default_name(targets: Sequence[Target]) -> str:
+    """A job's name when the user gave none: its first targets (``model:5575``)."""
+    return ", ".join(describe_target(t) for t in targets[:3])
+
+
+def model_name(job: BulkDownloadJob, requests: Sequence[DownloadRequest], base_url: str) -> str:
+    """The job's name once planned: the model's own name when the job had a default name
+    and its one model-like target (``model:``, ``version:``, ``hash:``, a URL) found one
+    model; a name the user gave, or a bulk target's, stays."""
+    parsed = [parse_target(t, base_url) for t in job.targets]
+    models = {r.info.model_name for r in requests if r.info.model_name}
+    bulk = isinstance(parsed[0], UserTarget | TagTarget | SearchTarget) if parsed else True
+    if len(parsed) != 1 or bulk or len(models) != 1 or job.name != default_name(parsed):
+        return job.name
+    return models.pop()
 
 
 def _source_record(source: UrlSource) -> dict[str, object]:

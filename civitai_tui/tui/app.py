@@ -235,6 +235,7 @@ class CivitaiTuiApp(App[None]):
         names = self.our_themes or [self.theme]
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
+        self.notify(f"theme: {self.theme} (ctrl+t: next; kept in ui.theme)", timeout=3)
 
     def _theme_changed(self, theme: Theme) -> None:
         screen = self.screen
@@ -249,13 +250,31 @@ def make_app(client: EngineAPI, state_dir: Path, **kwargs: Any) -> CivitaiTuiApp
     return CivitaiTuiApp(client, load_ui_settings(state_dir), **kwargs)
 
 
-async def run_tui_async(socket_path: Path, state_dir: Path, *, title: str = "civitai-tui") -> None:
+def engine_keeps_running(state: EngineState) -> str:
+    """What to tell the user leaving the UI of a background engine (it does not stop)."""
+    active = sum(1 for j in state.jobs.values() if j.state in ("PENDING", "PROCESSING"))
+    doing = (
+        f"keeps downloading in the background ({active} job(s) running or waiting)"
+        if active
+        else "keeps running in the background (nothing to download now)"
+    )
+    return (
+        f"The engine {doing}. `civitai-tui` reattaches; `civitai-tui engine stop` stops it "
+        "(partial downloads are kept and resume on the next start)."
+    )
+
+
+async def run_tui_async(
+    socket_path: Path, state_dir: Path, *, title: str = "civitai-tui"
+) -> CivitaiTuiApp:
+    """Run the UI until the user quits; returns the app (its last engine state)."""
     from civitai_tui.engine.client import EngineClient
 
     async with EngineClient(socket_path) as client:
         app = make_app(client, state_dir)
         app.title = title
         await app.run_async()
+    return app
 
 
 def run_tui(socket_path: Path, state_dir: Path, *, title: str = "civitai-tui") -> None:

@@ -208,6 +208,10 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
 
+    async def queue_action(self, action: str) -> dict[str, Any]:
+        self.calls.append((action,))
+        return {"jobs": []}
+
     async def action(self, job_id: str, action: str) -> dict[str, Any]:
         self.calls.append((action, job_id))
         return await self.job(job_id)

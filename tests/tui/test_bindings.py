@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from civitai_tui.tui.app import CivitaiTuiApp, make_app
+from civitai_tui.tui.app import CivitaiTuiApp, engine_keeps_running, make_app
 from civitai_tui.tui.screens.jobs import JobsScreen
+from civitai_tui.tui.screens.modals import ConfirmScreen
 from civitai_tui.tui.widgets.mode_bar import MODE_TABS, BarItem, ModeBar
 from tests.tui.conftest import SIZE, until
 from tests.tui.scripted import JOBS, T0, ScriptedEngine
@@ -99,3 +100,69 @@ async def test_a_remapped_mode_key_shows_in_the_tab(isolated_home: Path) -> None
         assert str(tab.render()) == "f3 Analytics"
         await pilot.press("f3")
         await until(pilot, lambda: app.current_mode == "analytics")
+
+
+async def test_x_asks_before_forgetting_finished_jobs(isolated_home: Path) -> None:
+    app, engine = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: screen.table.row_count == len(JOBS))
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.query_one("#question").render())
+        assert "Forget 2 finished job(s)" in question and "files stay on disk" in question
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is screen)
+        assert engine.calls == []
+        await pilot.press("x", "y")
+        await until(pilot, lambda: engine.calls == [("remove-finished",)])
+
+
+async def test_sort_shows_in_the_header_and_state_follows_the_lifecycle(
+    isolated_home: Path,
+) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        table = screen.table
+        await until(pilot, lambda: table.row_count == len(JOBS))
+        labels = lambda: [str(c.label) for c in table.ordered_columns]  # noqa: E731
+        assert not any(label.endswith("▾") for label in labels())  # queue order: no mark
+        await pilot.press("s", "s")
+        await until(pilot, lambda: "State▾" in labels())
+        assert "sorted by state" in screen.sub_title
+        states = [table.cells_of(str(row.key.value))["state"] for row in table.ordered_rows]
+        assert states == ["PENDING", "PROCESSING", "PROCESSING", "PAUSED", "COMPLETED", "FAILED"]
+        await pilot.press("s")
+        await until(pilot, lambda: "Pri▾" in labels() and "State" in labels())
+
+
+async def test_a_pending_job_says_why_it_waits(isolated_home: Path) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: screen.table.row_count == len(JOBS))
+        pending = job_id("PENDING")
+        screen.table.move_cursor(row=screen.table.get_row_index(pending))
+        await pilot.press("d")
+        header = lambda: str(screen.query_one("#detail-header").render())  # noqa: E731
+        await until(pilot, lambda: "waiting:" in header())
+        assert "waiting: 2 active job(s) ahead in the queue, 2 of higher priority" in header()
+
+
+async def test_theme_switch_says_which_and_quitting_says_the_engine_goes_on(
+    isolated_home: Path,
+) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.state.jobs) == len(JOBS))
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: any("theme: " in n.message for n in app._notifications))
+        [note] = [n.message for n in app._notifications if "theme: " in n.message]
+        assert note.startswith(f"theme: {app.theme} ")
+    message = engine_keeps_running(app.state)
+    assert "keeps downloading in the background (3 job(s) running or waiting)" in message
+    assert "`civitai-tui engine stop` stops it" in message

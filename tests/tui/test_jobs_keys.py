@@ -177,6 +177,8 @@ async def test_pause_all_resume_all_and_remove_finished(
             lambda: screen.table.cells_of(waiting["id"])["state"] in ("PENDING", "PROCESSING"),
         )
         await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))  # asks first
+        await pilot.press("y")
         await until(pilot, lambda: screen.table.row_count == 1)
         assert [j.id for j in live.engine.manager.jobs()] == [waiting["id"]]
 

@@ -20,16 +20,19 @@ from civitai_tui.tui.widgets.job_detail import JobDetail
 from civitai_tui.tui.widgets.jobs_table import JobsTable
 from civitai_tui.tui.widgets.mode_bar import ModeBar
 
+#: A job's life, in order: the "state" sort follows it (not the alphabet).
+LIFECYCLE = ("PENDING", "PROCESSING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
 SORTS: dict[str, Callable[[JobView], Any] | None] = {
     "queue": None,
     "name": lambda j: j.name.lower(),
-    "state": lambda j: j.state,
+    "state": lambda j: LIFECYCLE.index(j.state) if j.state in LIFECYCLE else len(LIFECYCLE),
     "priority": lambda j: -j.priority,
     "progress": lambda j: -(j.done_bytes / j.total_bytes if j.total_bytes else 0.0),
     "size": lambda j: -j.total_bytes,
     "speed": lambda j: -j.speed,
 }
 #: Which selected-job states allow each job action (others hide the key).
+FINISHED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 ALLOWED: dict[str, frozenset[str]] = {
     "pause": frozenset({"PENDING", "PROCESSING"}),
     "resume": frozenset({"PAUSED"}),
@@ -37,6 +40,27 @@ ALLOWED: dict[str, frozenset[str]] = {
     "retry": frozenset({"FAILED", "CANCELLED"}),
     "priority": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
 }
+
+
+def waiting_reason(job: JobView, queue: list[JobView]) -> str:
+    """Why a PENDING job has not started, from its place in the queue ("" for others).
+
+    The engine runs jobs in queue order (priority, then arrival): a job waits for
+    the active ones ahead of it.
+    """
+    if job.state != "PENDING":
+        return ""
+    ahead = []
+    for other in queue:
+        if other.id == job.id:
+            break
+        if other.state in ("PENDING", "PROCESSING"):
+            ahead.append(other)
+    if not ahead:
+        return "waiting: next in the queue (starts when a batch slot frees up)"
+    higher = sum(1 for other in ahead if other.priority > job.priority)
+    why = f", {higher} of higher priority" if higher else ""
+    return f"waiting: {len(ahead)} active job(s) ahead in the queue{why}"
 
 
 def matches(job: JobView, text: str) -> bool:
@@ -132,10 +156,10 @@ class JobsScreen(EngineScreen):
         ),
         Binding(
             "x",
-            "queue('remove-finished')",
+            "remove_finished",
             "Clear done",
             id="jobs.remove-finished",
-            tooltip="Forget finished jobs (their files stay).",
+            tooltip="Forget finished jobs (asks first; their files stay).",
         ),
         Binding(
             "escape",
@@ -178,7 +202,12 @@ class JobsScreen(EngineScreen):
         return jobs if key is None else sorted(jobs, key=key)
 
     def sync(self, state: EngineState, *, full: bool = False) -> None:
-        self.sub_title = state.connection if not state.connected else f"{len(state.jobs)} jobs"
+        self.sub_title = (
+            state.connection
+            if not state.connected
+            else f"{len(state.jobs)} jobs"
+            + (f" · sorted by {self.sort_key}" if self.sort_key != "queue" else "")
+        )
         dirty, reordered = state.take_dirty()
         table = self.table
         table.variables = self.app.theme_variables
@@ -194,7 +223,8 @@ class JobsScreen(EngineScreen):
         self.selected = (job.id, job.state) if job else None
         self.tui.bridge.watched_job = job.id if job and self.details_open else None
         if self.details_open and repaint_detail:
-            self.query_one(JobDetail).show(job, self.app.theme_variables)
+            reason = waiting_reason(job, state.ordered_jobs()) if job else ""
+            self.query_one(JobDetail).show(job, self.app.theme_variables, reason)
 
     @on(DataTable.RowHighlighted, "#jobs")
     def _row_moved(self) -> None:
@@ -232,6 +262,22 @@ class JobsScreen(EngineScreen):
                 self.action_job("cancel")
 
         question = f"Cancel “{job.name}”?\nIts partial downloads are deleted; finished files stay."
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    def action_remove_finished(self) -> None:
+        finished = [j for j in self.tui.state.jobs.values() if j.state in FINISHED]
+        if not finished:
+            self.notify("no finished jobs to clear", timeout=3)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_queue("remove-finished")
+
+        question = (
+            f"Forget {len(finished)} finished job(s) (completed, failed, cancelled)?\n"
+            "Their files stay on disk; failed jobs can no longer be retried."
+        )
         self.app.push_screen(ConfirmScreen(question), answered)
 
     def action_priority(self, delta: int) -> None:
@@ -282,5 +328,5 @@ class JobsScreen(EngineScreen):
     def action_sort(self) -> None:
         names = list(SORTS)
         self.sort_key = names[(names.index(self.sort_key) + 1) % len(names)]
-        self.notify(f"sorted by {self.sort_key}", timeout=2)
+        self.table.sort_by(self.sort_key)
         self.sync(self.tui.state, full=True)

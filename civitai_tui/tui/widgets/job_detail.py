@@ -41,13 +41,16 @@ def file_cells(f: FileView) -> tuple[str, ...]:
     )
 
 
-def job_header(job: JobView) -> str:
+def job_header(job: JobView, reason: str = "") -> str:
+    """Name, id, state and priority; targets; counts; why it waits; the last error."""
     lines = [
         f"[b]{markup_safe(job.name)}[/b]  id {job.id}  {job.state}  priority {job.priority}",
         f"targets: {markup_safe(' '.join(job.targets))}",
         f"{job.files_done}/{job.files_total} files, {job.files_failed} failed, "
         f"{human_bytes(job.done_bytes)} of {human_bytes(job.total_bytes)}",
     ]
+    if reason:
+        lines.append(markup_safe(reason))
     if job.error:
         lines.append(f"[$error]last error: {markup_safe(job.error)}[/]")
     return "\n".join(lines)
@@ -68,14 +71,14 @@ class JobDetail(Vertical):
         table.add_columns(*FILE_COLUMNS)
         yield table
 
-    def show(self, job: JobView | None, variables: Mapping[str, str]) -> None:
+    def show(self, job: JobView | None, variables: Mapping[str, str], reason: str = "") -> None:
         header = self.query_one("#detail-header", Static)
         table = self.query_one("#detail-files", DataTable)
         table.clear()
         if job is None:
             header.update("no job selected")
             return
-        header.update(job_header(job))
+        header.update(job_header(job, reason))
         for f in job.files.values():
             cells: list[str | Text] = [rich_text(c) for c in file_cells(f)]  # never markup
             cells[1] = state_text(f.state, variables)

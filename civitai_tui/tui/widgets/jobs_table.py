@@ -26,6 +26,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("files", "Files"),
 )
 LABELS = dict(COLUMNS)
+#: Marks the label of the column the rows are sorted by.
+SORT_MARK = "▾"
 NAME_WIDTH = 28
 #: A name narrower than this makes the table drop a column (or shorten the bar) first.
 GOOD_NAME_WIDTH = 20
@@ -38,7 +40,7 @@ COMPACT_BAR_WIDTH = 5
 WIDTHS = {
     "type": KIND_WIDTH,
     "state": 10,  # "PROCESSING"
-    "priority": 3,
+    "priority": 4,  # "Pri▾"
     "size": 10,  # "100.0 GiB"
     "speed": 11,  # "999.9 MiB/s"
     "eta": 8,  # "99:59:59"
@@ -134,6 +136,7 @@ class JobsTable(DataTable[str | Text]):
         self._jobs: dict[str, JobView] = {}  # the views, for a new layout
         self._shown: dict[str, tuple[str, ...]] = {}  # the cells painted, in layout order
         self.column_layout = FULL
+        self.sort_column = ""  # the column key the rows are sorted by ("": queue order)
         self.variables: Mapping[str, str] = {}
 
     def on_mount(self) -> None:
@@ -142,15 +145,26 @@ class JobsTable(DataTable[str | Text]):
     def on_resize(self, event: events.Resize) -> None:
         layout = layout_for(event.size.width)
         if layout != self.column_layout:
-            selected = self.selected_id
             self.column_layout = layout
-            self.clear(columns=True)
-            self._add_columns()
-            self._fill(list(self._jobs.values()), selected)
+            self._relabel()
+
+    def sort_by(self, key: str) -> None:
+        """Mark column ``key`` (a ``SORTS`` name) as the sorted one; "queue" marks none."""
+        column = key if key in LABELS else ""
+        if column != self.sort_column:
+            self.sort_column = column
+            self._relabel()
+
+    def _relabel(self) -> None:
+        selected = self.selected_id
+        self.clear(columns=True)
+        self._add_columns()
+        self._fill(list(self._jobs.values()), selected)
 
     def _add_columns(self) -> None:
         for key in self.column_layout.keys:
-            self.add_column(LABELS[key], key=key, width=self.column_layout.column_width(key))
+            label = LABELS[key] + (SORT_MARK if key == self.sort_column else "")
+            self.add_column(label, key=key, width=self.column_layout.column_width(key))
 
     @property
     def selected_id(self) -> str | None:
