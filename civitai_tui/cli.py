@@ -23,6 +23,7 @@ from civitai_tui.bulk.jobs import JobOptions
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.civitai.vocabulary import MODEL_TYPES, PERIODS, SORTS, canonical
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
+from civitai_tui.config import option as config_option
 from civitai_tui.download.speed import format_speed, parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.display import printable, rich_text
@@ -198,6 +199,8 @@ def get(
     from civitai_tui.console import ProgressDisplay
     from civitai_tui.events import EventBus
     from civitai_tui.logs import setup_logging
+    from civitai_tui.net.network import Network
+    from civitai_tui.net.network import install as install_network
     from civitai_tui.net.policy import UrlPolicy, install
     from civitai_tui.oneshot import run_get
     from civitai_tui.runtime_settings import api_limiters, download_settings
@@ -207,6 +210,10 @@ def get(
     config = _config()
     parsed = _targets(targets, env.base_url)
     setup_logging(state_dir())
+    try:
+        install_network(Network.from_config(config))
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
     settings = download_settings(config)
     if connections:
         settings.connections = connections
@@ -614,7 +621,8 @@ def config_get(key: str | None) -> None:
     """Print KEY's value, or every key with its value."""
     cfg = _config()
     try:
-        items = [(key, cfg.get(key))] if key else sorted(cfg.as_dict().items())
+        shown = cfg.shown()
+        items = [(key, shown[config_option(key).key])] if key else sorted(shown.items())
     except CivitaiTuiError as err:
         _fail(err.message, 2)
     for name, value in items:
@@ -649,7 +657,8 @@ def config_set(key: str, value: str) -> None:
         "command": " (used by the next command)",
     }
     live = _run(tell_engine())
-    click.echo(f"{key} = {json.dumps(parsed)}" + (notes[OPTIONS[key].applies] if live else ""))
+    shown = json.dumps(config_option(key).shown(parsed))
+    click.echo(f"{key} = {shown}" + (notes[OPTIONS[key].applies] if live else ""))
 
 
 @config.command("keys")

@@ -85,6 +85,12 @@ class Option:
     #: Reads a text value (``20MB``) for a numeric option; its allowed values in ``words``.
     parse: Callable[[str], Any] | None = None
     words: str = ""
+    #: What a value looks like when shown (values that may hold credentials).
+    mask: Callable[[Any], Any] | None = None
+
+    def shown(self, value: Any) -> Any:
+        """``value`` as status, ``config get`` and the engine API show it."""
+        return self.mask(value) if self.mask is not None and value else value
 
     def allowed(self) -> str:
         """The allowed values, in words."""
@@ -148,6 +154,19 @@ class Option:
             raise TypeError(raw)
         value = raw.strip()
         return value.lower() if self.choices else value
+
+
+def _check_proxy(value: str) -> None:
+    from civitai_tui.net.proxy import parse_proxy
+
+    if value:  # empty: the environment's
+        parse_proxy(value, "")
+
+
+def _mask_proxy(value: str) -> str:
+    from civitai_tui.net.proxy import parse_proxy
+
+    return parse_proxy(value, "network.proxy").display
 
 
 def _options(*options: Option) -> dict[str, Option]:
@@ -332,6 +351,28 @@ OPTIONS: dict[str, Option] = _options(
         minimum=0.1,
         maximum=1000,
     ),
+    # network (empty: from the environment; see civitai_tui.net)
+    Option(
+        "network.proxy",
+        str,
+        "",
+        "Proxy for every request, e.g. http://host:3128 or socks5h://host:1080 "
+        "(empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY).",
+        check=_check_proxy,
+        mask=_mask_proxy,
+    ),
+    Option(
+        "network.no_proxy",
+        str,
+        "",
+        "Hosts reached directly: names (with subdomains), IPs, CIDRs, * (empty: NO_PROXY).",
+    ),
+    Option(
+        "network.ca_bundle",
+        str,
+        "",
+        "PEM file (or hashed directory) of CA certificates trusted on top of the system's.",
+    ),
     # analytics
     Option("analytics.enabled", bool, True, "Record analytics events.", applies="restart"),
     Option(
@@ -464,6 +505,10 @@ class Config:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
+
+    def shown(self) -> dict[str, Any]:
+        """Every value as it may be shown: credentials masked (``Option.mask``)."""
+        return {key: OPTIONS[key].shown(value) for key, value in self._values.items()}
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from civitai_tui.civitai.targets import ModelTarget, Target, describe_target
 from civitai_tui.config import Config, Environment
 from civitai_tui.console import ProgressDisplay, SummaryRow, print_summary
 from civitai_tui.events import EventBus
+from civitai_tui.net.network import Network, install
 from civitai_tui.oneshot import GetOptions, GetReport, run_get
 from civitai_tui.runtime_settings import download_settings
 from civitai_tui.security.quarantine import quarantine_dir
@@ -57,7 +58,11 @@ def sample_targets(catalogue: Catalogue) -> tuple[list[Target], int]:
 
 async def _demo(dest: Path, home: Path, console: Console) -> tuple[GetReport, int]:
     token = secrets.token_hex(16)
-    sim = await start_simulator(tokens={token})
+    sim = await start_simulator(tokens={token}, tls="storage")
+    assert sim.ca is not None
+    # Files come over HTTPS signed by the simulator's CA, trusted as a private CA is;
+    # the local simulator is reached directly whatever proxy the environment sets.
+    install(Network(ca_bundle=sim.ca.ca_file))
     try:
         targets, malicious = sample_targets(sim.catalogue)
         console.print(
@@ -118,7 +123,11 @@ async def run_tui_demo(home: Path, models: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)  # stale signed URLs point at old ports
     home.mkdir(parents=True)
     token = secrets.token_hex(16)
-    sim = await start_simulator(tokens={token})
+    sim = await start_simulator(tokens={token}, tls="storage")
+    assert sim.ca is not None
+    (home / "config.toml").write_text(
+        f'[network]\nca_bundle = "{sim.ca.ca_file}"\nno_proxy = "127.0.0.1,::1,localhost"\n'
+    )
     specials = sim.catalogue.specials
     for slow in (specials.large, specials.huge):  # visible progress to pause and resume
         sim.faults.set(slow.file_id, per_connection_rate=1_000_000)

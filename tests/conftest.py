@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,8 @@ settings.register_profile(
 settings.register_profile("deep", parent=settings.get_profile("suite"), max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
 #: A realistic-looking CivitAI key (32 lowercase hex) that the simulator accepts.
 TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -41,6 +46,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CIVITAI_TUI_HOME", str(home))
     monkeypatch.delenv("CIVITAI_API_KEY", raising=False)
     monkeypatch.delenv("CIVITAI_BASE_URL", raising=False)
+    for name in PROXY_VARIABLES:  # a developer's proxy must not route the suite's loopback
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setattr("civitai_tui.net.network._installed", None)  # read afresh per test
     return home
 
 
@@ -102,3 +111,51 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@dataclass
+class RunningProxy:
+    """A forward proxy process (``civitai_tui.simulator.proxy``) on loopback."""
+
+    port: int
+
+    def url(self, scheme: str = "http", auth: str | None = None) -> str:
+        return f"{scheme}://{auth + '@' if auth else ''}127.0.0.1:{self.port}"
+
+    async def carried(self) -> dict[str, int]:
+        """What the proxy carried: ``{"connect 127.0.0.1:PORT": n, ...}``."""
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.port}/stats") as resp,
+        ):
+            return (await resp.json())["requests"]
+
+
+@asynccontextmanager
+async def forward_proxy(*args: str) -> AsyncIterator[RunningProxy]:
+    """Run the proxy in its own process with ``args`` (``--auth``, ``--mode``)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "civitai_tui.simulator.proxy", *args, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line.startswith("listening on "), line
+        yield RunningProxy(int(line.rsplit(":", 1)[1]))
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@pytest.fixture
+async def tls_sim() -> AsyncIterator[Simulator]:
+    """A simulator whose API and storage origins both serve HTTPS (``tls_sim.ca``)."""
+    from civitai_tui.simulator.server import start_simulator
+
+    simulator = await start_simulator(tokens={TOKEN}, tls="all")
+    try:
+        yield simulator
+    finally:
+        await simulator.close()

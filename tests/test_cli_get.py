@@ -19,9 +19,14 @@ from tests.conftest import TOKEN
 
 
 async def run_cli(
-    home: Path, sim: Simulator, *args: str, token: str | None = TOKEN
+    home: Path,
+    sim: Simulator,
+    *args: str,
+    token: str | None = TOKEN,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, dict | str, str]:
-    env = {**os.environ, "CIVITAI_TUI_HOME": str(home), "CIVITAI_BASE_URL": sim.api_url}
+    extra = env or {}
+    env = {**os.environ, "CIVITAI_TUI_HOME": str(home), "CIVITAI_BASE_URL": sim.api_url, **extra}
     env.pop("CIVITAI_API_KEY", None)
     if token:
         env["CIVITAI_API_KEY"] = token

@@ -34,7 +34,6 @@ from test_download_support import (
 
 import civitai_tui
 from civitai_tui.download import splice
-from civitai_tui.download import stream as stream_module
 from civitai_tui.download.ranges import Segment
 from civitai_tui.download.stream import Outcome, RangeStream
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -313,29 +312,21 @@ async def tls_origin(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
         await runner.cleanup()
 
 
-@pytest.fixture
-def fresh_trust() -> Iterator[None]:
-    """The stream's cached TLS context is rebuilt (from the environment) around the test."""
-    stream_module._tls.cache_clear()
-    yield
-    stream_module._tls.cache_clear()
-
-
-async def test_an_untrusted_certificate_is_refused(
-    tls_origin: tuple[str, Path], fresh_trust: None
-) -> None:
+async def test_an_untrusted_certificate_is_refused(tls_origin: tuple[str, Path]) -> None:
     url, _ = tls_origin
     stream = RangeStream(timeout=5.0, buffer_size=64 * KiB)
     with pytest.raises(CivitaiTuiError) as caught:
         await stream.run(partial(stream.request, url, {"Range": "bytes=0-3"}))
-    assert caught.value.kind is FailureKind.NETWORK
-    assert "certificate is not trusted" in caught.value.message
+    assert caught.value.kind is FailureKind.BAD_CONFIG  # not retried: it cannot help
+    assert "certificate of 127.0.0.1:" in caught.value.message
+    assert "is not trusted" in caught.value.message and "network.ca_bundle" in caught.value.message
     assert not stream.is_open
 
 
 async def test_a_trusted_certificate_is_accepted(
-    tls_origin: tuple[str, Path], fresh_trust: None, monkeypatch: pytest.MonkeyPatch
+    tls_origin: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``SSL_CERT_FILE`` is read when the process's network is first used (a fresh one here)."""
     url, cert = tls_origin
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     stream = RangeStream(timeout=5.0, buffer_size=64 * KiB)

@@ -33,7 +33,10 @@ from civitai_tui.download.request import ResolvedURL
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import NULL_BUS, EventBus, RetryScheduled
-from civitai_tui.net.policy import GuardedResolver, refusal
+from civitai_tui.net.connector import RoutedConnector
+from civitai_tui.net.failures import network_failure, through, tunnel_refused
+from civitai_tui.net.network import network_of
+from civitai_tui.net.policy import refusal
 from civitai_tui.security.redact import mask_url, register_secret
 from civitai_tui.session_owner import SessionOwner
 
@@ -151,11 +154,11 @@ class CivitAIClient(SessionOwner):
 
     def _new_session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver()),  # see net.policy
+            connector=RoutedConnector(),  # proxies, TLS trust, address policy (civitai_tui.net)
             headers={"User-Agent": self._user_agent},
             timeout=self._timeout,
             # trust_env would also send ~/.netrc logins (and crash beside our Bearer
-            # header): proxies come from the environment per request, .netrc is never read.
+            # header); proxies come from civitai_tui.net, .netrc is never read.
             trust_env=False,
         )
 
@@ -197,11 +200,17 @@ class CivitAIClient(SessionOwner):
             if refused is not None:
                 raise CivitaiTuiError(refused.kind, f"{what}: {refused.message}") from exc
             host = urlsplit(mask_url(url)).netloc
+            proxy = network_of(self._session).routes.for_url(url)
+            specific = network_failure(exc, host, proxy)
+            if specific is not None:
+                raise CivitaiTuiError(
+                    specific.kind, f"{what}: {specific.message}", status=specific.status
+                ) from exc
             reason = str(exc) or type(exc).__name__
             raise CivitaiTuiError(
                 FailureKind.NETWORK,
-                f"{what}: cannot reach {host} ({reason}); check the network connection "
-                "and CIVITAI_BASE_URL",
+                f"{what}: cannot reach {host}{through(proxy)} ({reason}); check the network "
+                "connection and CIVITAI_BASE_URL",
             ) from exc
 
     async def _fetch(
@@ -245,6 +254,10 @@ class CivitAIClient(SessionOwner):
         data = answer.json()
         if status == 401:
             return self._auth_error(what, detail, status)
+        if status == 407:  # only a proxy says this (to an http:// request it forwards)
+            proxy = network_of(self._session).routes.for_url(answer.url) if self._session else None
+            error = tunnel_refused(urlsplit(answer.url).netloc, proxy, status, "")
+            return CivitaiTuiError(error.kind, f"{what}: {error.message}", status=status)
         if (
             status == 403
             and isinstance(data, Mapping)

@@ -11,7 +11,7 @@ the right kind. Pure functions over status, headers and the first bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -19,7 +19,9 @@ import aiohttp
 
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.net.failures import network_failure, through, tunnel_refused
 from civitai_tui.net.policy import refusal
+from civitai_tui.net.proxy import Proxy
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
@@ -67,6 +69,8 @@ def status_error(status: int, headers: Mapping[str, str], where: str) -> Civitai
         )
     if status == 408:
         return CivitaiTuiError(FailureKind.NETWORK, f"{where} timed out (HTTP 408)", status=status)
+    if status == 407:  # a proxy forwarding an http:// request wants credentials
+        return tunnel_refused(where, None, status, "")
     known = {
         401: (FailureKind.AUTH_REQUIRED, "refused the request (HTTP 401): check CIVITAI_API_KEY"),
         403: (
@@ -155,8 +159,13 @@ def stalled_error(timeout: float) -> CivitaiTuiError:
 
 
 @contextmanager
-def network_errors(stall_timeout: float) -> Iterator[None]:
-    """Turn aiohttp and timeout exceptions into retryable :class:`CivitaiTuiError`."""
+def network_errors(
+    stall_timeout: float, route: Callable[[], tuple[str, Proxy | None]] | None = None
+) -> Iterator[None]:
+    """Turn aiohttp and timeout exceptions into retryable :class:`CivitaiTuiError`.
+
+    ``route()`` gives the host and the proxy taken, named in certificate and proxy errors.
+    """
     try:
         yield
     except TimeoutError as exc:
@@ -166,7 +175,14 @@ def network_errors(stall_timeout: float) -> Iterator[None]:
             FailureKind.NETWORK, f"the connection broke mid-transfer ({exc})"
         ) from exc
     except aiohttp.ClientError as exc:
-        raise refusal(exc) or CivitaiTuiError(FailureKind.NETWORK, f"network error: {exc}") from exc
+        refused = refusal(exc)
+        if refused is not None:
+            raise refused from exc
+        host, proxy = route() if route is not None else ("the storage server", None)
+        specific = network_failure(exc, host, proxy)
+        if specific is not None:
+            raise specific from exc
+        raise CivitaiTuiError(FailureKind.NETWORK, f"network error{through(proxy)}: {exc}") from exc
 
 
 def closed_unanswered(message: str) -> bool:

@@ -5,6 +5,7 @@ Tuned for long bulk transfers (download-engines.md §4.1): no total timeout
 ``Accept-Encoding: identity`` so CDNs honour ``Range``, no transparent
 decompression, a large read buffer for ``iter_any``, keep-alive reuse. It never
 carries the API token: storage URLs are signed and need no Authorization.
+Requests are routed (proxies, TLS trust) by :class:`~civitai_tui.net.connector.RoutedConnector`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import aiohttp
 
 from civitai_tui import __version__
-from civitai_tui.net.policy import GuardedResolver
+from civitai_tui.net.connector import RoutedConnector
+from civitai_tui.net.network import Network
 
 READ_BUFSIZE = 1 << 20
 USER_AGENT = f"civitai-tui/{__version__}"
@@ -26,14 +28,18 @@ def create_download_session(
     sock_connect: float = 30.0,
     sock_read: float = 30.0,
     trace_configs: list[aiohttp.TraceConfig] | None = None,
+    network: Network | None = None,
 ) -> aiohttp.ClientSession:
-    """A session for file bytes; close it with ``await session.close()``."""
-    connector = aiohttp.TCPConnector(
+    """A session for file bytes; close it with ``await session.close()``.
+
+    ``network``: its routes and trust; None follows the installed one (``net.network``).
+    """
+    connector = RoutedConnector(
+        network,
         limit=limit,
         limit_per_host=limit_per_host,
         ttl_dns_cache=300,
         keepalive_timeout=30,
-        resolver=GuardedResolver(),  # every address checked at connect time (net.policy)
     )
     return aiohttp.ClientSession(
         connector=connector,

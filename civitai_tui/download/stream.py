@@ -16,18 +16,22 @@ may only :meth:`~RangeStream.abort`, which shuts the TCP connection down through
 a duplicate descriptor that the stream alone owns (never the connection's own
 fd, which ``http.client`` may close and the kernel reuse at any moment). A
 cancelled ``run`` returns only after the thread has let go. The loop closes the
-stream only between calls. TLS is always verified (the system's trust store).
+stream only between calls.
+
+Connections take the route of the session the stream serves (``net.network``):
+direct; through an HTTP proxy (``CONNECT`` tunnel for https, absolute-form
+requests for http, whose bodies are still spliced); or through a SOCKS proxy
+(python-socks opens the tunnel). TLS is always verified with the network's
+context (system CAs plus ``network.ca_bundle``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import http.client
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,7 +40,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from python_socks.sync import Proxy as SyncProxy
 
 from civitai_tui.download import disk, splice
 from civitai_tui.download.ranges import Segment
@@ -44,7 +50,11 @@ from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
 from civitai_tui.download.speed import Throttle
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.net.connector import SOCKS_ERRORS, SOCKS_TYPES
+from civitai_tui.net.failures import network_failure, through
+from civitai_tui.net.network import Network, current
 from civitai_tui.net.policy import checked_addrinfo, refusal
+from civitai_tui.net.proxy import Proxy
 
 T = TypeVar("T")
 
@@ -57,12 +67,6 @@ REPORT_SECONDS = 0.1
 #: Written data is handed to the disk every this many bytes per connection, so the
 #: fsync before the final rename has little left to write (it was ~0.4 s per GB).
 WRITEBACK_BYTES = 8 << 20
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """The verifying TLS context shared by every stream (made on first use: ~50 ms)."""
-    return ssl.create_default_context()
 
 
 class Outcome(Enum):
@@ -86,28 +90,33 @@ class Aborted(Exception):
 
 
 @contextlib.contextmanager
-def _network_errors(timeout: float) -> Iterator[None]:
-    """Socket and ``http.client`` failures as retryable :class:`CivitaiTuiError`."""
+def _network_errors(timeout: float, host: str, proxy: Proxy | None) -> Iterator[None]:
+    """Socket, proxy and ``http.client`` failures as :class:`CivitaiTuiError`."""
     try:
         yield
     except TimeoutError as exc:
         raise stalled_error(timeout) from exc
-    except ssl.SSLCertVerificationError as exc:
+    except (OSError, http.client.HTTPException, *SOCKS_ERRORS) as exc:
+        specific = refusal(exc) or network_failure(exc, host, proxy)
+        if specific is not None:
+            raise specific from exc
         raise CivitaiTuiError(
-            FailureKind.NETWORK,
-            f"the storage server's TLS certificate is not trusted ({exc.verify_message}); "
-            "check the system clock and CA certificates",
-        ) from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise refusal(exc) or CivitaiTuiError(
-            FailureKind.NETWORK, f"network error: {exc or type(exc).__name__}"
+            FailureKind.NETWORK, f"network error{through(proxy)}: {exc or type(exc).__name__}"
         ) from exc
 
 
 class RangeStream:
     """One keep-alive HTTP/1.1 connection, used by one worker thread at a time."""
 
-    def __init__(self, timeout: float, buffer_size: int, zero_copy: bool = True) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        buffer_size: int,
+        zero_copy: bool = True,
+        network: Network | None = None,
+    ) -> None:
+        self._network = network or current()
+        self._proxy: Proxy | None = None  # the route of the current origin
         self._timeout = timeout
         self._buffer_size = buffer_size
         self._buffer: bytearray | None = None
@@ -174,11 +183,17 @@ class RangeStream:
         origin = (parts.scheme, parts.hostname or "", parts.port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
+        if origin != self._origin:
+            self._drop()
+            self._origin = origin
+            self._proxy = self._network.routes.for_url(url)
+        if self._absolute_form():
+            assert self._proxy is not None
+            target = urlunsplit(parts._replace(fragment=""))
+            if auth := self._proxy.authorization():
+                sent["Proxy-Authorization"] = auth
         try:
-            with _network_errors(self._timeout):
-                if origin != self._origin:
-                    self._drop()
-                    self._origin = origin
+            with _network_errors(self._timeout, parts.netloc.rsplit("@", 1)[-1], self._proxy):
                 started = time.monotonic()
                 self._send(target, sent)
                 self._unbuffered = False
@@ -220,7 +235,7 @@ class RangeStream:
         pos, outcome = start, Outcome.DONE
         flushed = start
         try:
-            with _network_errors(self._timeout):
+            with _network_errors(self._timeout, self._where(), self._proxy):
                 # seg.end may shrink meanwhile: another connection stole the tail.
                 while pos < (stop_at := min(body_end, seg.end)):
                     if throttle is not None:
@@ -324,14 +339,37 @@ class RangeStream:
         conn.request("GET", target, headers=dict(headers))
         self._resp = conn.getresponse()
 
+    def _where(self) -> str:
+        """``host:port`` of the origin, for error messages."""
+        if self._origin is None:
+            return "the storage server"
+        _, host, port = self._origin
+        return f"{host}:{port}" if port else host
+
+    def _absolute_form(self) -> bool:
+        """Requests go to an HTTP proxy as absolute URLs (http targets through an HTTP proxy)."""
+        proxy, origin = self._proxy, self._origin
+        return (
+            proxy is not None and not proxy.is_socks and origin is not None and origin[0] == "http"
+        )
+
     def _new_connection(self) -> http.client.HTTPConnection:
+        """A connection to the origin, or to the HTTP proxy that forwards or tunnels to it."""
         assert self._origin is not None
         scheme, host, port = self._origin
+        proxy = self._proxy
+        via_http_proxy = proxy is not None and not proxy.is_socks
+        peer_host, peer_port = (proxy.host, proxy.port) if via_http_proxy else (host, port)
         conn: http.client.HTTPConnection
         if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=_tls())
+            conn = http.client.HTTPSConnection(
+                peer_host, peer_port, timeout=self._timeout, context=self._network.tls
+            )
+            if via_http_proxy:
+                auth = proxy.authorization()
+                conn.set_tunnel(host, port, {"Proxy-Authorization": auth} if auth else None)
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+            conn = http.client.HTTPConnection(peer_host, peer_port, timeout=self._timeout)
         # Every socket the connection opens (also a reconnect after "Connection:
         # close") is watched, so that abort() can reach it.
         conn._create_connection = self._open_socket  # type: ignore[attr-defined]
@@ -343,9 +381,20 @@ class RangeStream:
         timeout: float,
         source_address: tuple[str, int] | None = None,
     ) -> socket.socket:
-        """``socket.create_connection``, with the socket watched before it connects."""
+        """``socket.create_connection``, with the socket watched before it connects.
+
+        Through a SOCKS proxy, python-socks connects and opens the tunnel to
+        ``address``; the socket is watched from then on.
+        """
+        if self._proxy is not None and self._proxy.is_socks:
+            return self._open_socks(address, timeout)
         error: OSError | None = None
-        for family, kind, proto, _, addr in checked_addrinfo(*address):
+        # The target's addresses go through the URL policy; an HTTP proxy's are the user's.
+        if self._proxy is not None:
+            infos = socket.getaddrinfo(*address, 0, socket.SOCK_STREAM)
+        else:
+            infos = checked_addrinfo(*address)
+        for family, kind, proto, _, addr in infos:
             sock = socket.socket(family, kind, proto)
             try:
                 self._watch(sock)
@@ -365,6 +414,26 @@ class RangeStream:
             self._connected = True
             return sock
         raise error or OSError(f"cannot resolve {address[0]}")
+
+    def _open_socks(self, address: tuple[str, int], timeout: float) -> socket.socket:
+        proxy = self._proxy
+        assert proxy is not None
+        sock = SyncProxy(
+            SOCKS_TYPES[proxy.scheme],
+            proxy.host,
+            proxy.port,
+            proxy.username,
+            proxy.password,
+            rdns=proxy.remote_dns,
+        ).connect(address[0], address[1], timeout=timeout)
+        self._watch(sock)
+        if self._aborted.is_set():
+            self._unwatch()
+            sock.close()
+            raise Aborted
+        sock.settimeout(timeout)
+        self._connected = True
+        return sock
 
     def _watch(self, sock: socket.socket) -> None:
         wake = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))

@@ -58,6 +58,8 @@ from civitai_tui.download.speed import Throttle
 from civitai_tui.download.stream import Answer, Outcome, RangeStream
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import EventBus, FileInfo, FileProgress, FileStarted, RetryScheduled
+from civitai_tui.net.network import network_of
+from civitai_tui.net.proxy import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +277,14 @@ class Transfer:
             self._host_name = (urlsplit(resolved.url).hostname or "") if resolved else ""
         return self._host_name
 
+    def _route(self) -> tuple[str, Proxy | None]:
+        """The storage host and the proxy its requests take (for error messages)."""
+        resolved = self._resolved
+        if resolved is None:
+            return "the storage server", None
+        host = urlsplit(resolved.url).netloc.rsplit("@", 1)[-1]
+        return host, network_of(self.session).routes.for_url(resolved.url)
+
     # --------------------------------------------------------------- attempt
     async def _attempt(self) -> None:
         loop = asyncio.get_running_loop()
@@ -359,7 +369,7 @@ class Transfer:
     async def _first_answer(self, conditional: bool) -> First | None:
         start, end = self._first_span()
         stall = self.settings.stall_timeout
-        with network_errors(stall):
+        with network_errors(stall, self._route):
             async with asyncio.timeout(stall):
                 resp = await self._send(start, end, conditional=conditional)
         try:
@@ -642,7 +652,10 @@ class Transfer:
         assert self.ranges is not None
         attempt = 0
         stream = RangeStream(
-            self.settings.stall_timeout, self.settings.buffer_size, self.settings.zero_copy
+            self.settings.stall_timeout,
+            self.settings.buffer_size,
+            self.settings.zero_copy,
+            network_of(self.session),
         )
         try:
             while True:
@@ -731,7 +744,7 @@ class Transfer:
         if self.single_stream and seg.pos != seg.start:
             await self._rewind(seg)
         try:
-            with network_errors(stall):
+            with network_errors(stall, self._route):
                 async with asyncio.timeout(stall) as deadline:
                     while not seg.finished:
                         if resp is None and self.threaded and not self.single_stream:

@@ -214,6 +214,7 @@ class ControlAPI:
                 "pid": os.getpid(),
                 "uptime": time.time() - self.started,
                 "jobs": counts,
+                "network": self.engine.network.describe(),
             }
         )
 
@@ -312,7 +313,7 @@ class ControlAPI:
         return web.json_response({"path": str(path), "format": fmt, "days": days})
 
     async def get_config(self, _: web.Request) -> web.Response:
-        return web.json_response(self.engine.config.as_dict())
+        return web.json_response(self.engine.config.shown())
 
     async def set_config(self, request: web.Request) -> web.Response:
         data = await _body(request)
@@ -330,7 +331,7 @@ class ControlAPI:
             if key == "bulk.dest":
                 self._guard_path(request, option(key).coerce(data["value"]), "bulk.dest")
         value = self.engine.config.set(key, data["value"])
-        return web.json_response({"key": key, "value": value})
+        return web.json_response({"key": key, "value": option(key).shown(value)})
 
     async def performance(self, _: web.Request) -> web.Response:
         return web.json_response(self.engine.optimizer.snapshot())

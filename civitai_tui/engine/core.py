@@ -25,6 +25,7 @@ from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
+from civitai_tui.net.network import Network, install
 from civitai_tui.net.policy import UrlPolicy
 from civitai_tui.net.policy import install as install_policy
 from civitai_tui.perf.config import OptimizationConfig
@@ -60,6 +61,8 @@ class Engine:
         self.config = config or Config.load(state_dir / "config.toml")
         env = environment or Environment.from_env()
         install_policy(UrlPolicy.for_origin(env.base_url))
+        #: Proxies and TLS trust of every request the engine makes (``network.*``, environment).
+        self.network = install(Network.from_config(self.config))
         self.bus = EventBus()
         self.optimizer = PerformanceOptimizer(
             self.bus,
@@ -98,6 +101,7 @@ class Engine:
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        log.info("network: proxy %(proxy)s, CAs %(ca_bundle)s", self.network.describe())
         settings = analytics_settings(self.config)
         if settings.enabled:
             self.analytics = AnalyticsCollector(
@@ -185,4 +189,6 @@ class Engine:
                 self.manager.settings.client_options[name].set_ceiling(fresh.max_rate)
         elif section == "performance":
             self.optimizer.update_config(OptimizationConfig.from_config(self.config))
+        elif section == "network":  # new connections take it; open ones finish their request
+            self.network = install(Network.from_config(self.config))
         log.info("config %s changed", key)

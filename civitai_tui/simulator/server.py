@@ -2,7 +2,9 @@
 
 ``start_simulator`` is what tests and ``civitai-tui demo`` use; ``serve_forever``
 backs ``civitai-tui simulator``. Both origins share one catalogue, fault board and
-stats object, exposed on :class:`Simulator`.
+stats object, exposed on :class:`Simulator`. With ``tls`` the storage origin (and
+with ``tls="all"`` the API origin too) serves HTTPS with a certificate from a
+throwaway CA (:mod:`civitai_tui.simulator.tls`) whose PEM is ``Simulator.ca_file``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import shutil
 import signal
 import socket
+import ssl
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import web
 
@@ -25,6 +30,7 @@ from civitai_tui.simulator.render import Origins
 from civitai_tui.simulator.signing import UrlSigner
 from civitai_tui.simulator.stats import SimulatorStats
 from civitai_tui.simulator.storage import StorageOrigin
+from civitai_tui.simulator.tls import SimulatorCA
 
 
 @dataclass
@@ -39,12 +45,16 @@ class Simulator:
     stats: SimulatorStats
     tokens: set[str]  # accepted API tokens (mutable at run time)
     signer: UrlSigner = field(repr=False)
+    #: The CA to trust when an origin serves HTTPS (``SSL_CERT_FILE``, ``network.ca_bundle``).
+    ca: SimulatorCA | None = None
     _runners: list[web.AppRunner] = field(default_factory=list, repr=False)
 
     async def close(self) -> None:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        if self.ca is not None:
+            shutil.rmtree(self.ca.directory, ignore_errors=True)
 
     def signed_url(self, file_id: int, ttl: float = 86400) -> str:
         """A valid signed storage URL for ``file_id`` (skips ``/api/download``)."""
@@ -62,15 +72,17 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _origin(host: str, sock: socket.socket) -> str:
+def _origin(host: str, sock: socket.socket, secure: bool) -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{sock.getsockname()[1]}"
+    return f"{'https' if secure else 'http'}://{shown}:{sock.getsockname()[1]}"
 
 
-async def _serve(app: web.Application, sock: socket.socket) -> web.AppRunner:
+async def _serve(
+    app: web.Application, sock: socket.socket, tls: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=tls).start()
     return runner
 
 
@@ -86,10 +98,19 @@ async def start_simulator(
     url_ttl: float = 86400,
     regular_models: int | None = None,
     file_size: int | None = None,
+    tls: Literal["storage", "all"] | None = None,
 ) -> Simulator:
-    """Start both origins (port 0 = an ephemeral port) and return the handle."""
+    """Start both origins (port 0 = an ephemeral port) and return the handle.
+
+    ``tls``: which origins serve HTTPS (``"storage"`` or ``"all"``); None: plain HTTP.
+    """
+    ca = SimulatorCA.temporary() if tls else None
+    server_tls = ca.server_context() if ca else None
+    api_tls = server_tls if tls == "all" else None
     api_sock, storage_sock = _bind(host, api_port), _bind(host, storage_port)
-    origins = Origins(_origin(host, api_sock), _origin(host, storage_sock))
+    origins = Origins(
+        _origin(host, api_sock, api_tls is not None), _origin(host, storage_sock, ca is not None)
+    )
     sim = Simulator(
         api_url=origins.api_url,
         storage_url=origins.storage_url,
@@ -101,16 +122,17 @@ async def start_simulator(
         stats=SimulatorStats(),
         tokens=tokens if tokens is not None else set(),
         signer=UrlSigner(origins.storage_url),
+        ca=ca,
     )
     policy = DownloadPolicy(sim.tokens, require_token, daily_quota, url_ttl)
     storage = StorageOrigin(sim.catalogue, sim.signer, sim.faults, sim.stats)
     control = Control(sim.faults, sim.api_faults, sim.stats)
     api = ApiOrigin(sim.catalogue, origins, sim.signer, policy, sim.api_faults, sim.stats)
     try:
-        storage_runner = await _serve(storage.app(), storage_sock)
+        storage_runner = await _serve(storage.app(), storage_sock, server_tls)
         sim._runners.append(storage_runner)
         storage.count_connections = lambda: len(storage_runner.server.connections)
-        sim._runners.append(await _serve(api.app(control.routes()), api_sock))
+        sim._runners.append(await _serve(api.app(control.routes()), api_sock, api_tls))
     except BaseException:
         await sim.close()
         raise
