@@ -62,6 +62,7 @@ async def fetch_all(urls: list[str], dest: Path) -> list[BaseException | int]:
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60),
         read_bufsize=READ_BUFSIZE,
         auto_decompress=False,
+        trust_env=True,  # https_proxy in the through-proxy profile
     )
     async with session:
         return await asyncio.gather(

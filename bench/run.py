@@ -1,7 +1,8 @@
 """The bench harness: times aria2c, curl, ours and the plain downloader side by side.
 
-For each profile (a: unlimited, b: every connection capped) it starts the bench
-server in its own process, then runs every tool once per round, rotating the
+For each profile (a: unlimited, b: every connection capped, over HTTP; c and d
+the same over HTTPS from nginx with a private CA; e: c through a loopback proxy)
+it starts the server in its own process, then runs every tool once per round, rotating the
 order each round so no tool always goes first. Each run downloads every file
 into an empty directory; its files are checked (sizes, and the SHA256 of one
 file) and deleted before the next run. Medians and paired ratios against the
@@ -14,6 +15,7 @@ passes them through. Exit status: 0 if every run was good, 1 if a run failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -31,9 +33,14 @@ from bench.measure import GNU_TIME, gnu_time_available, run_measured
 from bench.pacing import parse_rate
 from bench.report import RunRecord, markdown_table, summarize, write_json
 from bench.server import ServerProcess
-from bench.tools import TOOL_NAMES, Tool, all_tools
+from bench.tls import NginxProcess, ProxyProcess, nginx_missing
+from bench.tools import DIRECT, TOOL_NAMES, Route, Tool, all_tools
+from civitai_tui.simulator.tls import SimulatorCA
 
-PROFILES = ("a", "b")
+PROFILES = ("a", "b", "c", "d", "e")
+#: Profiles served over HTTPS by nginx (``bench.tls``), and the one through the proxy.
+HTTPS_PROFILES = frozenset({"c", "d", "e"})
+CAPPED_PROFILES = frozenset({"b", "d"})
 DEFAULT_SERVED = Path(tempfile.gettempdir()) / "civitai-tui-bench" / "served"
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -94,7 +101,8 @@ def build_parser(tool_names: tuple[str, ...]) -> argparse.ArgumentParser:
         "--profiles",
         type=_csv(PROFILES),
         default=list(PROFILES),
-        help="a = unlimited, b = per-connection cap (a,b)",
+        help="a = unlimited, b = per-connection cap (HTTP); c, d = the same over HTTPS "
+        "(nginx); e = c through a loopback proxy (a,b,c,d,e)",
     )
     parser.add_argument(
         "--only",
@@ -115,9 +123,14 @@ def build_parser(tool_names: tuple[str, ...]) -> argparse.ArgumentParser:
     return parser
 
 
-def _server_cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+def _server_cpu(server: Any, proxy: ProxyProcess | None) -> float:
+    """CPU of the server (and of the proxy, when there is one) so far."""
+    if isinstance(server, NginxProcess):
+        total = server.cpu_seconds()
+    else:
+        times = psutil.Process(server.pid).cpu_times()
+        total = times.user + times.system
+    return total + (proxy.cpu_seconds() if proxy is not None else 0.0)
 
 
 def _failure_detail(log_dir: Path) -> str:
@@ -130,7 +143,13 @@ def _failure_detail(log_dir: Path) -> str:
 
 
 def run_once(
-    session: Session, server: ServerProcess, tool: Tool, profile: str, round_no: int
+    session: Session,
+    server: Any,
+    tool: Tool,
+    profile: str,
+    round_no: int,
+    route: Route = DIRECT,
+    proxy: ProxyProcess | None = None,
 ) -> RunRecord:
     """One timed, verified download of the whole corpus by ``tool``."""
     dest, state = session.work / "dest", session.work / "state"
@@ -142,11 +161,14 @@ def run_once(
     # backlog lands on whoever runs next (most on a tool that fsyncs its files).
     os.sync()
     urls = [server.url(name) for name in session.corpus.names]
-    cpu_before = _server_cpu(server.pid)
+    cpu_before = _server_cpu(server, proxy)
     cost = run_measured(
-        tool.commands(urls, dest), log_dir=logs, timeout=session.timeout, env=tool.env(state)
+        tool.commands(urls, dest, route),
+        log_dir=logs,
+        timeout=session.timeout,
+        env=tool.env(state, route),
     )
-    server_cpu = _server_cpu(server.pid) - cpu_before
+    server_cpu = _server_cpu(server, proxy) - cpu_before
     problems: list[str] = []
     if cost.timed_out:
         problems.append(f"timed out after {session.timeout:.0f} s")
@@ -175,11 +197,20 @@ def run_profile(
     session: Session, tools: list[Tool], profile: str, cap_rate: str | None, repeat: int
 ) -> list[RunRecord]:
     records: list[RunRecord] = []
-    with ServerProcess(session.corpus.directory, cap_rate) as server:
+    with contextlib.ExitStack() as stack:
+        route, proxy = DIRECT, None
+        if profile in HTTPS_PROFILES:
+            ca = SimulatorCA(session.work / "ca")
+            server: Any = stack.enter_context(NginxProcess(session.corpus.directory, cap_rate, ca))
+            if profile == "e":
+                proxy = stack.enter_context(ProxyProcess())
+            route = Route(ca.ca_file, proxy.url if proxy else None)
+        else:
+            server = stack.enter_context(ServerProcess(session.corpus.directory, cap_rate))
         for round_no in range(repeat):
             shift = round_no % len(tools)
             for tool in tools[shift:] + tools[:shift]:
-                record = run_once(session, server, tool, profile, round_no)
+                record = run_once(session, server, tool, profile, round_no, route, proxy)
                 status = "ok" if record.ok else "FAILED: " + "; ".join(record.problems)
                 _note(
                     f"[{profile} round {round_no + 1}/{repeat}] {tool.name}: "
@@ -242,14 +273,25 @@ def main(argv: list[str] | None = None) -> int:
     _note(f"preparing {args.files} x {args.size:g} MB in {args.served_dir} ...")
     corpus = ensure_corpus(args.served_dir, args.files, int(args.size * 1e6))
     warm_page_cache(corpus)
-    labels = {"a": "a: unlimited", "b": f"b: {args.cap_rate.removesuffix('/s')}/s per conn"}
+    cap = args.cap_rate.removesuffix("/s")
+    labels = {
+        "a": "a: unlimited",
+        "b": f"b: {cap}/s per conn",
+        "c": "c: HTTPS unlimited",
+        "d": f"d: HTTPS {cap}/s per conn",
+        "e": "e: HTTPS via proxy",
+    }
+    profiles = list(args.profiles)
+    if HTTPS_PROFILES & set(profiles) and (missing := nginx_missing()):
+        _note(f"skipping the HTTPS profiles: {missing}")
+        profiles = [p for p in profiles if p not in HTTPS_PROFILES]
     machine = _machine()
     records: list[RunRecord] = []
     with tempfile.TemporaryDirectory(prefix="civitai-tui-bench-") as work:
         session = Session(corpus=corpus, work=Path(work), timeout=args.timeout, digests={})
-        for profile in args.profiles:
-            cap = args.cap_rate if profile == "b" else None
-            records += run_profile(session, chosen, profile, cap, args.repeat)
+        for profile in profiles:
+            rate = args.cap_rate if profile in CAPPED_PROFILES else None
+            records += run_profile(session, chosen, profile, rate, args.repeat)
     rows = summarize(records)
     table = markdown_table(rows, labels)
     print(table)
@@ -258,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "files": args.files,
         "file_bytes": corpus.size,
         "repeat": args.repeat,
-        "profiles": {p: labels[p] for p in args.profiles},
+        "profiles": {p: labels[p] for p in profiles},
         "timeout_s": args.timeout,
     }
     session_info = {

@@ -11,11 +11,23 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 from bench.server import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a profile's server is reached: its private CA (HTTPS) and a proxy, if any."""
+
+    ca_file: Path | None = None
+    proxy: str | None = None
+
+
+DIRECT = Route()
 
 
 class Tool:
@@ -34,13 +46,24 @@ class Tool:
     def prepare(self) -> None:
         """One-time set-up before the first timed run."""
 
-    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+    def commands(self, urls: list[str], dest: Path, route: Route = DIRECT) -> list[list[str]]:
         raise NotImplementedError
 
-    def env(self, state_dir: Path) -> dict[str, str]:
-        """The environment for one run; ``state_dir`` is fresh and private to it."""
+    def env(self, state_dir: Path, route: Route = DIRECT) -> dict[str, str]:
+        """The environment for one run; ``state_dir`` is fresh and private to it.
+
+        The private CA goes in ``SSL_CERT_FILE`` (OpenSSL's default paths: Python and
+        we read it) and the proxy in ``https_proxy`` (curl, aria2c and we read it).
+        """
         env = dict(os.environ)
         env.pop("CIVITAI_API_KEY", None)  # nothing here needs a token
+        for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            env.pop(name, None)
+            env.pop(name.upper(), None)
+        if route.ca_file is not None:
+            env["SSL_CERT_FILE"] = str(route.ca_file)
+        if route.proxy is not None:
+            env["https_proxy"] = route.proxy
         return env
 
 
@@ -67,11 +90,13 @@ class Aria2c(Tool):
     def version(self) -> str:
         return _first_line(["aria2c", "--version"])
 
-    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+    def commands(self, urls: list[str], dest: Path, route: Route = DIRECT) -> list[list[str]]:
         # -Z: each URL is its own download (without it aria2c takes them as mirrors of one file).
+        ca = [f"--ca-certificate={route.ca_file}"] if route.ca_file else []
         return [
             [
                 "aria2c",
+                *ca,
                 "-x16",
                 "-s16",
                 "-k1M",
@@ -101,9 +126,11 @@ class Curl(Tool):
     def version(self) -> str:
         return _first_line(["curl", "--version"])
 
-    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+    def commands(self, urls: list[str], dest: Path, route: Route = DIRECT) -> list[list[str]]:
+        ca = ["--cacert", str(route.ca_file)] if route.ca_file else []
         return [
-            ["curl", "-sS", "--fail", "-o", str(dest / url.rsplit("/", 1)[-1]), url] for url in urls
+            ["curl", "-sS", "--fail", *ca, "-o", str(dest / url.rsplit("/", 1)[-1]), url]
+            for url in urls
         ]
 
 
@@ -114,11 +141,11 @@ class Plain(Tool):
     def version(self) -> str:
         return f"aiohttp {aiohttp.__version__}"
 
-    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+    def commands(self, urls: list[str], dest: Path, route: Route = DIRECT) -> list[list[str]]:
         return [[sys.executable, "-m", "bench.plain", "--dest", str(dest), *urls]]
 
-    def env(self, state_dir: Path) -> dict[str, str]:
-        env = super().env(state_dir)
+    def env(self, state_dir: Path, route: Route = DIRECT) -> dict[str, str]:
+        env = super().env(state_dir, route)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         return env
 
@@ -152,11 +179,11 @@ class Ours(Tool):
         package = REPO_ROOT / "civitai_tui"
         subprocess.run([str(python), "-m", "compileall", "-q", str(package)], check=True)
 
-    def commands(self, urls: list[str], dest: Path) -> list[list[str]]:
+    def commands(self, urls: list[str], dest: Path, route: Route = DIRECT) -> list[list[str]]:
         return [[str(self.executable), "get", *urls, "--dest", str(dest), "--json"]]
 
-    def env(self, state_dir: Path) -> dict[str, str]:
-        env = super().env(state_dir)
+    def env(self, state_dir: Path, route: Route = DIRECT) -> dict[str, str]:
+        env = super().env(state_dir, route)
         env["CIVITAI_TUI_HOME"] = str(state_dir)  # no state carried between runs
         return env
 
