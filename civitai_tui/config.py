@@ -163,6 +163,13 @@ def _check_proxy(value: str) -> None:
         parse_proxy(value, "")
 
 
+def _check_ca_bundle(value: str) -> None:
+    from civitai_tui.net.tls import client_context
+
+    if value:  # a bundle that does not load is refused here, not mid-download
+        client_context(Path(value).expanduser(), source="")
+
+
 def _mask_proxy(value: str) -> str:
     from civitai_tui.net.proxy import parse_proxy
 
@@ -372,6 +379,7 @@ OPTIONS: dict[str, Option] = _options(
         str,
         "",
         "PEM file (or hashed directory) of CA certificates trusted on top of the system's.",
+        check=_check_ca_bundle,
     ),
     # analytics
     Option("analytics.enabled", bool, True, "Record analytics events.", applies="restart"),

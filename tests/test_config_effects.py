@@ -6,11 +6,13 @@ effect (or without a probe here) fails :func:`test_every_key_has_a_probe`.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from civitai_tui.cli import _get_options
 from civitai_tui.config import OPTIONS, Config, Environment
@@ -32,6 +34,10 @@ NO_FLAGS = {
 }
 
 Probe = Callable[[Engine], Any]
+
+#: A CA file for ``network.ca_bundle`` (the engine loads it when the key is set).
+PRIVATE_CA = Path(tempfile.mkdtemp(prefix="civitai-test-ca-")) / "ca.pem"
+trustme.CA().cert_pem.write_to_path(str(PRIVATE_CA))
 
 
 def _manager(attr: str) -> Probe:
@@ -102,6 +108,9 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
         "/srv/a:/srv/b",
         lambda e: parse_roots(e.config.get("engine.allowed_roots"), e.config.get("bulk.dest")),
     ),
+    "network.proxy": ("socks5h://127.0.0.1:1080", lambda e: e.network.routes.describe()),
+    "network.no_proxy": ("example.com", lambda e: e.network.routes.no_proxy),
+    "network.ca_bundle": (str(PRIVATE_CA), lambda e: e.network.ca_bundle),
     "analytics.enabled": (False, lambda e: e.analytics is not None),
     "analytics.anonymize_users": (True, _analytics("anonymize_users")),
     "analytics.retention_days": (7, _analytics("retention_days")),

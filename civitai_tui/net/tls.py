@@ -22,8 +22,13 @@ HOW_TO_TRUST = (
 )
 
 
-def client_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
-    """A verifying client context: the system's CAs, plus ``ca_bundle`` if given."""
+def client_context(
+    ca_bundle: Path | None = None, source: str = "network.ca_bundle"
+) -> ssl.SSLContext:
+    """A verifying client context: the system's CAs, plus ``ca_bundle`` if given.
+
+    A bundle that does not load is a ``BAD_CONFIG`` error naming ``source``.
+    """
     context = ssl.create_default_context()
     if ca_bundle is None:
         return context
@@ -36,7 +41,7 @@ def client_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise CivitaiTuiError(
             FailureKind.BAD_CONFIG,
-            f"network.ca_bundle: cannot load {ca_bundle} ({reason}); "
+            f"{source + ': ' if source else ''}cannot load {ca_bundle} ({reason}); "
             "give a PEM file of CA certificates or a c_rehash'ed directory",
         ) from None
     return context
