@@ -19,6 +19,7 @@ from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.config import Config
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.network import Network, install
+from civitai_tui.net.policy import UrlPolicy
 from civitai_tui.net.proxy import NoProxy, ProxyRoutes, parse_proxy
 from civitai_tui.simulator.server import Simulator
 from tests.conftest import TOKEN, embedded_engine, forward_proxy
@@ -236,3 +237,19 @@ async def test_engine_status_and_config_show_the_proxy_without_credentials(
     assert status["network"]["proxy"].startswith("http://***@127.0.0.1:3128")
     assert settings["network.proxy"] == "http://***@127.0.0.1:3128"
     assert SECRET not in json.dumps(status) + json.dumps(settings)
+
+
+async def test_a_proxy_on_an_internal_address_is_reached_under_a_public_policy(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL policy guards targets; the proxy (a name resolving to loopback here, as a
+    corporate proxy resolves to a private address) is the user's choice, never refused."""
+    monkeypatch.setattr("civitai_tui.net.policy._current", UrlPolicy(allow_internal=False))
+    async with forward_proxy() as proxy:
+        install(Network(ProxyRoutes.from_sources({"http_proxy": f"localhost:{proxy.port}"})))
+        file = pick(sim, 3 * MiB, 16 * MiB)
+        async with downloader(fast_settings(connections=4, min_split=256 * 1024)) as dl:
+            result = await dl.download(request_for(sim, file, tmp_path))
+        carried = await proxy.carried()
+    assert result.status == "completed" and result.verified, result.error
+    assert carried.get(f"forward {_target(sim.storage_url)}", 0) >= 3
