@@ -301,6 +301,18 @@ OPTIONS: dict[str, Option] = _options(
         choices=("speed", "efficiency", "minimal", "adaptive"),
     ),
     Option(
+        "hooks.on_file_done",
+        str,
+        "",
+        "Command run when a file lands (env: CIVITAI_TUI_FILE_PATH, …); empty: none.",
+    ),
+    Option(
+        "hooks.on_job_done",
+        str,
+        "",
+        "Command run when a job ends (env: CIVITAI_TUI_JOB_STATE, …); empty: none.",
+    ),
+    Option(
         "performance.cpu_threshold",
         float,
         75.0,

@@ -95,6 +95,8 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
         "20MB",
         lambda e: (e.manager.settings.download.speed.overall.rate, e.optimizer.rate_cap),
     ),
+    "hooks.on_file_done": ("/bin/true", lambda e: e.hooks.config.get("hooks.on_file_done")),
+    "hooks.on_job_done": ("/bin/true", lambda e: e.hooks.config.get("hooks.on_job_done")),
     "performance.mode": ("speed", lambda e: str(e.optimizer.config.mode)),
     "performance.cpu_threshold": (50.0, _optimizer("cpu_threshold")),
     "performance.memory_threshold": (50.0, _optimizer("memory_threshold")),

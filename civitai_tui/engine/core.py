@@ -23,6 +23,7 @@ from civitai_tui.analytics.schema import DB_NAME
 from civitai_tui.analytics.summary import AnalyticsReport
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
+from civitai_tui.engine.hooks import Hooks, JobFacts
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
 from civitai_tui.net.network import Network, install
@@ -93,6 +94,8 @@ class Engine:
             batch=batch_config(self.config),
             session_factory=lambda: create_optimized_session(self.optimizer),
         )
+        self.hooks = Hooks(self.config, self._job_facts)
+        self.bus.add_callback(self.hooks)
         self.manager.settings.download.speed.job_rate = self._job_speed
         self._apply_speed_limit()
         self.config.on_change(self._apply)
@@ -115,10 +118,19 @@ class Engine:
     async def stop(self) -> None:
         await self.optimizer.stop()
         await self.manager.stop()
+        await self.hooks.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self.analytics is not None:
             await asyncio.to_thread(self.analytics.close)
+
+    def _job_facts(self, job_id: str) -> JobFacts | None:
+        """A finished job's name and the paths of its files in place (for hooks)."""
+        try:
+            job = self.manager.get(job_id)
+        except CivitaiTuiError:
+            return None
+        return JobFacts(job.name, tuple(f.path for f in job.files if f.path))
 
     def analyze(self, days: int) -> AnalyticsReport:
         """The analyzer's view of the last ``days`` days (flushes pending events first)."""
