@@ -174,6 +174,12 @@ async def _open_tui(home: Path, *, embedded: bool, allow_http: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (files, sizes, paths, what is present, free space after); "
+    "download nothing.",
+)
+@click.option(
     "--connections",
     type=click.IntRange(1, 64),
     help="Connections per file, fixed (default: the performance optimizer chooses).",
@@ -188,6 +194,7 @@ def get(
     connections: int | None,
     max_files: int | None,
     allow_http: bool,
+    dry_run: bool,
     **bulk: Any,
 ) -> None:
     """Download TARGETs now, without the queue, with progress bars.
@@ -221,6 +228,8 @@ def get(
         settings.speed.set_overall(bulk["max_speed"])
     options = _get_options(config, bulk, dest, max_files, allow_http, tuned=not connections)
     bus = EventBus()
+    if dry_run:
+        _dry_run(parsed, options, env, bus, api_limiters(config), as_json, " ".join(targets))
     collector = _analytics(config, bus)
     display = ProgressDisplay(err_console) if err_console.is_terminal and not as_json else None
 
@@ -262,6 +271,34 @@ def get(
         _fail(f"nothing matched {' '.join(targets)}: no files to download", EXIT_NOTHING)
     _print_report(report, as_json)
     raise SystemExit(0 if report.ok else 1)
+
+
+def _dry_run(
+    parsed: list[Target],
+    options: GetOptions,
+    env: Environment,
+    bus: Any,
+    limiters: Any,
+    as_json: bool,
+    asked: str,
+) -> None:
+    """``get --dry-run``: print the plan and exit (0, 1 if a target failed, 3 if empty)."""
+    from civitai_tui.dry_run import build_plan, print_plan
+    from civitai_tui.oneshot import plan_get
+
+    requests, failures = _run(
+        plan_get(
+            parsed, options, base_url=env.base_url, api_key=env.api_key, bus=bus, limiters=limiters
+        )
+    )
+    plan = build_plan(requests, failures, options.plan.dest)
+    if as_json:
+        click.echo(json.dumps(plan.to_dict()))
+    else:
+        print_plan(Console(), plan)
+    if not requests and not failures:
+        _fail(f"nothing matched {asked}: no files to download", EXIT_NOTHING)
+    raise SystemExit(1 if failures else 0)
 
 
 def _get_options(

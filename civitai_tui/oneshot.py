@@ -133,7 +133,6 @@ async def run_get(
     ``limiters`` are the client's pacing (``runtime_settings.api_limiters``).
     """
     library = options.library
-    layout = LibraryLayout(options.plan.dest, library.layout, library.template)
 
     async def landed(
         session: aiohttp.ClientSession, request: DownloadRequest, result: DownloadResult
@@ -154,8 +153,7 @@ async def run_get(
     async with CivitAIClient(
         base_url, api_key, allow_http=options.allow_http, bus=bus, **(limiters or {})
     ) as client:
-        planned, failures = await plan_targets(client, targets, options.plan)
-        requests = [place(layout, r) for r in planned]
+        requests, failures = await _placed_plan(client, targets, options)
         if on_planned is not None:
             on_planned(requests)
         results = await download_all(
@@ -168,3 +166,27 @@ async def run_get(
             landed=landed,
         )
     return GetReport(results=list(zip(requests, results, strict=True)), plan_failures=failures)
+
+
+async def plan_get(
+    targets: Sequence[Target],
+    options: GetOptions,
+    *,
+    base_url: str,
+    api_key: str | None,
+    bus: EventBus,
+    limiters: Mapping[str, RateLimiter] | None = None,
+) -> tuple[list[DownloadRequest], list[PlanFailure]]:
+    """What ``run_get`` would download, placed, without downloading (``get --dry-run``)."""
+    async with CivitAIClient(
+        base_url, api_key, allow_http=options.allow_http, bus=bus, **(limiters or {})
+    ) as client:
+        return await _placed_plan(client, targets, options)
+
+
+async def _placed_plan(
+    client: CivitAIClient, targets: Sequence[Target], options: GetOptions
+) -> tuple[list[DownloadRequest], list[PlanFailure]]:
+    planned, failures = await plan_targets(client, targets, options.plan)
+    layout = LibraryLayout(options.plan.dest, options.library.layout, options.library.template)
+    return [place(layout, r) for r in planned], failures

@@ -115,3 +115,30 @@ async def test_get_nothing_matched_and_filters_checked_before_any_request(
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["files"]
+
+
+async def test_get_dry_run_prints_the_plan_and_downloads_nothing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    model = next(m for m in sim.catalogue.models if m.type == "LORA" and not m.mode)
+    dest = tmp_path / "models"
+    cli = Cli(tmp_path / "home", sim, CIVITAI_TUI_BULK__LAYOUT="comfyui")
+    args = ("get", f"model:{model.id}", "--dest", str(dest), "--dry-run")
+    code, out, err = await cli(*args, "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    [planned] = plan["files"]
+    size = model.versions[0].primary_file().size
+    assert planned["path"].startswith(str(dest / "loras")) and planned["size"] == size
+    assert (planned["model"], planned["model_id"], planned["present"]) == (
+        model.name,
+        model.id,
+        False,
+    )
+    assert plan["download_bytes"] == size and plan["present_bytes"] == 0
+    assert plan["free_after"] == pytest.approx(plan["free_bytes"] - size, abs=16 * 2**20)
+    assert sim.stats.storage_bytes_sent == 0 and not dest.exists()  # nothing fetched
+    assert (await cli(*args[:-1]))[0] == 0  # the real download
+    code, out, _ = await cli(*args)
+    assert code == 0 and "Plan (nothing downloaded)" in out and "present" in out
+    assert "1 file(s): 0 to download (0 B), 1 already present; free space after:" in out
