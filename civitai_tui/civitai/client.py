@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -51,14 +50,6 @@ _RETRY_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.SERVER, FailureK
 _DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15, sock_read=30)
 
 T = TypeVar("T")
-
-
-def environment_proxy(url: str) -> str | None:
-    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` name for ``url`` (None: direct)."""
-    host = urlsplit(url).hostname or ""
-    if urllib.request.proxy_bypass_environment(host):
-        return None
-    return urllib.request.getproxies_environment().get(urlsplit(url).scheme)
 
 
 Params = Sequence[tuple[str, str]]
@@ -191,7 +182,6 @@ class CivitAIClient(SessionOwner):
                 json=body,
                 headers=self._headers(url),
                 allow_redirects=False,
-                proxy=environment_proxy(url),
             ) as resp:
                 data = await resp.read()
                 return _Answer(resp.status, resp.headers, data, str(resp.url))
