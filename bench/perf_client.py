@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from civitai_tui.download.disk import FreeSpaceRule
 from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.download.request import DirectSource, DownloadRequest
 from civitai_tui.download.session import create_download_session
@@ -101,7 +102,9 @@ def instrument(optimizer: PerformanceOptimizer, stats: Stats) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     bus, stats = EventBus(), Stats()
-    settings = DownloadSettings(connections=args.fixed or 16, min_split=1 * MiB, disk_margin=0)
+    settings = DownloadSettings(
+        connections=args.fixed or 16, min_split=1 * MiB, min_free_space=FreeSpaceRule(size=0)
+    )
     holder: list[FileDownloader] = []
     optimizer = None
     if args.mode:

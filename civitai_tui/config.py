@@ -28,6 +28,7 @@ import tomlkit
 
 from civitai_tui.atomic import write_atomic
 from civitai_tui.civitai.layouts import check_template
+from civitai_tui.download.disk import FREE_SPACE_RULES, parse_free_space
 from civitai_tui.download.speed import parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 
@@ -56,6 +57,16 @@ class Environment:
         base = os.environ.get("CIVITAI_BASE_URL", "").strip() or DEFAULT_BASE_URL
         key = os.environ.get("CIVITAI_API_KEY", "").strip() or None
         return cls(base_url=base.rstrip("/"), api_key=key)
+
+
+def check_min_free_space(value: str) -> None:
+    """``download.min_free_space`` must parse (see ``download.disk.parse_free_space``)."""
+    try:
+        parse_free_space(value)
+    except ValueError:
+        raise CivitaiTuiError(
+            FailureKind.BAD_CONFIG, f"{value!r} is not valid; expected {FREE_SPACE_RULES}"
+        ) from None
 
 
 class ConfigError(CivitaiTuiError):
@@ -274,6 +285,14 @@ OPTIONS: dict[str, Option] = _options(
         "Drop a connection idle this long (s).",
         minimum=1,
         maximum=3600,
+    ),
+    Option(
+        "download.min_free_space",
+        str,
+        "auto",
+        "Free space a download leaves on its volume: auto = min(1 GiB, 2 % of the volume), "
+        "a size (512MiB, 2GB, 0) or a share of the volume (5%).",
+        check=check_min_free_space,
     ),
     Option(
         "download.max_attempts",

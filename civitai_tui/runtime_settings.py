@@ -14,6 +14,7 @@ from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
 from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.config import Config
+from civitai_tui.download.disk import parse_free_space
 from civitai_tui.download.retry import RetryPolicy
 from civitai_tui.download.settings import DownloadSettings, VerifySettings
 
@@ -41,6 +42,7 @@ def download_settings(config: Config) -> DownloadSettings:
         verify=VerifySettings(quarantine_base=config.path.parent),
         connections=config.get("download.connections"),
         min_split=config.get("download.min_split"),
+        min_free_space=parse_free_space(config.get("download.min_free_space")),
         checkpoint_seconds=config.get("download.checkpoint_seconds"),
         stall_timeout=config.get("download.stall_timeout"),
         retry=RetryPolicy(max_attempts=config.get("download.max_attempts")),

@@ -88,6 +88,7 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "bulk.preview_nsfw_level": (4, _manager("preview_nsfw_level")),
     "download.connections": (2, _download("connections")),
     "download.min_split": (2 * MIB, _download("min_split")),
+    "download.min_free_space": ("5%", _download("min_free_space")),
     "download.checkpoint_seconds": (5.0, _download("checkpoint_seconds")),
     "download.stall_timeout": (10.0, _download("stall_timeout")),
     "download.max_attempts": (2, lambda e: e.manager.settings.download.retry.max_attempts),

@@ -61,7 +61,7 @@ def test_a_full_device_is_disk_full_and_keeps_the_partial_data(tmp_path: Path) -
     finally:
         os.close(fd)
     assert err.value.kind is FailureKind.DISK_FULL
-    assert "partial download is kept and will resume" in err.value.message
+    assert "partial download is kept: free some space, then retry" in err.value.message
 
 
 def test_an_empty_file_needs_no_reservation(tmp_path: Path) -> None:
@@ -156,3 +156,35 @@ async def test_discarding_needs_a_name_to_know_which_part_file(tmp_path: Path) -
         assert part.exists()  # unknown name: nothing is guessed or deleted
         downloader.discard_partial(named)
     assert not part.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "total", "keep"),
+    [
+        ("auto", 100 * disk.GiB, disk.GiB),  # 2 % would be 2 GiB: capped at 1 GiB
+        ("auto", disk.MiB, disk.MiB // 50),  # a 1 MiB volume keeps 20 KiB, not 64 MiB
+        (" AUTO ", 10 * disk.GiB, 10 * disk.GiB // 50),
+        ("0", disk.GiB, 0),
+        ("512MiB", disk.GiB, 512 * disk.MiB),
+        ("2GB", disk.GiB, 2 * 10**9),
+        ("1.5k", disk.GiB, 1536),
+        ("5%", 200 * disk.MiB, 10 * disk.MiB),
+    ],
+)
+def test_min_free_space_rules(text: str, total: int, keep: int) -> None:
+    assert disk.parse_free_space(text).on(total) == keep
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-1", "1XB", "51%", "nan%", "5 %%", "1e9"])
+def test_bad_min_free_space_values_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        disk.parse_free_space(text)
+
+
+def test_a_bad_min_free_space_in_config_is_refused_with_the_rules(tmp_path: Path) -> None:
+    from civitai_tui.config import OPTIONS, ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        OPTIONS["download.min_free_space"].coerce("plenty")
+    assert "download.min_free_space" in err.value.message and "5%" in err.value.message
+    assert OPTIONS["download.min_free_space"].coerce(" 2GiB ") == "2GiB"

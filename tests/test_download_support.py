@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from civitai_tui.download.disk import FreeSpaceRule
 from civitai_tui.download.downloader import FileDownloader
 from civitai_tui.download.request import DirectSource, DownloadRequest, ResolvedURL
 from civitai_tui.download.retry import RetryPolicy
@@ -32,7 +33,7 @@ def fast_settings(**changes: object) -> DownloadSettings:
         stall_timeout=2.0,
         file_stall_timeout=20.0,
         min_speed=0,
-        disk_margin=0,
+        min_free_space=FreeSpaceRule(size=0),
         progress_interval=0.05,
         retry=RetryPolicy(max_attempts=4, base_delay=0.05, cap=3.0),
     )

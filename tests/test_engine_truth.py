@@ -31,8 +31,10 @@ pytestmark = pytest.mark.slow
 WAIT = ("wait", "--timeout", "90")
 
 
-def small_models(sim: Simulator, count: int) -> list[tuple[SimModel, SimFile]]:
-    """Healthy models whose latest primary file is small, with that file."""
+def small_models(
+    sim: Simulator, count: int, max_size: int = 1 << 20
+) -> list[tuple[SimModel, SimFile]]:
+    """Healthy models whose latest primary file is under ``max_size``, with that file."""
     specials = vars(sim.catalogue.specials).values()
     special_models = {ref.model_id for ref in specials if isinstance(ref, FileRef)}
     found = []
@@ -44,7 +46,7 @@ def small_models(sim: Simulator, count: int) -> list[tuple[SimModel, SimFile]]:
             and model.mode is None
             and version.early_access_ends_at is None
             and primary is not None
-            and primary.size < 1 << 20
+            and primary.size < max_size
             and primary.name.isascii()
         ):
             found.append((model, primary))
@@ -332,3 +334,38 @@ async def test_a_sidecar_that_cannot_be_written_is_shown_and_logged(
     )
     assert f["warning"].startswith(primary.name + ".civitai.json not written")
     assert f"{primary.name}.civitai.json not written" in engine_log(home)
+
+
+async def test_a_small_volume_takes_a_small_file_and_a_refusal_says_what_to_do(
+    sim: Simulator, setup: tuple[Cli, Path, Path], tiny_disk: Path
+) -> None:
+    cli, home, _ = setup
+    (model, primary), (other_model, other) = small_models(sim, 2, max_size=300 * 1024)
+    await add(cli, tiny_disk, f"model:{model.id}")
+    code, _, err = await cli(*WAIT, check=False)
+    assert code == 0, err  # the default keeps min(1 GiB, 2 %) free: 20 KiB of this 1 MiB disk
+    assert sha256(tiny_disk / primary.name) == primary.content.hashes().sha256
+
+    await cli("config", "set", "download.min_free_space", "900KiB")
+    job_id = await add(cli, tiny_disk, f"model:{other_model.id}")
+    code, _, err = await cli(*WAIT, check=False)
+    assert code == 1, err
+    (f,) = (await details(home, job_id))["files"]
+    assert (f["state"], f["error_kind"]) == ("failed", "disk_full")
+    for words in (
+        f"refused {other.name}",
+        "download.min_free_space (900.0 KiB) keeps 900.0 KiB free",
+        "are free",
+        "free some space or lower download.min_free_space, then retry",
+    ):
+        assert words in f["error"], f["error"]
+    assert "partial download" not in f["error"]  # there is none
+    assert not [p for p in tiny_disk.iterdir() if p.name.startswith(other.name)]
+    assert f"{other.name} failed (disk_full)" in engine_log(home)
+
+    # FAILED, not waiting: `retry` once there is room (here: a smaller margin) finishes it.
+    await cli("config", "set", "download.min_free_space", "0")
+    await cli("retry", job_id)
+    code, _, err = await cli(*WAIT, check=False)
+    assert code == 0, err
+    assert sha256(tiny_disk / other.name) == other.content.hashes().sha256

@@ -6,6 +6,12 @@ with ``posix_fallocate`` (falling back to ``ftruncate`` where unsupported);
 writes use ``os.pwrite`` at offsets with no per-chunk fsync; data and directory
 are fsynced at checkpoints and at the end. Out-of-space errors become
 ``DISK_FULL`` and keep the partial data for a resume.
+
+How much space a download leaves free is ``download.min_free_space``
+(:class:`FreeSpaceRule`): by default min(1 GiB, 2 % of the volume), so a small
+volume is not refused for a margin larger than itself. A refused file FAILS
+(``DISK_FULL``, not retried on its own); ``retry`` after freeing space starts it
+again, resuming from its partial data if it had any.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import ctypes
 import errno
 import functools
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -25,24 +33,86 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+_UNITS = {
+    **{"": 1, "b": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB},
+    **{"kib": KiB, "mib": MiB, "gib": GiB, "tib": TiB},
+    **{"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12},
+}
+FREE_SPACE_RULES = "auto, a size such as 512MiB, 2GB or 0, or a share of the volume such as 5%"
+
+
+def human_size(n: int) -> str:
+    for unit, size in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+@dataclass(frozen=True)
+class FreeSpaceRule:
+    """What ``download.min_free_space`` keeps free on a download's volume: a size, a
+    share of the volume, or neither (``auto``: min(1 GiB, 2 % of the volume))."""
+
+    size: int | None = None
+    percent: float | None = None
+
+    def on(self, total: int) -> int:
+        """The bytes to keep free on a volume of ``total`` bytes."""
+        if self.size is not None:
+            return self.size
+        if self.percent is not None:
+            return int(total * self.percent / 100)
+        return min(GiB, total // 50)
+
+    def __str__(self) -> str:
+        if self.size is not None:
+            return human_size(self.size)
+        return f"{self.percent:g}%" if self.percent is not None else "auto"
+
+
+def parse_free_space(text: str) -> FreeSpaceRule:
+    """``auto``, a size (``512MiB``, ``2GB``, ``1073741824``) or ``N%`` (0-50); else ValueError."""
+    raw = text.strip().lower().replace(" ", "")
+    if raw == "auto":
+        return FreeSpaceRule()
+    if raw.endswith("%"):
+        percent = float(raw[:-1])
+        if not 0 <= percent <= 50:  # nan fails this too
+            raise ValueError(text)
+        return FreeSpaceRule(percent=percent)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", raw)
+    if match is None or match[2] not in _UNITS:
+        raise ValueError(text)
+    return FreeSpaceRule(size=int(float(match[1]) * _UNITS[match[2]]))
 
 
 def disk_full(where: Path, needed: int | None = None) -> CivitaiTuiError:
-    need = f" {_mib(needed)} more are needed" if needed is not None else ""
+    need = f" {human_size(needed)} more are needed" if needed is not None else ""
     return CivitaiTuiError(
         FailureKind.DISK_FULL,
-        f"not enough disk space in {where}:{need}; free some space (the partial download is "
-        "kept and will resume)",
+        f"not enough disk space in {where}:{need}; the partial download is kept: free some "
+        "space, then retry (it resumes where it stopped)",
     )
 
 
-def check_free_space(directory: Path, needed: int, margin: int) -> None:
-    """Raise ``DISK_FULL`` unless ``needed + margin`` bytes are free in ``directory``."""
-    free = shutil.disk_usage(directory).free
-    if needed + margin > free:
-        raise disk_full(directory, needed + margin - free)
+def check_free_space(
+    directory: Path, needed: int, rule: FreeSpaceRule, what: str, *, partial: bool = False
+) -> None:
+    """Raise ``DISK_FULL`` (saying what, how much is free and needed, and what to do)
+    unless ``needed`` bytes fit in ``directory`` with ``rule``'s free space left over."""
+    usage = shutil.disk_usage(directory)
+    keep = rule.on(usage.total)
+    if needed + keep <= usage.free:
+        return
+    kept = " (its partial download is kept)" if partial else ""
+    raise CivitaiTuiError(
+        FailureKind.DISK_FULL,
+        f"refused {what}{kept}: it needs {human_size(needed)} more in {directory} and "
+        f"download.min_free_space ({rule}) keeps {human_size(keep)} free there, but only "
+        f"{human_size(usage.free)} are free ({human_size(needed + keep - usage.free)} more "
+        "are needed); free some space or lower download.min_free_space, then retry",
+    )
 
 
 def open_part(path: Path, resume: bool = False) -> int:

@@ -125,7 +125,13 @@ class FileDownloader:
         if transfer.name is not None and transfer.part.exists():
             allocated = transfer.part.stat().st_blocks * 512
         needed = max(0, request.expected_size - allocated)
-        disk.check_free_space(request.dest_dir, needed, self.settings.disk_margin)
+        disk.check_free_space(
+            request.dest_dir,
+            needed,
+            self.settings.min_free_space,
+            request.filename or request.info.name or "the file",
+            partial=allocated > 0,
+        )
 
     async def _skip_if_present(
         self, request: DownloadRequest, final: Path

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from civitai_tui.download.disk import FreeSpaceRule
 from civitai_tui.download.retry import RetryPolicy
 from civitai_tui.download.speed import SpeedLimits
 from civitai_tui.errors import CivitaiTuiError
@@ -59,8 +60,8 @@ class DownloadSettings:
     #: A connection slower than ``min_speed`` B/s over ``min_speed_window`` s is dropped.
     min_speed: int = 1024
     min_speed_window: float = 30.0
-    #: Free space to keep on top of the file's size.
-    disk_margin: int = 64 * MiB
+    #: Free space a download leaves on its volume (``download.min_free_space``).
+    min_free_space: FreeSpaceRule = field(default_factory=FreeSpaceRule)
     #: How often a file that changes on the server mid-download is restarted.
     max_restarts: int = 3
     progress_interval: float = 0.1

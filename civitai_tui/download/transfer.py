@@ -501,7 +501,13 @@ class Transfer:
             self.resumed_bytes = 0
             os.ftruncate(self.fd, 0)
             allocated = 0
-        disk.check_free_space(dest, max(0, self.size - allocated), self.settings.disk_margin)
+        disk.check_free_space(
+            dest,
+            max(0, self.size - allocated),
+            self.settings.min_free_space,
+            self.name or "the file",
+            partial=allocated > 0,
+        )
         await asyncio.to_thread(disk.preallocate, self.fd, self.size, self.part)
         self.hasher = self._new_hasher()
 

@@ -191,7 +191,13 @@ class Engine:
         elif section == "download":
             fresh_dl = download_settings(self.config)
             live = self.manager.settings.download
-            for field in ("connections", "min_split", "checkpoint_seconds", "stall_timeout"):
+            for field in (
+                "connections",
+                "min_split",
+                "min_free_space",
+                "checkpoint_seconds",
+                "stall_timeout",
+            ):
                 setattr(live, field, getattr(fresh_dl, field))
             # the optimizer owns the retry delays; the attempt budget is the user's
             live.retry = dataclasses.replace(live.retry, max_attempts=fresh_dl.retry.max_attempts)
