@@ -419,16 +419,54 @@ def _print_report(report: Any, as_json: bool) -> None:
 # -------------------------------------------------------------- simulator & demo
 
 
+class _Speed(click.ParamType):
+    """A rate such as ``2MB``, ``512KiB`` or ``0`` (unlimited), in bytes per second."""
+
+    name = "RATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from civitai_tui.download.speed import parse_speed
+
+        try:
+            return parse_speed(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, help="API origin port.")
 @click.option("--storage-port", default=0, help="Storage origin port (default: a free one).")
 @click.option("--seed", default=1, show_default=True, help="Catalogue seed.")
-def simulator(host: str, port: int, storage_port: int, seed: int) -> None:
-    """Run the CivitAI simulator alone (API origin + storage origin)."""
+@click.option("--rate", type=_Speed(), default="0", help="Cap each storage connection (2MB, 0).")
+@click.option("--total-rate", type=_Speed(), default="0", help="Cap the storage origin overall.")
+@click.option("--latency", type=click.FloatRange(0), default=0.0, help="Seconds to first byte.")
+@click.option("--reset-every", type=_Speed(), default="0", help="Reset after this many bytes.")
+@click.option("--fail-status", type=click.IntRange(0, 599), default=0, help="e.g. 503 or 429.")
+@click.option("--fail-count", type=click.IntRange(0), default=0, help="Requests that get it.")
+@click.option("--retry-after", type=click.FloatRange(0), default=0.0, help="Its Retry-After.")
+@click.option(
+    "--max-connections", type=click.IntRange(0), default=0, help="Refuse above this many."
+)
+def simulator(host: str, port: int, storage_port: int, seed: int, **knobs: Any) -> None:
+    """Run the CivitAI simulator alone (API origin + storage origin).
+
+    The fault options apply to every file the storage origin serves (the same
+    knobs the tests set per file); 0 leaves one off.
+    """
     from civitai_tui.simulator.server import serve_forever
 
-    serve_forever(host=host, api_port=port, storage_port=storage_port, seed=seed)
+    faults = {
+        "per_connection_rate": knobs["rate"],
+        "total_rate": knobs["total_rate"],
+        "first_byte_latency": knobs["latency"],
+        "reset_after_bytes": knobs["reset_every"],
+        "fail_status": knobs["fail_status"],
+        "fail_count": knobs["fail_count"],
+        "retry_after": knobs["retry_after"],
+        "max_connections": knobs["max_connections"],
+    }
+    serve_forever(host=host, api_port=port, storage_port=storage_port, seed=seed, faults=faults)
 
 
 @main.command()

@@ -142,3 +142,35 @@ async def test_get_dry_run_prints_the_plan_and_downloads_nothing(
     code, out, _ = await cli(*args)
     assert code == 0 and "Plan (nothing downloaded)" in out and "present" in out
     assert "1 file(s): 0 to download (0 B), 1 already present; free space after:" in out
+
+
+async def test_simulator_fault_flags_are_documented_and_applied(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    code, out, _ = await cli("simulator", "--help")
+    for flag in ("--rate", "--total-rate", "--latency", "--reset-every", "--fail-status"):
+        assert flag in out
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "civitai_tui", "simulator", "--port", "0",
+        "--fail-status", "503", "--fail-count", "2", "--rate", "4MB",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while not lines or not lines[-1].startswith("Press Ctrl-C"):
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, "the simulator exited early"
+            lines.append(line.decode().strip())
+        assert any("'fail_status': 503" in line and "4000000" in line for line in lines)
+        export = next(line for line in lines if line.startswith("export "))
+        env = dict(part.split("=", 1) for part in export.split()[1:])
+        cli.env.update(env)
+        code, out, err = await cli(
+            "get", "search:a", "--limit", "1", "--json", "--dest", str(tmp_path / "m")
+        )
+        assert code == 0, err
+        [landed] = json.loads(out)["files"]
+        assert landed["retries"] >= 1  # the 503s were served, and survived
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0

@@ -17,7 +17,7 @@ import signal
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -139,19 +139,29 @@ async def start_simulator(
     return sim
 
 
-def serve_forever(*, host: str, api_port: int, storage_port: int, seed: int) -> None:
-    """Run the simulator until Ctrl-C or SIGTERM (``civitai-tui simulator``)."""
+def serve_forever(
+    *, host: str, api_port: int, storage_port: int, seed: int, faults: dict[str, Any] | None = None
+) -> None:
+    """Run the simulator until Ctrl-C or SIGTERM (``civitai-tui simulator``).
+
+    ``faults``: storage knobs (:class:`Faults` fields) for every file.
+    """
     token = secrets.token_hex(16)
 
     async def main() -> None:
         sim = await start_simulator(
             seed=seed, host=host, api_port=api_port, storage_port=storage_port, tokens={token}
         )
+        knobs = {k: v for k, v in (faults or {}).items() if v}
+        if knobs:
+            sim.faults.set(**knobs)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         print(f"CivitAI simulator (seed {seed}, {len(sim.catalogue.models)} models)", flush=True)
         print(f"  API origin:     {sim.api_url}", flush=True)
         print(f"  storage origin: {sim.storage_url}", flush=True)
+        if knobs:
+            print(f"  storage faults: {knobs}", flush=True)
         print(f"  demo token:     {token}", flush=True)
         print(f"  export CIVITAI_BASE_URL={sim.api_url} CIVITAI_API_KEY={token}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
