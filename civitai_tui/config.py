@@ -457,6 +457,15 @@ OPTIONS: dict[str, Option] = _options(
         maximum=30,
         applies="restart",
     ),
+    Option(
+        "ui.notify_done",
+        str,
+        "toast",
+        "How the UI announces a finished job: a toast, plus the terminal bell or a "
+        "desktop notification (OSC 9), or nothing.",
+        choices=("off", "toast", "bell", "desktop"),
+        applies="restart",
+    ),
 )
 
 

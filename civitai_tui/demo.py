@@ -4,8 +4,9 @@ It starts the simulator on loopback with a throwaway token and points the
 client at it. By default an engine runs inside the UI process on a fresh demo
 state dir (``<state dir>/demo``, wiped at each start) with a sample queue:
 models of several types, a creator's catalogue, the 128 MiB and 512 MiB
-checkpoints (rate-capped so progress, pause and resume can be watched) and one
-malicious pickle that the local scan must refuse and quarantine. ``--no-tui``
+checkpoints (rate-capped: the queue lasts a few minutes, so progress, pause and
+resume can be watched), one malicious pickle that the local scan must refuse and
+quarantine (in the demo's state dir), and an archived model whose job fails. ``--no-tui``
 downloads the sample with progress bars instead. Nothing reaches the internet.
 """
 
@@ -32,6 +33,10 @@ from civitai_tui.simulator.catalogue import Catalogue
 from civitai_tui.simulator.server import start_simulator
 
 SAMPLE_SIZE = 6
+
+
+#: The demo's storage rate for its big files (bytes/s): minutes, not seconds.
+DEMO_RATE = 2_000_000
 
 
 def sample_targets(catalogue: Catalogue) -> tuple[list[Target], int]:
@@ -129,8 +134,10 @@ async def run_tui_demo(home: Path, models: Path) -> None:
         f'[network]\nca_bundle = "{sim.ca.ca_file}"\nno_proxy = "127.0.0.1,::1,localhost"\n'
     )
     specials = sim.catalogue.specials
-    for slow in (specials.large, specials.huge):  # visible progress to pause and resume
-        sim.faults.set(slow.file_id, per_connection_rate=1_000_000)
+    # Slow storage for the two big files (about 1 and 4 minutes), so there is
+    # progress to watch, pause and resume whatever connections the optimizer opens.
+    for slow in (specials.large, specials.huge):
+        sim.faults.set(slow.file_id, per_connection_rate=1_000_000, total_rate=DEMO_RATE)
     targets, _ = sample_targets(sim.catalogue)
     creator = sim.catalogue.models[0].creator
     options = JobOptions(dest=str(models), nsfw=True)
@@ -140,6 +147,8 @@ async def run_tui_demo(home: Path, models: Path) -> None:
             await engine.manager.add_job([describe_target(target)], options=options)
         await engine.manager.add_job([f"user:{creator}"], options=options, priority=-1)
         await engine.manager.add_job([f"model:{specials.huge.model_id}"], options=options)
+        # One that fails (the model was archived): its details say why, `r` retries.
+        await engine.manager.add_job([f"model:{specials.archived.model_id}"], options=options)
 
     try:
         await run_embedded_async(

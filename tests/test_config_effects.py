@@ -120,6 +120,7 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "analytics.max_db_mb": (50, _analytics("max_db_bytes")),
     "ui.theme": ("civitai-light", _ui("theme")),
     "ui.refresh_hz": (2.0, _ui("refresh_hz")),
+    "ui.notify_done": ("bell", _ui("notify_done")),
 }
 
 

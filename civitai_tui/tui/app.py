@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.theme import Theme
 
 from civitai_tui.errors import CivitaiTuiError
-from civitai_tui.security.display import markup_safe
+from civitai_tui.security.display import markup_safe, printable
 from civitai_tui.tui.bridge import EngineAPI, EngineBridge
 from civitai_tui.tui.commands import ScreenCommands
 from civitai_tui.tui.screens.analytics import AnalyticsScreen
@@ -165,11 +165,27 @@ class CivitaiTuiApp(App[None]):
         """
         if not self.is_running:
             return
+        self._announce_finished()
         screen = self.screen
         if isinstance(screen, EngineScreen) and self.state.has_changes:
             with self.batch_update():
                 screen.sync(self.state)
             self.frames += 1
+
+    def _announce_finished(self) -> None:
+        """A toast per job that just ended; with ``ui.notify_done`` the bell or OSC 9 too."""
+        mode = self.settings.notify_done
+        done, self.state.finished = self.state.finished, []
+        if mode == "off":
+            return
+        for job_id, state in done:
+            job = self.state.jobs.get(job_id)
+            text = f"{printable(job.name) if job else job_id}: {state.lower()}"
+            self.notify(text, severity="information" if state == "COMPLETED" else "warning")
+            if mode == "bell":
+                self.bell()
+            elif mode == "desktop" and self._driver is not None and not self.is_headless:
+                self._driver.write(f"\x1b]9;civitai-tui: {text}\x07")  # OSC 9
 
     # ------------------------------------------------------------------ engine calls
 

@@ -22,6 +22,7 @@ class UISettings:
     state_dir: Path
     theme: str = OPTIONS["ui.theme"].default
     refresh_hz: float = OPTIONS["ui.refresh_hz"].default
+    notify_done: str = OPTIONS["ui.notify_done"].default
     keymap: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -41,13 +42,15 @@ def load_ui_settings(state_dir: Path) -> UISettings:
     path = state_dir / "config.toml"
     warnings: list[str] = []
     theme, refresh_hz = OPTIONS["ui.theme"].default, OPTIONS["ui.refresh_hz"].default
+    notify_done = OPTIONS["ui.notify_done"].default
     try:
         config = Config.load(path)
         theme, refresh_hz = config.get("ui.theme"), config.get("ui.refresh_hz")
+        notify_done = config.get("ui.notify_done")
     except ConfigError as err:
         warnings.append(f"{err.message}; using the default UI settings")
     keymap = _read_keymap(path, warnings)
-    return UISettings(state_dir, theme, refresh_hz, keymap, tuple(warnings))
+    return UISettings(state_dir, theme, refresh_hz, notify_done, keymap, tuple(warnings))
 
 
 def _read_keymap(path: Path, warnings: list[str]) -> dict[str, str]:

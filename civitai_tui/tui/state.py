@@ -19,6 +19,9 @@ FINISHED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 DONE_FILE_STATES = frozenset({"completed", "skipped"})
 
 
+FINISHED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+
 @dataclass
 class FileView:
     """One file of a job as the detail pane shows it."""
@@ -199,6 +202,8 @@ class EngineState:
     connection: str = "connecting to the engine…"
     connected: bool = False
     events_seen: int = 0
+    #: (job id, state) of jobs that just finished, for the app to announce.
+    finished: list[tuple[str, str]] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
     _reordered: bool = True
 
@@ -284,6 +289,8 @@ class EngineState:
             job = self.jobs[event["job_id"]] = JobView(id=event["job_id"], name="…")
             self.order.append(job.id)
             self._reordered = True
+        if event["new"] in FINISHED_STATES and event.get("old") not in FINISHED_STATES:
+            self.finished.append((job.id, event["new"]))
         job.state = event["new"]
         if job.state != "PROCESSING":
             job.stop_files()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +169,46 @@ async def test_theme_switch_says_which_and_quitting_says_the_engine_goes_on(
     message = engine_keeps_running(app.state)
     assert "keeps downloading in the background (3 job(s) running or waiting)" in message
     assert "`civitai-tui engine stop` stops it" in message
+
+
+async def test_a_finished_job_is_announced_with_the_bell_when_asked(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = app_with(isolated_home, "[ui]\nnotify_done = 'bell'\n")
+    rings: list[int] = []
+    monkeypatch.setattr(app, "bell", lambda: rings.append(1))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.state.jobs) == len(JOBS))
+        running = job_id("PROCESSING")
+        app.state.apply_event(
+            {"type": "job_state_changed", "job_id": running, "old": "PROCESSING", "new": "FAILED"}
+        )
+        await until(pilot, lambda: any(": failed" in n.message for n in app._notifications))
+        assert rings == [1]
+        assert any(n.message == "SDXL Base Checkpoint: failed" for n in app._notifications)
+        app.state.apply_event(  # a repeat of a finished state is not a new ending
+            {"type": "job_state_changed", "job_id": running, "old": "FAILED", "new": "CANCELLED"}
+        )
+        await pilot.pause(0.3)
+        assert rings == [1]
+
+
+class EmptyEngine(ScriptedEngine):
+    """An engine with an empty queue."""
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        return []
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "snapshot", "jobs": []}
+        await asyncio.Event().wait()
+
+
+async def test_the_empty_queue_says_press_a_to_add(isolated_home: Path) -> None:
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    app = make_app(EmptyEngine(), isolated_home, clock=lambda: T0)  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        empty = app.screen.query_one("#empty")
+        await until(pilot, lambda: empty.display and app.state.connected)
+        assert "Press a to add downloads" in str(empty.render())
+        assert empty.region.height > 0 and empty.region.y < 4  # at the top, in view

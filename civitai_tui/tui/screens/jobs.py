@@ -9,7 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive, var
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Footer, Input, Static
 
 from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.screens.add_job import AddJobScreen
@@ -69,10 +69,19 @@ def matches(job: JobView, text: str) -> bool:
     return all(word in haystack for word in text.lower().split())
 
 
+EMPTY_QUEUE = (
+    "No jobs yet. Press [b]a[/b] to add downloads: a civitai.com URL, model:ID, "
+    "user:NAME, tag:NAME or search:words (a preview shows the files first)."
+)
+
+
 class JobsScreen(EngineScreen):
     """Mode 1."""
 
     AUTO_FOCUS = "#jobs"
+    DEFAULT_CSS = """
+    JobsScreen #empty { height: auto; padding: 1 2; color: $text-muted; display: none; }
+    """
 
     BINDINGS = [
         Binding(
@@ -182,6 +191,7 @@ class JobsScreen(EngineScreen):
         yield Input(
             placeholder="filter: words in name, state, type, target (esc clears)", id="filter"
         )
+        yield Static(EMPTY_QUEUE, id="empty")
         yield JobsTable(id="jobs")
         yield JobDetail(id="detail")
         yield Footer()
@@ -211,6 +221,7 @@ class JobsScreen(EngineScreen):
         dirty, reordered = state.take_dirty()
         table = self.table
         table.variables = self.app.theme_variables
+        self.query_one("#empty", Static).display = state.connected and not state.jobs
         if reordered or full:
             table.rebuild(self.visible_jobs(state))
         else:
