@@ -381,6 +381,7 @@ def _print_report(report: Any, as_json: bool) -> None:
             "verified": res.verified,
             "error": _error_dict(res.error),
             "quarantined": str(res.quarantined) if res.quarantined else None,
+            "warning": res.warning,
             "model_id": req.info.model_id,
             "version_id": req.info.version_id,
             "file_id": req.info.file_id,
@@ -408,7 +409,9 @@ def _print_report(report: Any, as_json: bool) -> None:
             f["name"],
             f["status"],
             f["bytes"],
-            f["error"]["message"] if f["error"] else (f["path"] or ""),
+            f["error"]["message"]
+            if f["error"]
+            else "; ".join(filter(None, (f["path"], f["warning"]))),
         )
         for f in files
     ]

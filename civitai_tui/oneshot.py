@@ -138,7 +138,7 @@ async def run_get(
         session: aiohttp.ClientSession, request: DownloadRequest, result: DownloadResult
     ) -> None:
         assert result.path is not None
-        await add_companions(
+        result.warning = await add_companions(
             session,
             result.path,
             request.info,

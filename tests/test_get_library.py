@@ -48,3 +48,20 @@ async def test_get_places_files_by_the_layout_with_sidecars_and_previews_like_th
         job = await client.add([f"model:{model}"], options={"dest": str(by_queue)})
         assert (await client.wait([job["id"]], timeout=60))["ok"]
     assert tree(by_queue) == got  # the same files, at the same places
+
+
+async def test_get_says_when_a_sidecar_could_not_be_written(sim: Simulator, tmp_path: Path) -> None:
+    model = lora_with_preview(sim)
+    primary = sim.catalogue.model(model).versions[0].primary_file()  # type: ignore[union-attr]
+    assert primary is not None
+    home, dest = tmp_path / "home", tmp_path / "dest"
+    home.mkdir()
+    (dest / (primary.name + ".civitai.json")).mkdir(parents=True)  # in the sidecar's way
+    code, summary, err = await run_cli(
+        home, sim, "get", f"model:{model}", "-d", str(dest), "--json"
+    )
+    assert code == 0, err  # the model is in place and verified: the sidecar is a warning
+    assert isinstance(summary, dict)
+    (f,) = summary["files"]
+    assert f["status"] == "completed" and (dest / primary.name).is_file()
+    assert f["warning"].startswith(primary.name + ".civitai.json not written")

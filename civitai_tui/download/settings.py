@@ -93,3 +93,5 @@ class DownloadResult:
     retries: int = 0
     duration: float = 0.0
     quarantined: Path | None = None
+    #: Something beside the file that went wrong (a sidecar not written); not a failure.
+    warning: str | None = None
