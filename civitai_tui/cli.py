@@ -210,7 +210,7 @@ def get(
     from civitai_tui.net.network import install as install_network
     from civitai_tui.net.policy import UrlPolicy, install
     from civitai_tui.oneshot import run_get
-    from civitai_tui.runtime_settings import api_limiters, download_settings
+    from civitai_tui.runtime_settings import api_limiters, api_limits, download_settings
 
     env = Environment.from_env()
     install(UrlPolicy.for_origin(env.base_url))
@@ -248,7 +248,7 @@ def get(
                 settings=settings,
                 bus=bus,
                 on_planned=planned,
-                limiters=api_limiters(config),
+                limiters={**api_limiters(config), "limits": api_limits(config)},
             )
         )
     except KeyboardInterrupt:

@@ -389,6 +389,24 @@ OPTIONS: dict[str, Option] = _options(
         minimum=0.1,
         maximum=1000,
     ),
+    Option(
+        "api.max_answer_mb",
+        int,
+        32,
+        "Largest API answer read, after decompression (MiB): a gzip bomb stops there.",
+        minimum=1,
+        maximum=1024,
+        applies="restart",
+    ),
+    Option(
+        "api.max_listing_pages",
+        int,
+        1000,
+        "Pages (100 models each) one user:/tag:/search: listing may take; more is an error.",
+        minimum=1,
+        maximum=100_000,
+        applies="restart",
+    ),
     # network (empty: from the environment; see civitai_tui.net)
     Option(
         "network.proxy",

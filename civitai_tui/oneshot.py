@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from civitai_tui.bulk.placement import LibrarySettings, add_companions, place
-from civitai_tui.civitai.client import CivitAIClient
+from civitai_tui.civitai.client import ApiLimits, CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import PlanFailure, PlanOptions, plan_targets
 from civitai_tui.civitai.politeness import RateLimiter
@@ -126,11 +126,12 @@ async def run_get(
     settings: DownloadSettings,
     bus: EventBus,
     on_planned: Callable[[list[DownloadRequest]], None] | None = None,
-    limiters: Mapping[str, RateLimiter] | None = None,
+    limiters: Mapping[str, RateLimiter | ApiLimits] | None = None,
 ) -> GetReport:
     """Plan and download ``targets``; ``on_planned(requests)`` runs between the two.
 
-    ``limiters`` are the client's pacing (``runtime_settings.api_limiters``).
+    ``limiters`` are the client's pacing and size bounds (``runtime_settings.api_limiters``
+    and ``limits``: ``runtime_settings.api_limits``).
     """
     library = options.library
 

@@ -12,6 +12,7 @@ import dataclasses
 
 from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.bulk.batches import BatchConfig, BatchStrategy
+from civitai_tui.civitai.client import ApiLimits
 from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.config import Config
 from civitai_tui.download.disk import parse_free_space
@@ -57,6 +58,14 @@ def api_limiters(config: Config) -> dict[str, RateLimiter]:
         "limiter": RateLimiter(config.get("api.requests_per_second")),
         "download_limiter": RateLimiter(config.get("api.downloads_per_second"), burst=10),
     }
+
+
+def api_limits(config: Config) -> ApiLimits:
+    """The API client's size bounds from the ``api.*`` keys."""
+    return ApiLimits(
+        max_body=config.get("api.max_answer_mb") * MIB,
+        max_pages=config.get("api.max_listing_pages"),
+    )
 
 
 def analytics_settings(config: Config) -> AnalyticsSettings:

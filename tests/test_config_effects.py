@@ -107,6 +107,8 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "performance.enable_adaptive_retry": (False, _optimizer("enable_adaptive_retry")),
     "api.requests_per_second": (2.0, _limiter("limiter")),
     "api.downloads_per_second": (5.0, _limiter("download_limiter")),
+    "api.max_answer_mb": (8, lambda e: e.manager.settings.client_options["limits"].max_body),
+    "api.max_listing_pages": (3, lambda e: e.manager.settings.client_options["limits"].max_pages),
     "engine.allowed_roots": (
         "/srv/a:/srv/b",
         lambda e: parse_roots(e.config.get("engine.allowed_roots"), e.config.get("bulk.dest")),

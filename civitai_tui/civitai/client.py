@@ -50,6 +50,17 @@ _RETRY_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.SERVER, FailureK
 _DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15, sock_read=30)
 
 T = TypeVar("T")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """How much a broken or hostile API can make us read (``api.max_answer_mb``,
+    ``api.max_listing_pages``): one answer's bytes after decompression (a page of 100
+    models is about 1 MB), and the pages of one listing (100 models each)."""
+
+    max_body: int = 32 * MIB
+    max_pages: int = 1000
 
 
 Params = Sequence[tuple[str, str]]
@@ -119,6 +130,7 @@ class CivitAIClient(SessionOwner):
         download_limiter: RateLimiter | None = None,
         backoff: Backoff | None = None,
         timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
+        limits: ApiLimits | None = None,
     ) -> None:
         self.base_url = check_url(base_url.strip().rstrip("/"), allow_http)
         parts = urlsplit(self.base_url)
@@ -138,6 +150,7 @@ class CivitAIClient(SessionOwner):
         #: /api/download hits are paced apart from metadata: a bulk job needs one per file.
         self._download_limiter = download_limiter or RateLimiter(100.0, burst=10)
         self._backoff = backoff or Backoff()
+        self.limits = limits or ApiLimits()
         self._timeout = timeout
 
     def __repr__(self) -> str:
@@ -183,7 +196,7 @@ class CivitAIClient(SessionOwner):
                 headers=self._headers(url),
                 allow_redirects=False,
             ) as resp:
-                data = await resp.read()
+                data = await self._read_capped(resp, what)
                 return _Answer(resp.status, resp.headers, data, str(resp.url))
         except (aiohttp.ClientError, TimeoutError) as exc:
             refused = refusal(exc)
@@ -202,6 +215,21 @@ class CivitAIClient(SessionOwner):
                 f"{what}: cannot reach {host}{through(proxy)} ({reason}); check the network "
                 "connection and CIVITAI_BASE_URL",
             ) from exc
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, what: str) -> bytes:
+        """The body (decompressed as it streams in), refused past ``limits.max_body``."""
+        cap, body = self.limits.max_body, bytearray()
+        async for chunk in resp.content.iter_chunked(256 * 1024):
+            body += chunk
+            if len(body) > cap:
+                raise CivitaiTuiError(
+                    FailureKind.API,
+                    f"{what}: the answer is larger than {cap / MIB:g} MiB once decompressed "
+                    "(a broken or hostile server?); it was not read further "
+                    "(the cap is api.max_answer_mb)",
+                    status=resp.status,
+                )
+        return bytes(body)
 
     async def _fetch(
         self, method: str, path: str, what: str, params: Params | None, body: Any
@@ -415,7 +443,8 @@ class CivitAIClient(SessionOwner):
         """Models matching the filters, following ``metadata.nextCursor`` to the end.
 
         ``limit`` caps the number of models yielded; ``page_size`` (1..100) is how
-        many each request asks for.
+        many each request asks for. A listing longer than ``limits.max_pages`` pages
+        (an endless cursor) is an error after the models of those pages.
         """
         if limit is not None and limit <= 0:
             return
@@ -450,6 +479,13 @@ class CivitAIClient(SessionOwner):
             next_cursor = metadata.get("nextCursor") if isinstance(metadata, Mapping) else None
             if not items or next_cursor in (None, ""):
                 return
+            if len(seen) + 1 >= self.limits.max_pages:
+                raise CivitaiTuiError(
+                    FailureKind.API,
+                    f"the model list: stopped after {len(seen) + 1} pages ({yielded} models) "
+                    "while CivitAI still offers more; narrow the filters, give --limit, or "
+                    "raise api.max_listing_pages",
+                )
             cursor = str(next_cursor)
             if cursor in seen:
                 raise CivitaiTuiError(

@@ -241,6 +241,12 @@ def describe_target(target: Target) -> str:
             return f"search:{query!r}"
 
 
+#: An ``@FILE`` larger than this is refused (``@/dev/zero`` must not fill the memory);
+#: 8 MiB holds about 100,000 URLs.
+MAX_TARGET_FILE = 8 * 1024 * 1024
+MAX_TARGETS = 100_000
+
+
 def expand_target_args(args: Iterable[str]) -> list[str]:
     """``args`` with every ``@FILE`` replaced by the targets listed in that file."""
     out: list[str] = []
@@ -250,7 +256,15 @@ def expand_target_args(args: Iterable[str]) -> list[str]:
             continue
         path = Path(arg[1:]).expanduser()
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_TARGET_FILE + 1)
+            if len(data) > MAX_TARGET_FILE:
+                raise CivitaiTuiError(
+                    FailureKind.BAD_TARGET,
+                    f"the target list {str(path)!r} is larger than "
+                    f"{MAX_TARGET_FILE >> 20} MiB; split it into several files",
+                )
+            lines = data.decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise CivitaiTuiError(
@@ -259,4 +273,9 @@ def expand_target_args(args: Iterable[str]) -> list[str]:
                 "@FILE must name a readable UTF-8 text file with one target a line",
             ) from exc
         out.extend(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
+        if len(out) > MAX_TARGETS:
+            raise CivitaiTuiError(
+                FailureKind.BAD_TARGET,
+                f"more than {MAX_TARGETS} targets; split them into several jobs",
+            )
     return out

@@ -180,6 +180,11 @@ class Transfer:
         self._sleeping = 0
         self._all_done = asyncio.Event()
         self._last_progress = 0.0
+        #: The minimum-progress floor: when its window began, the bytes fetched then, and
+        #: the seconds excused since (our own speed limits and retry waits: no slow server).
+        self._floor_since = 0.0
+        self._floor_fetched = 0
+        self._excused = 0.0
         self._checkpointing = False
         self._ckpt_task: asyncio.Future[None] | None = None
         self._ckpt_time = 0.0
@@ -292,7 +297,8 @@ class Transfer:
         assert self.ranges is not None
         if self.ranges.complete:
             return
-        self._last_progress = loop.time()
+        self._last_progress = self._floor_since = loop.time()
+        self._floor_fetched, self._excused = self.fetched, 0.0
         self._ckpt_time = loop.time()
         self._all_done = asyncio.Event()
         ticker = asyncio.create_task(self._tick())
@@ -674,7 +680,8 @@ class Transfer:
                     self._busy.discard(wid)
                     self._grow_cap()
                 except CivitaiTuiError as err:
-                    progressed = seg.pos > before
+                    # A trickle is no progress: only a real amount resets the attempt count.
+                    progressed = seg.pos - before >= self._meaningful_progress()
                     attempt = 1 if progressed else attempt + 1
                     self.ranges.release(seg)
                     if err.kind is FailureKind.RATE_LIMITED:
@@ -718,11 +725,13 @@ class Transfer:
         )
         log.info("%s: %s; retry %d in %.1f s", self.name, err.message, attempt, delay)
         self._sleeping += 1
+        slept = loop.time()
         try:
             await wait_event(self._all_done, delay)
         finally:
             self._sleeping -= 1
             self._last_progress = loop.time()
+            self._excused += (loop.time() - slept) / max(1, len(self._workers))
 
     def _grow_cap(self) -> None:
         if self._cap < self.settings.connections:
@@ -914,6 +923,7 @@ class Transfer:
                 if wait > 0:
                     await asyncio.sleep(wait)
                     win_start += wait  # our own limit is not a slow server
+                    self._excused += wait
                 now = self._last_progress = loop.time()
                 if now >= next_push:
                     deadline.reschedule(now + stall)
@@ -1016,13 +1026,30 @@ class Transfer:
             os.fsync(fd)
             save_control(self.ctl, state)
 
+    def _meaningful_progress(self) -> int:
+        """Bytes a connection must gain for its failure to count as progress."""
+        return max(1, int(self.settings.min_speed * self.settings.min_speed_window))
+
     def _watchdog(self, now: float) -> None:
-        limit = self.settings.file_stall_timeout
-        if self._sleeping or now - self._last_progress < limit or self._fatal is not None:
+        """Fail the file when it stops, or when it gains less than ``min_speed`` B/s over
+        ``file_stall_timeout`` (a server trickling a byte now and then resets no timer)."""
+        limit, floor = self.settings.file_stall_timeout, self.settings.min_speed
+        if self._sleeping or self._fatal is not None:
             return
-        self._fatal = CivitaiTuiError(
-            FailureKind.STALLED, f"no progress on the whole file for {limit:g} s"
-        )
+        elapsed = now - self._floor_since - self._excused
+        gained = self.fetched - self._floor_fetched
+        if now - self._last_progress >= limit:
+            message = f"no progress on the whole file for {limit:g} s"
+        elif floor and elapsed >= limit and gained < floor * elapsed:
+            message = (
+                f"the whole file gained only {gained} bytes in {elapsed:.0f} s (under "
+                f"{floor} B/s): the server trickles; try again later or another mirror"
+            )
+        else:
+            if elapsed >= limit:
+                self._floor_since, self._floor_fetched, self._excused = now, self.fetched, 0.0
+            return
+        self._fatal = CivitaiTuiError(FailureKind.STALLED, message)
         for task in self._workers.values():
             task.cancel()
 

@@ -38,6 +38,7 @@ from civitai_tui.perf.session import create_optimized_session
 from civitai_tui.runtime_settings import (
     analytics_settings,
     api_limiters,
+    api_limits,
     batch_config,
     download_settings,
 )
@@ -88,7 +89,7 @@ class Engine:
                 dedupe=self.config.get("bulk.dedupe"),
                 previews=self.config.get("bulk.previews"),
                 preview_nsfw_level=self.config.get("bulk.preview_nsfw_level"),
-                client_options=api_limiters(self.config),
+                client_options={**api_limiters(self.config), "limits": api_limits(self.config)},
             ),
             bus=self.bus,
             batch=batch_config(self.config),
