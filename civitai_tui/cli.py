@@ -650,7 +650,7 @@ def cancel(job_ids: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("job_ids", nargs=-1, required=True, metavar="JOB...")
 def retry(job_ids: tuple[str, ...]) -> None:
-    """Queue failed or cancelled jobs again."""
+    """Queue finished jobs again: files no longer in place (or failed) are fetched again."""
     _job_action("retry", job_ids)
 
 

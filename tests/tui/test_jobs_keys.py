@@ -97,6 +97,12 @@ async def test_cancel_asks_first_and_retry_requeues(
         sim.faults.reset()
         await pilot.press("r")
         await until(pilot, lambda: screen.table.cells_of(job["id"])["state"] == "COMPLETED", 30)
+        # A COMPLETED job can be retried too: a file deleted since is fetched again.
+        landed = Path(str(live.engine.manager.get(job["id"]).files[0].path))
+        landed.unlink()
+        await pilot.press("r")
+        await until(pilot, lambda: landed.is_file(), 30)
+        await until(pilot, lambda: live.engine.manager.get(job["id"]).state == "COMPLETED", 30)
 
 
 async def test_add_dialog_previews_then_queues_what_it_showed(

@@ -37,7 +37,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "pause": frozenset({"PENDING", "PROCESSING"}),
     "resume": frozenset({"PAUSED"}),
     "cancel": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
-    "retry": frozenset({"FAILED", "CANCELLED"}),
+    "retry": FINISHED,  # a COMPLETED job re-checks its files and fetches what went missing
     "priority": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
 }
 
