@@ -209,8 +209,7 @@ class Engine:
         return self.home / "engine.sock"
 
     async def start(self) -> None:
-        log = open(self.home / "chaos-engine.out", "ab")  # noqa: SIM115 - the child keeps it
-        with log:
+        with open(self.home / "chaos-engine.out", "ab") as log:  # the child keeps its copy
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "civitai_tui", "engine"],
                 env=self.env,
