@@ -212,3 +212,38 @@ async def test_the_empty_queue_says_press_a_to_add(isolated_home: Path) -> None:
         await until(pilot, lambda: empty.display and app.state.connected)
         assert "Press a to add downloads" in str(empty.render())
         assert empty.region.height > 0 and empty.region.y < 4  # at the top, in view
+
+
+async def test_switching_back_to_jobs_repaints_only_what_changed(isolated_home: Path) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: screen.table.row_count == len(JOBS))
+        await until(pilot, lambda: app.state.connected and not app.state.has_changes)
+        rebuilds: list[int] = []
+        real = screen.table.rebuild
+        screen.table.rebuild = lambda jobs: (rebuilds.append(1), real(jobs))[1]  # type: ignore[method-assign]
+        await pilot.press("2")
+        await until(pilot, lambda: app.current_mode == "performance")
+        await pilot.press("1")
+        await until(pilot, lambda: app.current_mode == "jobs")
+        assert rebuilds == []  # nothing moved: no 1,000-row rebuild on the way back
+        await pilot.press("2", "ctrl+t", "1")  # a theme change while away repaints it all
+        await until(pilot, lambda: app.current_mode == "jobs" and rebuilds == [1])
+
+
+async def test_switching_to_performance_paints_it_once(isolated_home: Path) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.state.jobs) == len(JOBS))
+        await pilot.press("2")
+        await until(pilot, lambda: app.current_mode == "performance")
+        screen = app.screen
+        syncs: list[bool] = []
+        real = screen.sync
+        screen.sync = lambda state, full=False: (syncs.append(full), real(state, full=full))[1]  # type: ignore[method-assign]
+        await pilot.press("1", "2")
+        await until(pilot, lambda: app.current_mode == "performance" and syncs.count(True) >= 1)
+        await pilot.pause(0.2)
+        assert syncs.count(True) == 1  # one full paint per switch, not two

@@ -23,4 +23,8 @@ class EngineScreen(Screen[None]):
         """Paint what changed in ``state`` (everything when ``full``)."""
 
     def on_screen_resume(self) -> None:
+        self.repaint_on_resume()
+
+    def repaint_on_resume(self) -> None:
+        """What to paint when the screen becomes current again (default: everything)."""
         self.sync(self.tui.state, full=True)

@@ -180,10 +180,14 @@ class JobsScreen(EngineScreen):
         ),
     ]
 
-    #: (job id, state) of the selected row; the footer follows it.
-    selected: reactive[tuple[str, str] | None] = reactive(None, bindings=True)
+    #: (job id, state) of the selected row.
+    selected: var[tuple[str, str] | None] = var(None)
+    #: The selected row's state: the footer follows it (not the id, so that moving the
+    #: cursor between rows of one state does not rebuild the footer).
+    selected_state: reactive[str | None] = reactive(None, bindings=True)
     details_open: reactive[bool] = reactive(False, bindings=True)
     sort_key: var[str] = var("queue")
+    _painted_theme: str = ""  # the theme of the last full paint
     filter_text: var[str] = var("")
 
     def compose(self) -> ComposeResult:
@@ -211,7 +215,14 @@ class JobsScreen(EngineScreen):
         key = SORTS[self.sort_key]
         return jobs if key is None else sorted(jobs, key=key)
 
+    def repaint_on_resume(self) -> None:
+        """Back from another mode: paint only what changed meanwhile (rebuilding a
+        1,000-row table is a visible pause); everything after a theme change."""
+        self.sync(self.tui.state, full=self._painted_theme != self.app.theme)
+
     def sync(self, state: EngineState, *, full: bool = False) -> None:
+        if full:
+            self._painted_theme = self.app.theme
         self.sub_title = (
             state.connection
             if not state.connected
@@ -232,6 +243,7 @@ class JobsScreen(EngineScreen):
         job_id = self.table.selected_id
         job = state.jobs.get(job_id) if job_id else None
         self.selected = (job.id, job.state) if job else None
+        self.selected_state = job.state if job else None
         self.tui.bridge.watched_job = job.id if job and self.details_open else None
         if self.details_open and repaint_detail:
             reason = waiting_reason(job, state.ordered_jobs()) if job else ""
@@ -253,7 +265,7 @@ class JobsScreen(EngineScreen):
         rule = action if action != "job" else str(parameters[0])
         if rule not in ALLOWED:
             return True
-        return self.selected is not None and self.selected[1] in ALLOWED[rule]
+        return self.selected_state is not None and self.selected_state in ALLOWED[rule]
 
     def _selected_job(self) -> JobView | None:
         return self.tui.state.jobs.get(self.selected[0]) if self.selected else None

@@ -199,9 +199,11 @@ class PerformanceScreen(EngineScreen):
     def action_next_graph(self) -> None:
         self.shown_graph = GRAPHS[(GRAPHS.index(self.shown_graph) + 1) % len(GRAPHS)]
         self._lay_out_graphs()
+        self._plot_graphs(self.tui.state)
 
     def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+        # EngineScreen's own handler repaints (Textual calls every class's handler:
+        # calling super() here too painted every graph twice per mode switch).
         self._live_timers = [
             self.set_interval(REDRAW_SECONDS, self._redraw),
             self.set_interval(POLL_SECONDS, self._poll),
@@ -230,7 +232,9 @@ class PerformanceScreen(EngineScreen):
         self.query_one("#perf-status", Static).update(
             f"{optimizer_line(perf)}\n{hosts_line(perf)}\n{latest_line(perf)}"
         )
-        self._plot_graphs(state)
+        # The graphs (plotext: the slow part) after this frame, and only those shown:
+        # a mode switch paints the screen at once, its graphs a moment later.
+        self.call_after_refresh(self._plot_graphs, state)
         table = self.query_one("#decisions", DataTable)
         table.clear()
         table.add_rows(decision_rows(perf))
@@ -249,26 +253,25 @@ class PerformanceScreen(EngineScreen):
             name = state.jobs[job_id].name[:16] if job_id in state.jobs else job_id
             colour = JOB_GRAPH_VARIABLES[self._job_slots[job_id]]
             lines.append(Series(name, [0.0] * (len(xs) - len(values)) + values, colour))
-        self.query_one("#graph-throughput", TimeGraph).plot(xs, lines)
-        self.query_one("#graph-cpu", TimeGraph).plot(
-            xs,
-            [
+        plots = {
+            "graph-throughput": lines,
+            "graph-cpu": [
                 Series("machine", [s.cpu for s in samples], "graph-cpu"),
                 Series("engine", [s.engine_cpu for s in samples], "graph-engine"),
             ],
-        )
-        self.query_one("#graph-memory", TimeGraph).plot(
-            xs,
-            [
+            "graph-memory": [
                 Series("machine", [s.memory for s in samples], "graph-memory"),
                 Series(
                     "engine", [100 * s.engine_rss / TOTAL_MEMORY for s in samples], "graph-engine"
                 ),
             ],
-        )
-        self.query_one("#graph-connections", TimeGraph).plot(
-            xs, [Series("open", [s.connections for s in samples], "graph-connections")]
-        )
+            "graph-connections": [
+                Series("open", [s.connections for s in samples], "graph-connections")
+            ],
+        }
+        for graph_id, series in plots.items():
+            if not self.single_graph or graph_id == self.shown_graph:
+                self.query_one(f"#{graph_id}", TimeGraph).plot(xs, series)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "mode":
