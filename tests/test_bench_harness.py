@@ -111,14 +111,14 @@ def test_a_broken_download_is_reported_not_timed(tmp_path: Path, corpus: Corpus)
         record = run.run_once(session, server, Truncating(), "a", 0)
 
     assert not record.ok
-    assert record.problems[0] == "bench-000.bin: 100 bytes, expected 300000"
+    assert record.problems[0] == "bench-000.dat: 100 bytes, expected 300000"
     assert not (tmp_path / "work" / "dest").exists()
 
 
 @pytest.mark.slow
 def test_server_answers_ranges_strictly(server: ServerProcess, corpus: Corpus) -> None:
-    path = "/files/bench-001.bin"
-    data = corpus.path("bench-001.bin").read_bytes()
+    path = "/files/bench-001.dat"
+    data = corpus.path("bench-001.dat").read_bytes()
 
     partial, body = _get(server, path, {"Range": "bytes=10-19"})
     assert (partial.status, body) == (206, data[10:20])
@@ -132,7 +132,7 @@ def test_server_answers_ranges_strictly(server: ServerProcess, corpus: Corpus) -
     assert beyond.status == 416
 
     whole, body = _get(server, path, {})
-    assert (whole.status, sha256_of(corpus.path("bench-001.bin"))) == (
+    assert (whole.status, sha256_of(corpus.path("bench-001.dat"))) == (
         200,
         hashlib.sha256(body).hexdigest(),
     )
@@ -146,20 +146,20 @@ def test_server_answers_ranges_strictly(server: ServerProcess, corpus: Corpus) -
 
 @pytest.mark.slow
 def test_paced_server_keeps_connections_and_honours_if_range(corpus: Corpus) -> None:
-    data = corpus.path("bench-000.bin").read_bytes()
+    data = corpus.path("bench-000.dat").read_bytes()
     with ServerProcess(corpus.directory, "50MB") as server:
         address = urlsplit(server.base_url)
         conn = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
-        conn.request("GET", "/files/bench-000.bin", headers={"Range": "bytes=0-99"})
+        conn.request("GET", "/files/bench-000.dat", headers={"Range": "bytes=0-99"})
         first = conn.getresponse()
         etag, first_body = first.headers["ETag"], first.read()
         conn.request(
-            "GET", "/files/bench-000.bin", headers={"Range": "bytes=100-199", "If-Range": etag}
+            "GET", "/files/bench-000.dat", headers={"Range": "bytes=100-199", "If-Range": etag}
         )
         second = conn.getresponse()
         assert (second.status, second.read()) == (206, data[100:200])
         conn.request(
-            "GET", "/files/bench-000.bin", headers={"Range": "bytes=5-9", "If-Range": '"stale"'}
+            "GET", "/files/bench-000.dat", headers={"Range": "bytes=5-9", "If-Range": '"stale"'}
         )
         stale = conn.getresponse()
         assert (stale.status, stale.read()) == (200, data)
@@ -193,24 +193,24 @@ def test_parse_rate_rejects_nonsense(text: str) -> None:
 
 
 def test_corpus_is_reused_and_checked(tmp_path: Path, corpus: Corpus) -> None:
-    before = corpus.path("bench-000.bin").stat().st_mtime_ns
+    before = corpus.path("bench-000.dat").stat().st_mtime_ns
     again = ensure_corpus(tmp_path / "served", count=2, size=300_000)
-    assert again == corpus and again.path("bench-000.bin").stat().st_mtime_ns == before
+    assert again == corpus and again.path("bench-000.dat").stat().st_mtime_ns == before
 
     dest = tmp_path / "dest"
     (dest / "nested").mkdir(parents=True)
-    shutil.copy(corpus.path("bench-000.bin"), dest / "nested")
-    shutil.copy(corpus.path("bench-001.bin"), dest)
-    good = sha256_of(corpus.path("bench-001.bin"))
-    assert verify_download(corpus, dest, "bench-001.bin", good) == []
+    shutil.copy(corpus.path("bench-000.dat"), dest / "nested")
+    shutil.copy(corpus.path("bench-001.dat"), dest)
+    good = sha256_of(corpus.path("bench-001.dat"))
+    assert verify_download(corpus, dest, "bench-001.dat", good) == []
 
-    with (dest / "bench-001.bin").open("r+b") as copy:
+    with (dest / "bench-001.dat").open("r+b") as copy:
         copy.write(b"\0")
-    assert verify_download(corpus, dest, "bench-001.bin", good) == [
-        "bench-001.bin: SHA256 differs from the served file"
+    assert verify_download(corpus, dest, "bench-001.dat", good) == [
+        "bench-001.dat: SHA256 differs from the served file"
     ]
-    (dest / "nested" / "bench-000.bin").unlink()
-    assert verify_download(corpus, dest, "bench-001.bin", good) == ["bench-000.bin: missing"]
+    (dest / "nested" / "bench-000.dat").unlink()
+    assert verify_download(corpus, dest, "bench-001.dat", good) == ["bench-000.dat: missing"]
 
 
 def test_measured_run_reports_exit_codes_and_kills_on_timeout(tmp_path: Path) -> None:

@@ -3,8 +3,17 @@ wrong CA refused with a message that says how to fix it, resume across a TLS res
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import hashlib
+import http.client
+import select
+import socket
+import struct
+import termios
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import trustme
@@ -12,8 +21,10 @@ from test_cli_get import ordinary_models, run_cli
 from test_download_support import downloader, fast_settings, pick, request_for
 
 from civitai_tui.civitai.client import CivitAIClient
+from civitai_tui.download.stream import _TlsBatch
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.network import Network, install
+from civitai_tui.net.tls import client_context
 from civitai_tui.simulator.server import Simulator
 from tests.conftest import TOKEN
 
@@ -99,3 +110,34 @@ async def test_resume_across_a_tls_reset(tls_sim: Simulator, tmp_path: Path) -> 
     assert result.status == "completed" and result.verified, result.error
     assert result.retries >= 1
     assert result.fetched_bytes == file.size  # resumed at the written offsets, nothing twice
+
+
+async def test_a_tls_batch_lands_many_records_per_write(tls_sim: Simulator) -> None:
+    """``SSL_read`` gives one 16 KiB record per call; a batch takes every record the socket
+    already holds, so a TLS body costs one ``pwrite`` per batch, not per record."""
+    assert tls_sim.ca is not None
+    file = pick(tls_sim, 3 * MiB, 16 * MiB)
+    url = urlsplit(tls_sim.signed_url(file.id))
+    context = client_context(tls_sim.ca.ca_file)
+
+    def fetch() -> int:
+        conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=10, context=context)
+        conn.request("GET", f"{url.path}?{url.query}", headers={"Range": "bytes=0-2097151"})
+        resp = conn.getresponse()
+        assert resp.status == 206 and resp.fp is not None
+        resp.fp.read(len(resp.fp.peek()))  # the buffered reader's share
+        sock = conn.sock
+        deadline = time.monotonic() + 10
+        while _queued(sock) < 512 * 1024 and time.monotonic() < deadline:
+            select.select([sock], [], [], 0.05)
+        batch = _TlsBatch(sock)
+        n = batch.read(memoryview(bytearray(1 << 20)))
+        conn.close()
+        return n
+
+    assert await asyncio.to_thread(fetch) > 4 * 16 * 1024
+
+
+def _queued(sock: socket.socket) -> int:
+    """Bytes waiting in the kernel's receive queue of ``sock`` (still encrypted)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]

@@ -31,7 +31,9 @@ import asyncio
 import contextlib
 import http.client
 import os
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -123,6 +125,7 @@ class RangeStream:
         #: Plain-HTTP bodies go socket → pipe → file (``splice``) unless turned off.
         self._zero_copy = zero_copy and splice.available()
         self._pipe: splice.SplicePipe | None = None
+        self._batch: _TlsBatch | None = None  # TLS bodies: many records per pwrite
         self._unbuffered = False  # the response's read-ahead buffer has been emptied
         self._conn: http.client.HTTPConnection | None = None
         self._origin: tuple[str, str, int | None] | None = None
@@ -282,8 +285,9 @@ class RangeStream:
         """Put the next bytes of the body at ``pos``; how many (0: the body ended early).
 
         The response's read-ahead buffer is copied out first; after it, a plain-HTTP
-        body is spliced (``download.splice``), anything else copied. A file's first
-        bytes are always copied, to be sniffed (an HTML page where a file should be).
+        body is spliced (``download.splice``), a TLS body read a batch of records at
+        a time (:class:`_TlsBatch`), anything else copied. A file's first bytes are
+        always copied, to be sniffed (an HTML page where a file should be).
         """
         assert resp.fp is not None
         want = stop_at - pos
@@ -295,8 +299,13 @@ class RangeStream:
                 self._zero_copy = False
                 disk.pwrite_all(fd, memoryview(unsupported.data), pos, where)
                 return len(unsupported.data)
-        if pipe is not None:
-            buffered = len(resp.fp.peek())  # copy out only this much: then splice
+        batch = self._tls_batch() if pos else None
+        if batch is not None and self._unbuffered:
+            n = batch.read(view[: min(len(view), want)])
+            disk.pwrite_all(fd, view[:n], pos, where)
+            return n
+        if pipe is not None or batch is not None:
+            buffered = len(resp.fp.peek())  # copy out only this much: then splice / batch
             want = min(want, buffered)
             self._unbuffered = want == buffered
         # readinto1: what one recv gives (readinto waits to fill the buffer,
@@ -306,6 +315,14 @@ class RangeStream:
             sniff_body(bytes(view[: min(n, 64)]))
         disk.pwrite_all(fd, view[:n], pos, where)
         return n
+
+    def _tls_batch(self) -> _TlsBatch | None:
+        conn = self._conn
+        if conn is None or not isinstance(conn.sock, ssl.SSLSocket):
+            return None
+        if self._batch is None or self._batch.sock is not conn.sock:
+            self._batch = _TlsBatch(conn.sock)
+        return self._batch
 
     def _splice_pipe(self) -> splice.SplicePipe | None:
         if not self._zero_copy or self._origin is None or self._origin[0] != "http":
@@ -462,12 +479,37 @@ class RangeStream:
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
             pipe.close()
+        self._batch = None
         resp, self._resp = self._resp, None
         if resp is not None:
             resp.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+class _TlsBatch:
+    """Reads as many TLS records as the connection has ready into one buffer.
+
+    ``SSL_read`` gives at most one record (16 KiB) per call; landing each with its
+    own ``pwrite`` and loop turn cost more CPU than the decryption. Only the first
+    record of a batch is waited for (a stalling server still shows as a stall).
+    """
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
+
+    def read(self, view: memoryview) -> int:
+        sock, limit = self.sock, len(view)
+        n = sock.recv_into(view)
+        while n and n < limit and (sock.pending() or self._poll.poll(0)):
+            got = sock.recv_into(view[n:])
+            if not got:
+                break
+            n += got
+        return n
 
 
 class _Reporter:
