@@ -27,7 +27,7 @@ from civitai_tui import __version__
 from civitai_tui.civitai.models import Model, ModelVersion
 from civitai_tui.civitai.politeness import Backoff, RateLimiter
 from civitai_tui.civitai.signed_urls import filename_from_url, signed_url_expiry
-from civitai_tui.civitai.urls import check_redirect, check_url, same_origin
+from civitai_tui.civitai.urls import REDIRECT_STATUSES, check_redirect, check_url, same_origin
 from civitai_tui.download.request import ResolvedURL
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -45,7 +45,6 @@ DEFAULT_USER_AGENT = f"civitai-tui/{__version__}"
 TOKEN_HELP = "set CIVITAI_API_KEY (civitai.com → Account settings → API Keys)"
 HASH_BATCH = 100
 MAX_REDIRECTS = 3
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.SERVER, FailureKind.NETWORK})
 _DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15, sock_read=30)
 
@@ -239,7 +238,7 @@ class CivitAIClient(SessionOwner):
         for _ in range(MAX_REDIRECTS + 1):
             answer = await self._send(method, url, what, params, body)
             location = answer.headers.get("Location")
-            if answer.status not in _REDIRECTS or not location:
+            if answer.status not in REDIRECT_STATUSES or not location:
                 return answer
             self._raise_if_login(answer.url, location, what)
             url, params = check_redirect(answer.url, location, self.allow_http), None
@@ -508,7 +507,7 @@ class CivitAIClient(SessionOwner):
         if answer.status in (429, 503):
             self._download_limiter.slow_down()
         location = answer.headers.get("Location")
-        if answer.status in _REDIRECTS and location:
+        if answer.status in REDIRECT_STATUSES and location:
             return self._resolved(answer.url, location, what)
         if 200 <= answer.status < 300:
             if answer.is_challenge():

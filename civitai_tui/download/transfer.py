@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from civitai_tui.aio import wait_event
-from civitai_tui.civitai.urls import check_redirect
+from civitai_tui.civitai.urls import REDIRECT_STATUSES, check_redirect
 from civitai_tui.download import disk
 from civitai_tui.download.control import (
     ControlState,
@@ -64,7 +64,6 @@ from civitai_tui.net.proxy import Proxy
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class HostPool:
@@ -598,7 +597,7 @@ class Transfer:
                 allow_redirects=False,
                 read_bufsize=self.settings.buffer_size,
             )
-            if resp.status not in REDIRECTS:
+            if resp.status not in REDIRECT_STATUSES:
                 self._note_ttfb(loop.time() - sent)
                 return resp
             location = resp.headers.get("Location", "")
@@ -822,7 +821,7 @@ class Transfer:
             answer = await stream.run(partial(stream.request, url, headers))
             self._observe(answer)
             try:
-                if answer.status in REDIRECTS:
+                if answer.status in REDIRECT_STATUSES:
                     self.threaded = False
                     stream.close()
                     return False
