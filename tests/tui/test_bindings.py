@@ -247,3 +247,20 @@ async def test_switching_to_performance_paints_it_once(isolated_home: Path) -> N
         await until(pilot, lambda: app.current_mode == "performance" and syncs.count(True) >= 1)
         await pilot.pause(0.2)
         assert syncs.count(True) == 1  # one full paint per switch, not two
+
+
+async def test_opening_and_closing_an_empty_filter_rebuilds_nothing(isolated_home: Path) -> None:
+    app, _ = app_with(isolated_home)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: screen.table.row_count == len(JOBS))
+        await until(pilot, lambda: app.state.connected and not app.state.has_changes)
+        rebuilds: list[int] = []
+        real = screen.table.rebuild
+        screen.table.rebuild = lambda jobs: (rebuilds.append(1), real(jobs))[1]  # type: ignore[method-assign]
+        await pilot.press("slash", "escape")
+        await until(pilot, lambda: not screen.query_one("#filter").display)
+        assert rebuilds == []
+        await pilot.press("slash", "x", "escape")  # a real filter: once in, once out
+        await until(pilot, lambda: not screen.query_one("#filter").display and len(rebuilds) == 2)
