@@ -717,6 +717,8 @@ class BulkDownloadManager:
             if entry is not None:
                 job, f = entry
                 f.done = event.done
+                if f.info.size is None and event.total:  # a plain URL: its first answer says
+                    f.info = dataclasses.replace(f.info, size=event.total)
                 self._dirty.setdefault(job.id, set()).add(f.key)
 
     async def _save_progress_forever(self) -> None:

@@ -317,6 +317,8 @@ class EngineState:
         view = self._file(job, event["key"])
         done = int(event["done"])
         job.done_bytes += done - view.done
+        if not view.size and event.get("total"):  # first known now (a plain URL): count it
+            job.total_bytes += int(event["total"])
         view.done, view.size = done, event.get("total") or view.size
         view.speed = float(event.get("speed", 0.0))
         view.connections = int(event.get("connections", 1))
