@@ -178,7 +178,11 @@ def _check_ca_bundle(value: str) -> None:
     from civitai_tui.net.tls import client_context
 
     if value:  # a bundle that does not load is refused here, not mid-download
-        client_context(Path(value).expanduser(), source="")
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError as exc:  # ~user with no such user
+            raise CivitaiTuiError(FailureKind.BAD_CONFIG, f"cannot use {value!r}: {exc}") from None
+        client_context(path, source="")
 
 
 def _mask_proxy(value: str) -> str:

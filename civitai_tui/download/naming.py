@@ -36,7 +36,7 @@ def _ext_value(value: str) -> str | None:
         return None
     try:
         return unquote(encoded, encoding=charset or "utf-8", errors="strict")
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, ValueError):  # unknown charset, a NUL in it, undecodable bytes
         return None
 
 

@@ -37,7 +37,7 @@ def client_context(
             context.load_verify_locations(capath=str(ca_bundle))
         else:
             context.load_verify_locations(cafile=str(ca_bundle))
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ValueError, ssl.SSLError) as exc:  # ValueError: a NUL in the path
         reason = getattr(exc, "strerror", None) or str(exc)
         raise CivitaiTuiError(
             FailureKind.BAD_CONFIG,

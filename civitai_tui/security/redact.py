@@ -97,6 +97,10 @@ def mask_text(text: str) -> str:
     return text
 
 
+#: What is not part of a parameter name (``??token=`` still names a token).
+_PARAM_NAME = re.compile(r"[^a-z0-9_-]")
+
+
 def mask_url(url: str) -> str:
     """``url`` without credentials, fragment or sensitive query values."""
     try:
@@ -104,7 +108,7 @@ def mask_url(url: str) -> str:
     except ValueError:
         return mask_text(url)
     query = [
-        (k, MASK if k.lower() in SENSITIVE_PARAMS else v)
+        (k, MASK if _PARAM_NAME.sub("", k.lower()) in SENSITIVE_PARAMS else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
     netloc = parts.netloc.rsplit("@", 1)[-1]

@@ -87,7 +87,7 @@ def _tensor_span(path: Path, name: str, entry: object) -> tuple[int, int]:
     if not isinstance(entry, dict):
         raise invalid(path, f"tensor {name!r} is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dtype not in DTYPE_SIZE:
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZE:
         raise invalid(path, f"tensor {name!r} has an unknown dtype {dtype!r}")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
