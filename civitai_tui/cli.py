@@ -672,16 +672,66 @@ def priority(job_id: str, value: int) -> None:
     click.echo(f"{job['id']}: priority {job['priority']}")
 
 
+#: ``wait``'s exit status (README, ``wait --help``); 2 stays bad usage as everywhere.
+WAIT_COMPLETED, WAIT_FAILED, WAIT_TIMEOUT, WAIT_ENGINE_GONE = 0, 1, 3, 4
+WAIT_POLL_SECONDS = 0.5
+
+
 @main.command()
 @click.argument("job_ids", nargs=-1, metavar="[JOB...]")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
 def wait(job_ids: tuple[str, ...], timeout: float | None) -> None:
-    """Wait until the jobs (default: the whole queue) are finished; 0 only if all completed."""
-    result = _with_engine(lambda c: c.wait(list(job_ids) or None, timeout))
+    """Wait until the jobs (default: the whole queue) are finished or paused.
+
+    On a terminal a progress bar shows files and bytes done (on stderr).
+
+    \b
+    Exit status:
+      0  every job completed
+      1  some job failed, was cancelled or is paused
+      2  bad usage
+      3  not finished within --timeout
+      4  the engine stopped or went away while waiting
+    """
+    from civitai_tui.console import QueueProgress
+
+    ids = list(job_ids) or None
+
+    async def watch(client: Any, progress: QueueProgress) -> None:
+        while True:
+            jobs = await client.jobs()
+            progress.update([j for j in jobs if ids is None or j["id"] in ids])
+            await asyncio.sleep(WAIT_POLL_SECONDS)  # a display refresh, not a wait for a state
+
+    async def call(client: Any) -> dict[str, Any]:
+        try:
+            if not err_console.is_terminal:
+                return await client.wait(ids, timeout)
+            with QueueProgress(err_console) as progress:
+                watcher = asyncio.create_task(watch(client, progress))
+                try:
+                    return await client.wait(ids, timeout)
+                finally:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
+        except CivitaiTuiError as err:
+            if err.kind is not FailureKind.ENGINE:
+                raise
+            return {"gone": err.message}
+
+    result = _with_engine(call)
+    if "gone" in result:
+        _fail(f"the engine went away while waiting: {result['gone']}", WAIT_ENGINE_GONE)
+    if result.get("stopped"):
+        _fail(
+            "engine stopped while waiting (`civitai-tui engine stop` or a signal); "
+            "the jobs resume when it starts again",
+            WAIT_ENGINE_GONE,
+        )
     if not result["finished"]:
-        _fail(f"not finished within {timeout:g} s")
+        _fail(f"not finished within {timeout:g} s", WAIT_TIMEOUT)
     if not result["ok"]:
-        _fail("some jobs did not complete; see `civitai-tui ls`")
+        _fail("some jobs did not complete; see `civitai-tui ls`", WAIT_FAILED)
     click.echo("all jobs completed")
 
 

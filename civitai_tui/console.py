@@ -118,6 +118,43 @@ class ProgressDisplay:
         self.progress.update(task, mark=mark)
 
 
+class QueueProgress:
+    """One bar over some jobs (``wait`` on a terminal), fed with their summaries."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            refresh_per_second=4,
+        )
+        self._task = self.progress.add_task("waiting", total=None)
+
+    def __enter__(self) -> QueueProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def update(self, jobs: Sequence[dict[str, Any]]) -> None:
+        """Show how many of ``jobs`` are finished and their bytes done."""
+        finished = sum(1 for j in jobs if j["state"] in ("COMPLETED", "FAILED", "CANCELLED"))
+        failed = sum(j["files_failed"] for j in jobs)
+        files = f"{sum(j['files_done'] for j in jobs)}/{sum(j['files_total'] for j in jobs)}"
+        words = f"{finished}/{len(jobs)} jobs finished, {files} files"
+        self.progress.update(
+            self._task,
+            description=words + (f", [red]{failed} failed[/]" if failed else ""),
+            total=sum(j["total_bytes"] or 0 for j in jobs) or None,
+            completed=sum(j["done_bytes"] or 0 for j in jobs),
+        )
+
+
 @dataclass(frozen=True)
 class SummaryRow:
     """One line of the final summary."""

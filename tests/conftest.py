@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from civitai_tui.engine.client import EngineClient
     from civitai_tui.engine.core import Engine
     from civitai_tui.simulator.server import Simulator
+    from tests.engine_cli import Cli
 
 
 # Property tests: a bounded budget (the whole suite must stay under 10 minutes on 2
@@ -159,3 +161,15 @@ async def tls_sim() -> AsyncIterator[Simulator]:
         yield simulator
     finally:
         await simulator.close()
+@pytest.fixture
+def clis() -> Iterator[list[Cli]]:
+    """CLIs made by a test; whatever engine they leave running is killed at the end."""
+    from tests.engine_cli import gone, kill
+
+    made: list[Cli] = []
+    yield made
+    for cli in made:
+        with contextlib.suppress(OSError, ValueError):
+            pid = cli.engine_pid()
+            if not gone(pid):
+                kill(pid)

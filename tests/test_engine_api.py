@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from civitai_tui.engine.client import EngineClient
+from civitai_tui.engine.client import EngineClient, EngineStopped
 from civitai_tui.engine.core import Engine
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
@@ -331,7 +331,7 @@ async def test_stopping_the_api_ends_event_streams_promptly(running: Running) ->
         started = time.monotonic()
         await runner.cleanup()
         assert time.monotonic() - started < 5  # aiohttp would otherwise wait 60 s
-        with pytest.raises(StopAsyncIteration):
+        with pytest.raises(EngineStopped, match="engine stopped"):
             await asyncio.wait_for(anext(stream), 5)
 
 

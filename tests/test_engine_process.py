@@ -2,97 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import os
 import signal
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from civitai_tui.download.control import load_control
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.engine_cli import Cli, gone, kill, until
 
 pytestmark = pytest.mark.slow
 
 RATE = 1_000_000  # bytes/s per connection, so the run lasts long enough to be killed
 CHECKPOINT_SECONDS = 0.5
-
-
-class Cli:
-    """Runs ``civitai-tui`` as a subprocess without blocking the simulator's event loop."""
-
-    def __init__(self, home: Path, sim: Simulator) -> None:
-        self.home = home
-        self.env = {
-            **os.environ,
-            "CIVITAI_TUI_HOME": str(home),
-            "CIVITAI_BASE_URL": sim.api_url,
-            "CIVITAI_API_KEY": TOKEN,
-        }
-
-    async def __call__(self, *args: str, check: bool = True) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "civitai_tui",
-            *args,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        code = proc.returncode
-        assert code is not None
-        if check and code != 0:
-            raise AssertionError(f"civitai-tui {' '.join(args)} -> {code}\n{err.decode()}")
-        return code, out.decode(), err.decode()
-
-    async def jobs(self) -> list[dict[str, Any]]:
-        return json.loads((await self("ls", "--json"))[1])
-
-    def engine_pid(self) -> int:
-        return int((self.home / "engine.lock").read_text().strip())
-
-
-@pytest.fixture
-def clis() -> Iterator[list[Cli]]:
-    """CLIs made by a test; whatever engine they leave running is killed at the end."""
-    made: list[Cli] = []
-    yield made
-    for cli in made:
-        with contextlib.suppress(OSError, ValueError):
-            pid = cli.engine_pid()
-            if not gone(pid):
-                kill(pid)
-
-
-async def until(check: Any, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "deadline passed"
-        await asyncio.sleep(0.05)
-
-
-def kill(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie (our own child? no: the engine runs in its own session) still counts as gone
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 async def test_engine_survives_two_sigkills_and_downloads_everything_once(

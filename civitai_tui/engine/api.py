@@ -7,7 +7,7 @@ reconnects starts from a complete picture.
 
 Routes (all JSON)::
 
-    GET  /v1/status                      engine version, pid, uptime, job counts
+    GET  /v1/status                      engine version, pid, uptime, job counts, clients
     GET  /v1/jobs[?files=1]              job summaries in queue order (with their files)
     POST /v1/jobs                        {"targets": [...], "priority": 0, "options": {...}}
     POST /v1/preview                     the same body: what a job would download
@@ -17,6 +17,7 @@ Routes (all JSON)::
     POST /v1/jobs/{id}/max-speed         {"max_speed": bytes/s, 0 = none}
     POST /v1/queue/{action}              pause-all | resume-all | remove-finished
     POST /v1/wait                        {"jobs": [...] | null, "timeout": S}
+                                         -> {"finished", "ok", "stopped" when the engine stops}
     GET  /v1/analytics?days=N            the analyzer's report for the last N days
     POST /v1/reports                     {"format": "html|json|pdf", "days": N, "output": PATH}
     GET  /v1/config                      every key and value
@@ -34,6 +35,7 @@ real engine from it (schemathesis), so keep it in step with the routes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -68,6 +70,9 @@ STATUS_FOR_KIND = {
     FailureKind.BAD_TARGET: 400,
     FailureKind.BAD_CONFIG: 400,
 }
+#: The close reason of the event stream when the engine stops (clients show it).
+STOPPED_MESSAGE = "engine stopped"
+CLOSE_SECONDS = 2.0
 JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
 OPENAPI = Path(__file__).with_name("openapi.json")
 QUEUE_ACTIONS = ("pause-all", "resume-all", "remove-finished")
@@ -186,6 +191,7 @@ class ControlAPI:
         self.engine = engine
         self.started = time.time()
         self._streams: set[web.WebSocketResponse] = set()
+        self._waiters = 0
 
     @property
     def manager(self):  # type: ignore[no-untyped-def]
@@ -215,6 +221,7 @@ class ControlAPI:
                 "uptime": time.time() - self.started,
                 "jobs": counts,
                 "network": self.engine.network.describe(),
+                "clients": {"waiting": self._waiters, "streams": len(self._streams)},
             }
         )
 
@@ -290,8 +297,20 @@ class ControlAPI:
             isinstance(timeout, bool) or not isinstance(timeout, int | float)
         ):
             raise BadRequest("'timeout' must be a number of seconds or null")
+        # A stopping engine answers at once, so ``engine stop`` never waits on a waiter.
+        waiting = asyncio.ensure_future(self.manager.wait(jobs, timeout))
+        stopping = asyncio.ensure_future(self.engine.wait_stopped())
+        self._waiters += 1
         try:
-            ok = await self.manager.wait(jobs, timeout)
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._waiters -= 1
+            stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            return web.json_response({"finished": False, "ok": False, "stopped": True})
+        try:
+            ok = waiting.result()
         except TimeoutError:
             return web.json_response({"finished": False, "ok": False})
         return web.json_response({"finished": True, "ok": ok})
@@ -352,7 +371,8 @@ class ControlAPI:
         return web.json_response({"stopping": True})
 
     async def events(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20)
+        # A client that does not answer the close frame is given up on after CLOSE_SECONDS.
+        ws = web.WebSocketResponse(heartbeat=20, timeout=CLOSE_SECONDS)
         await ws.prepare(request)
         sub = self.engine.bus.subscribe()
         self._streams.add(ws)
@@ -361,15 +381,21 @@ class ControlAPI:
                 {"type": "snapshot", "jobs": [job_detail(j) for j in self.manager.jobs()]}
             )
             reader = asyncio.create_task(self._drain_incoming(ws))
+            stopping = asyncio.create_task(self.engine.wait_stopped())
             while not ws.closed:
                 getter = asyncio.create_task(sub.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, reader, stopping}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter not in done:
                     getter.cancel()
                     break
                 batch = [getter.result(), *sub.drain()]
                 await ws.send_json({"type": "events", "events": [e.to_dict() for e in batch]})
+            if stopping.done():  # before the server cuts the connection: say why it ends
+                await self._close_stopped(ws)
             reader.cancel()
+            stopping.cancel()
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -378,9 +404,14 @@ class ControlAPI:
         return ws
 
     async def close_streams(self, _: web.Application) -> None:
-        """On shutdown: end every event stream (clients reconnect to the next engine)."""
-        for ws in list(self._streams):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"engine stopping")
+        """When the server stops without the engine stopping: end every event stream."""
+        await asyncio.gather(*(self._close_stopped(ws) for ws in list(self._streams)))
+
+    @staticmethod
+    async def _close_stopped(ws: web.WebSocketResponse) -> None:
+        """Close with 1001 and "engine stopped", which clients show as such."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=STOPPED_MESSAGE.encode())
 
     @staticmethod
     async def _drain_incoming(ws: web.WebSocketResponse) -> None:

@@ -16,6 +16,14 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.session_owner import SessionOwner
 
 BASE = "http://engine"
+GOING_AWAY = aiohttp.WSCloseCode.GOING_AWAY
+
+
+class EngineStopped(CivitaiTuiError):
+    """The engine closed the event stream because it is stopping (not a dropped link)."""
+
+    def __init__(self) -> None:
+        super().__init__(FailureKind.ENGINE, "engine stopped")
 
 
 class EngineClient(SessionOwner):
@@ -140,14 +148,22 @@ class EngineClient(SessionOwner):
         await self._call("POST", "/v1/shutdown")
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """The snapshot, then batches of events, as decoded JSON messages."""
+        """The snapshot, then batches of events, as decoded JSON messages.
+
+        Ends with :class:`EngineStopped` when the engine closes the stream because
+        it stops; a stream that merely ends (engine killed) just ends.
+        """
         assert self._session is not None, "use `async with EngineClient(...)`"
         try:
             async with self._session.ws_connect(BASE + "/v1/events", heartbeat=20) as ws:
-                async for msg in ws:
+                while True:
+                    msg = await ws.receive()
                     if msg.type is aiohttp.WSMsgType.TEXT:
                         yield msg.json()
-                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        break
+                        continue
+                    # The close frame's own code: the reply to it may fail on a closed link.
+                    if msg.type is aiohttp.WSMsgType.CLOSE and msg.data == GOING_AWAY:
+                        raise EngineStopped()
+                    break
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
             raise self._unavailable(exc) from None

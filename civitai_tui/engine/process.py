@@ -27,6 +27,8 @@ from civitai_tui.logs import setup_logging
 from civitai_tui.private import open_private_append, private_dir
 
 START_TIMEOUT = 15.0
+#: How long a stopping engine lets requests in flight finish before cutting them.
+SHUTDOWN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,9 @@ async def run_engine(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.request_stop)
         await engine.start()
-        runner = await start_api(engine, paths.socket, tcp=tcp, token=token)
+        runner = await start_api(
+            engine, paths.socket, tcp=tcp, token=token, shutdown_timeout=SHUTDOWN_SECONDS
+        )
         try:
             await engine.wait_stopped()
         finally:

@@ -25,6 +25,7 @@ async def start_api(
     *,
     tcp: tuple[str, int] | None = None,
     token: str | None = None,
+    shutdown_timeout: float = 60.0,
 ) -> web.AppRunner:
     """Start serving ``engine``'s control API; clean up with ``await runner.cleanup()``."""
     listen = None
@@ -36,7 +37,7 @@ async def start_api(
         check_token(token, "the engine's settings")
         listen = Listen(*tcp)
     app = make_app(engine, token=token, listen=listen)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()

@@ -20,7 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
 
-from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.display import markup_safe, printable
 from civitai_tui.tui.bridge import EngineAPI, EngineBridge
 from civitai_tui.tui.commands import ScreenCommands
@@ -36,6 +36,7 @@ from civitai_tui.tui.themes import DEFAULT_VARIABLES, load_themes
 
 FALLBACK_THEME = "civitai-dark"
 TTY_CHECK_SECONDS = 2.0
+ENGINE_STOPPED_STATUS = 1
 
 
 class CivitaiTuiApp(App[None]):
@@ -114,7 +115,7 @@ class CivitaiTuiApp(App[None]):
         self.follow_engine = follow_engine
         self.state = EngineState()
         self.frames = 0  # flushes that painted something (tests and the benchmark read it)
-        self.bridge = EngineBridge(client, self.state)
+        self.bridge = EngineBridge(client, self.state, on_stopped=self._engine_stopped)
         self.warnings = list(settings.warnings)
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
@@ -156,6 +157,10 @@ class CivitaiTuiApp(App[None]):
     def _check_tty(self) -> None:
         if not has_terminal():
             self.exit()
+
+    def _engine_stopped(self) -> None:
+        """The engine stopped under us: leave with status 1 (the CLI says "engine stopped")."""
+        self.exit(return_code=ENGINE_STOPPED_STATUS)
 
     def flush(self) -> None:
         """Paint what changed since the last tick, in one frame.
@@ -290,6 +295,12 @@ async def run_tui_async(
         app = make_app(client, state_dir)
         app.title = title
         await app.run_async()
+    if app.return_code == ENGINE_STOPPED_STATUS:
+        raise CivitaiTuiError(
+            FailureKind.ENGINE,
+            "engine stopped (`civitai-tui engine stop` or a signal); "
+            "run `civitai-tui` again to start it and reattach",
+        )
     return app
 
 

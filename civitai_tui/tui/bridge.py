@@ -2,7 +2,8 @@
 
 Two async loops run as Textual workers on the UI's event loop. ``follow_events``
 reads the WebSocket (snapshot, then event batches) and applies each message to
-:class:`EngineState`; it reconnects by itself when the engine goes away.
+:class:`EngineState`; it reconnects by itself when the link drops, and ends
+(calling ``on_stopped``) when the engine says it stopped.
 ``resync`` asks for the job list (queue order, priorities and expansions have
 no event) and the selected job's detail every few seconds, or at once after a
 user action. Neither touches a widget: the app's flush timer paints the state.
@@ -11,10 +12,11 @@ user action. Neither touches a widget: the app's flush timer paints the state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from civitai_tui.aio import wait_event
+from civitai_tui.engine.client import EngineStopped
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.tui.state import EngineState
 
@@ -58,9 +60,15 @@ def _changes_jobs(message: dict[str, Any]) -> bool:
 class EngineBridge:
     """Keeps :class:`EngineState` in step with one engine."""
 
-    def __init__(self, client: EngineAPI, state: EngineState) -> None:
+    def __init__(
+        self,
+        client: EngineAPI,
+        state: EngineState,
+        on_stopped: Callable[[], None] | None = None,
+    ) -> None:
         self.client = client
         self.state = state
+        self.on_stopped = on_stopped
         self.watched_job: str | None = None
         self._wake = asyncio.Event()
 
@@ -69,7 +77,10 @@ class EngineBridge:
         self._wake.set()
 
     async def follow_events(self) -> None:
-        """Apply every WebSocket message; reconnect with backoff when the stream ends."""
+        """Apply every WebSocket message; reconnect with backoff when the link drops.
+
+        An engine that stopped (``engine stop``, a signal) ends the loop instead.
+        """
         delay = RECONNECT_MIN
         while True:
             try:
@@ -80,6 +91,11 @@ class EngineBridge:
                         self.resync_now()
                     delay = RECONNECT_MIN
                 reason = "the engine closed the event stream"
+            except EngineStopped as stopped:
+                self.state.set_connection(False, stopped.message)
+                if self.on_stopped is not None:
+                    self.on_stopped()
+                return
             except CivitaiTuiError as err:
                 reason = err.message
             self.state.set_connection(False, f"engine unreachable: {reason}; reconnecting…")
