@@ -161,7 +161,7 @@ async def queue_session(cli: Cli, sim: Simulator, tmp_path: Path) -> None:
     small = out.split()[2].rstrip(":")
 
     code, _, err = await cli("wait", big["id"], "--timeout", "0.3")
-    assert code == 1 and "not finished within 0.3 s" in err
+    assert code == 3 and "not finished within 0.3 s" in err
     assert await cli("priority", big["id"], "9") == (0, f"{big['id']}: priority 9\n", "")
     assert (await cli("pause", big["id"]))[1] == f"{big['id']}: PAUSED\n"
     assert (await cli("resume", big["id"]))[1] == f"{big['id']}: PENDING\n"
