@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 
@@ -220,6 +221,63 @@ async def test_link_refused_twice_fails_forbidden(sim: Simulator, dest: Path) ->
         result = await dl.download(request_for(sim, file, dest, source=source))
     assert result.status == "failed" and result.error is not None
     assert result.error.kind is FailureKind.FORBIDDEN and len(source.calls) == 2
+
+
+async def test_a_revoked_unexpired_link_is_replaced_by_a_fresh_one(
+    sim: Simulator, dest: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storage refusing a link that has not expired (revoked, clock skew): resolve again."""
+    caplog.set_level(logging.INFO, logger="civitai_tui.download")
+    file = pick(sim, 256 * KiB, 1 * MiB)
+    revoked = sim.signed_url(file.id)
+    sim.faults.set(file.id, revoked=frozenset({revoked.rsplit("sig=", 1)[1]}))
+    source = CountingSource([revoked, sim.signed_url(file.id, ttl=3600)], time.time() + 3600)
+    async with downloader() as dl:
+        result = await dl.download(request_for(sim, file, dest, source=source))
+    assert_good(result, file)
+    assert len(source.calls) == 2
+    assert "storage refused the link" in caplog.text and "HTTP 403" in caplog.text
+    assert "sig=" not in caplog.text
+
+
+@pytest.mark.parametrize("status", [401, 410])
+async def test_401_and_410_from_storage_also_get_a_fresh_link(
+    sim: Simulator, dest: Path, status: int
+) -> None:
+    file = pick(sim, 64 * KiB, 512 * KiB)
+    sim.faults.set(file.id, fail_status=status, fail_count=1)
+    urls = [sim.signed_url(file.id), sim.signed_url(file.id, ttl=7200)]
+    source = CountingSource(urls, time.time() + 3600)
+    async with downloader() as dl:
+        result = await dl.download(request_for(sim, file, dest, source=source))
+    assert_good(result, file)
+    assert len(source.calls) == 2
+
+
+def test_a_link_counts_as_expired_a_safety_margin_before_its_expiry() -> None:
+    from civitai_tui.download.request import LINK_MARGIN, ResolvedURL
+
+    now = time.time()
+    day = ResolvedURL("u", expires_at=now + LINK_MARGIN - 5, resolved_at=now - 86400)
+    assert day.expired()  # a long-lived link: minutes ahead
+    assert not ResolvedURL("u", expires_at=now + LINK_MARGIN + 60, resolved_at=now).expired()
+    short = ResolvedURL("u", expires_at=now + 60, resolved_at=now)
+    assert not short.expired()  # a one-minute link is usable: the margin is a tenth of it
+    assert ResolvedURL("u", expires_at=now + 5, resolved_at=now - 55).expired()
+
+
+async def test_a_control_file_left_beside_a_finished_file_is_removed(
+    sim: Simulator, dest: Path
+) -> None:
+    """A kill between the final rename and the control file's removal leaves only the .ctl."""
+    file = pick(sim, 64 * KiB, 512 * KiB)
+    async with downloader() as dl:
+        assert (await dl.download(request_for(sim, file, dest))).status == "completed"
+        stale = dest / f"{file.name}.part.ctl"
+        stale.write_text('{"version": 1, "size": 1, "done": []}')
+        again = await dl.download(request_for(sim, file, dest))
+    assert again.status == "skipped"
+    assert leftovers(dest) == [file.name]
 
 
 async def test_malicious_checkpoint_is_quarantined_with_the_global_named(

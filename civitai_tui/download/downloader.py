@@ -103,6 +103,8 @@ class FileDownloader:
         refuse_flagged(request)
         self._prepare_dest(request, transfer)
         if transfer.name is not None:
+            if not transfer.part.exists():  # a kill between the final rename and its removal
+                remove_control(transfer.ctl)
             skipped = await self._skip_if_present(request, transfer.final)
             if skipped is not None:
                 return skipped

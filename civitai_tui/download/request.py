@@ -9,13 +9,18 @@ a direct source just returns its URL.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
 from civitai_tui.security.redact import MASK, mask_url
+
+
+#: A signed link counts as expired this long before its stated expiry (storage clocks
+#: run ahead of ours), or a tenth of its lifetime when that is shorter (short-lived links).
+LINK_MARGIN = 300.0
 
 
 @dataclass(frozen=True)
@@ -25,10 +30,16 @@ class ResolvedURL:
     url: str
     expires_at: float | None = None  # unix time; None = never expires
     filename: str | None = None
+    #: When we got it (unix time): how long it lives decides the safety margin.
+    resolved_at: float = field(default_factory=time.time, compare=False)
 
-    def expired(self, margin: float = 60.0) -> bool:
-        """True when the URL expires within ``margin`` seconds."""
-        return self.expires_at is not None and time.time() + margin >= self.expires_at
+    def expired(self, margin: float | None = None) -> bool:
+        """True when the URL expires within ``margin`` seconds (default: the safety margin)."""
+        if self.expires_at is None:
+            return False
+        if margin is None:
+            margin = min(LINK_MARGIN, max(0.0, self.expires_at - self.resolved_at) / 10)
+        return time.time() + margin >= self.expires_at
 
     def __repr__(self) -> str:  # signed URLs carry signatures: never print them raw
         return f"ResolvedURL({mask_url(self.url)!r}, expires_at={self.expires_at})"
@@ -38,7 +49,7 @@ class UrlSource(Protocol):
     """Gives the downloader a (fresh) URL for the file's bytes."""
 
     async def resolve(self) -> ResolvedURL:
-        """A URL to fetch; called once, and again only when the last one expired."""
+        """A URL to fetch; called once, and again when the last one expired or was refused."""
         ...
 
     def describe(self) -> str:

@@ -75,8 +75,9 @@ def status_error(status: int, headers: Mapping[str, str], where: str) -> Civitai
         401: (FailureKind.AUTH_REQUIRED, "refused the request (HTTP 401): check CIVITAI_API_KEY"),
         403: (
             FailureKind.FORBIDDEN,
-            "refused access (HTTP 403): the signed link may have expired or been revoked; "
-            "queue the file again to get a fresh link",
+            "refused access (HTTP 403), also after asking for a fresh link: the file may be "
+            "restricted to some accounts (check your API key: `civitai-tui login`) or "
+            "withdrawn; `civitai-tui retry` the job later",
         ),
         404: (FailureKind.NOT_FOUND, "has no such file (HTTP 404): it may have been removed"),
         410: (FailureKind.GONE, "says the file is gone (HTTP 410): it was taken down"),

@@ -1,8 +1,9 @@
 """Moving one file's bytes into its ``.part``: first request, segmented connections, resume.
 
 A :class:`Transfer` owns everything between "we have a source" and "every byte
-of the ``.part`` is on disk": the resolved URL (reused from the control file,
-re-resolved once on a 403 from an expired link), the first ranged request that
+of the ``.part`` is on disk": the resolved URL (reused from the control file
+while it is unexpired by a safety margin; a 401/403/410 from storage discards it
+and resolves a fresh one, once per attempt), the first ranged request that
 tells size, validators and name, the segments and their connections (work
 stealing, live-adjustable count, AIMD on 429/503), per-connection stall and
 slow-speed detection, retries, checkpoints of the control file, progress
@@ -64,6 +65,8 @@ from civitai_tui.net.proxy import Proxy
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+#: Storage answers that mean "not with this link": a fresh one may work.
+REFUSED = frozenset({401, 403, 410})
 
 
 class HostPool:
@@ -519,23 +522,31 @@ class Transfer:
     # ----------------------------------------------------------------- HTTP
     async def _url(self) -> str:
         async with self._url_lock:
-            if self._resolved is None or self._resolved.expired(margin=30):
+            if self._resolved is None or self._resolved.expired():
                 self._resolved = await self.request.source.resolve()
             return self._resolved.url
 
-    async def _re_resolve(self, used: str) -> bool:
-        """After a 403: get a fresh URL once, if the one used has (or may have) expired."""
+    async def _re_resolve(self, used: str, status: int) -> bool:
+        """After storage refused ``used`` (401/403/410): a fresh link, once per attempt.
+
+        The refused link is dropped first (so it is never saved for a resume); False
+        when no fresh link is to be had (already tried, or the source gives the same).
+        """
+        if status not in REFUSED:
+            return False
         async with self._url_lock:
-            assert self._resolved is not None
-            if self._resolved.url != used:
+            if self._resolved is not None and self._resolved.url != used:
                 return True  # another connection already refreshed it
-            expires = self._resolved.expires_at
-            if self._re_resolved or (expires is not None and not self._resolved.expired(0)):
+            if self._re_resolved:
                 return False
             self._re_resolved = True
-            log.info("the signed link for %s was refused; resolving it again", self.name)
-            self._resolved = await self.request.source.resolve()
-            return True
+            self._resolved = None
+            log.info(
+                "storage refused the link for %s (HTTP %d); resolving a fresh one", self.name, status
+            )
+            fresh = await self.request.source.resolve()
+            self._resolved = fresh
+            return fresh.url != used
 
     async def _send(
         self, start: int, end: int, *, conditional: bool, close: bool = False
@@ -549,7 +560,7 @@ class Transfer:
         while True:
             url = await self._url()
             resp = await self._get(url, headers)
-            if resp.status == 403 and await self._re_resolve(url):
+            if await self._re_resolve(url, resp.status):
                 resp.release()
                 continue
             try:
@@ -825,7 +836,7 @@ class Transfer:
                     self.threaded = False
                     stream.close()
                     return False
-                if answer.status == 403 and await self._re_resolve(url):
+                if await self._re_resolve(url, answer.status):
                     stream.close()
                     continue
                 self._check_answer(answer.status, answer.headers, url)

@@ -78,6 +78,9 @@ class Faults:
     corrupt: bool = False
     #: Serve an HTML page with 200 instead of the file.
     html_body: bool = False
+    #: Answer 403 AccessDenied to validly signed, unexpired links with these ``sig=``
+    #: values (a revoked signature, or a storage clock ahead of ours).
+    revoked: frozenset[str] = frozenset()
 
     def update(self, **changes: Any) -> None:
         """Set several knobs; unknown names raise ``TypeError``."""

@@ -130,6 +130,8 @@ class StorageOrigin:
             return denied
         self.stats.range_requests.append((file.id, request.headers.get("Range")))
         faults = self.faults.for_file(file.id)
+        if request.query.get("sig", "") in faults.revoked:
+            return s3_error(403, "AccessDenied", "Access Denied")
         refused = await self._refusal(request, faults)
         if refused is not None:
             return refused
