@@ -1,4 +1,4 @@
-"""The engine's lifecycle, real subprocesses: stop with clients attached, `wait`'s status."""
+"""The engine process for real: stop with clients attached, `wait`'s status, stored links."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from civitai_tui.download.control import ControlState, load_control
 from civitai_tui.engine.client import EngineClient, EngineStopped
 from civitai_tui.simulator.server import Simulator
 from tests.engine_cli import Cli, gone, until
@@ -105,3 +106,43 @@ def test_wait_help_documents_exit_status() -> None:
     out = CliRunner().invoke(main, ["wait", "--help"]).output
     for line in ("0  every job completed", "3  not finished within --timeout", "4  the engine"):
         assert line in out
+
+
+async def test_a_stored_link_refused_before_it_expires_is_replaced_after_a_restart(
+    sim: Simulator, tmp_path: Path, clis: list[Cli]
+) -> None:
+    """The link saved in the control file gets a 403 (revoked): one fresh /api/download hit."""
+    home, lib = tmp_path / "home", tmp_path / "lib"
+    home.mkdir()
+    (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.3\n")
+    cli = Cli(home, sim)
+    clis.append(cli)
+    large = sim.catalogue.specials.large
+    await slow_job(sim, cli, lib)
+
+    def saved() -> ControlState | None:
+        ctl = next(lib.glob("*.part.ctl"), None)
+        state = load_control(ctl) if ctl else None
+        return state if state and state.url and state.done_bytes else None
+
+    await until(lambda: saved() is not None, 60)
+    pid = cli.engine_pid()
+    await cli("engine", "stop")
+    await until(lambda: gone(pid), 10)
+    stored = saved()
+    assert stored is not None and stored.url is not None
+    assert stored.url_expires_at is not None and stored.url_expires_at > time.time() + 3600
+    sig = stored.url.rsplit("sig=", 1)[1]
+    sim.faults.set(large.file_id, revoked=frozenset({sig}), per_connection_rate=0)
+    hits = sum(sim.stats.download_hits.values())
+
+    code, _, err = await cli("wait", "--timeout", "90", check=False)
+    assert code == 0, err
+    assert sum(sim.stats.download_hits.values()) == hits + 1
+    (job,) = await cli.jobs()
+    assert job["state"] == "COMPLETED"
+    log = (home / "logs" / "civitai-tui.log").read_text()
+    assert "storage refused the link" in log and "resolving again" in log and "HTTP 403" in log
+    assert sig not in log
+    assert not list(lib.glob("*.part*"))
+    await cli("engine", "stop")

@@ -17,7 +17,6 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
 from civitai_tui.security.redact import MASK, mask_url
 
-
 #: A signed link counts as expired this long before its stated expiry (storage clocks
 #: run ahead of ours), or a tenth of its lifetime when that is shorter (short-lived links).
 LINK_MARGIN = 300.0

@@ -542,7 +542,7 @@ class Transfer:
             self._re_resolved = True
             self._resolved = None
             log.info(
-                "storage refused the link for %s (HTTP %d); resolving a fresh one", self.name, status
+                "storage refused the link for %s (HTTP %d); resolving again", self.name, status
             )
             fresh = await self.request.source.resolve()
             self._resolved = fresh
