@@ -24,6 +24,7 @@ from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.civitai.vocabulary import MODEL_TYPES, PERIODS, SORTS, canonical
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
 from civitai_tui.config import option as config_option
+from civitai_tui.credentials import load_token
 from civitai_tui.download.speed import format_speed, parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.display import printable, rich_text
@@ -244,7 +245,7 @@ def get(
                 parsed,
                 options,
                 base_url=env.base_url,
-                api_key=env.api_key,
+                api_key=env.api_key or load_token(state_dir()),
                 settings=settings,
                 bus=bus,
                 on_planned=planned,
@@ -560,6 +561,51 @@ def engine_stop() -> None:
     click.echo("engine stopping" if _run(stop()) else "no engine is running")
 
 
+@engine.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def engine_status(as_json: bool) -> None:
+    """Whether an engine runs for this state dir: pid, uptime, version, token, jobs.
+
+    Says whether an API token is loaded and where it came from, never the token.
+    Exit status 0 when an engine runs, 1 when none does.
+    """
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.process import EnginePaths, engine_answers
+
+    home = state_dir()
+
+    async def status() -> dict[str, Any] | None:
+        paths = EnginePaths(home)
+        if not await engine_answers(paths):
+            return None
+        async with EngineClient(paths.socket) as client:
+            return await client.status()
+
+    found = _run(status())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"running": False, "state_dir": str(home)}
+                if found is None
+                else {"running": True, **found}
+            )
+        )
+    elif found is not None:
+        token = f"loaded (from the {found['token_source']})" if found["token"] else "none"
+        jobs = ", ".join(f"{n} {s}" for s, n in sorted(found["jobs"].items())) or "none"
+        for label, value in (
+            ("engine", f"running, pid {found['pid']}, version {found['version']}"),
+            ("uptime", f"{found['uptime']:.0f} s"),
+            ("state dir", found["state_dir"]),
+            ("API token", token),
+            ("jobs", jobs),
+        ):
+            click.echo(f"{label + ':':<11}{value}")
+    else:
+        click.echo(f"no engine is running for {home}")
+    raise SystemExit(0 if found is not None else 1)
+
+
 def _with_engine(call: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``call(client)`` against the engine, starting it when none runs."""
     from civitai_tui.engine.client import EngineClient
@@ -733,6 +779,65 @@ def wait(job_ids: tuple[str, ...], timeout: float | None) -> None:
     if not result["ok"]:
         _fail("some jobs did not complete; see `civitai-tui ls`", WAIT_FAILED)
     click.echo("all jobs completed")
+
+
+# ------------------------------------------------------------------- credentials
+
+
+@main.command()
+@click.option("--no-check", is_flag=True, help="Store the token without asking CivitAI first.")
+def login(no_check: bool) -> None:
+    """Store your CivitAI API token (asked for, or read from stdin) for the engine.
+
+    The token is checked against the API, then kept in `credentials` in the state
+    dir (mode 0600) and nowhere else; a running engine picks it up at once.
+    """
+    from civitai_tui.civitai.client import CivitAIClient
+    from civitai_tui.credentials import check_token, save_token
+
+    if sys.stdin.isatty():
+        raw = click.prompt("CivitAI API token", hide_input=True, err=True)
+    else:
+        raw = sys.stdin.readline()
+    try:
+        token = check_token(raw)
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+
+    async def check() -> None:
+        async with CivitAIClient(Environment.from_env().base_url, token) as client:
+            await client.check_token()
+
+    if not no_check:
+        try:
+            asyncio.run(check())
+        except CivitaiTuiError as err:
+            _fail(f"not stored: {err.message}")
+    path = save_token(state_dir(), token)
+    click.echo(f"token stored in {path}" + ("" if no_check else " (CivitAI accepted it)"))
+
+
+@main.command()
+def logout() -> None:
+    """Remove the stored API token (and any token a client handed to the engine)."""
+    from civitai_tui.credentials import credentials_path, remove_token
+    from civitai_tui.engine.client import EngineClient
+    from civitai_tui.engine.process import EnginePaths, engine_answers
+
+    home = state_dir()
+    removed = remove_token(home)
+
+    async def tell_engine() -> str | None:
+        paths = EnginePaths(home)
+        if not await engine_answers(paths):
+            return None
+        async with EngineClient(paths.socket) as client:
+            return (await client.forget_token())["token_source"]
+
+    left = _run(tell_engine())
+    click.echo(f"removed {credentials_path(home)}" if removed else "no stored token to remove")
+    if left:
+        click.echo(f"the running engine still has a token from its {left}")
 
 
 # ------------------------------------------------------------------------ config

@@ -26,18 +26,20 @@ class Cli:
             "CIVITAI_API_KEY": TOKEN,
         }
 
-    async def __call__(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+    async def __call__(
+        self, *args: str, check: bool = True, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "civitai_tui",
             *args,
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
         code = proc.returncode
         assert code is not None
         if check and code != 0:

@@ -68,7 +68,8 @@ class ManagerSettings:
 
     state_dir: Path
     base_url: str
-    api_key: str | None = dataclasses.field(default=None, repr=False)
+    #: The token, or a callable asked on every API call (the engine's :class:`TokenKeeper`).
+    api_key: str | Callable[[], str | None] | None = dataclasses.field(default=None, repr=False)
     allow_http: bool = False
     layout: str = "flat"
     template: str = "{type}/{base_model}/{model_name}/{file_name}"

@@ -42,7 +42,9 @@ from civitai_tui.session_owner import SessionOwner
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = f"civitai-tui/{__version__}"
-TOKEN_HELP = "set CIVITAI_API_KEY (civitai.com → Account settings → API Keys)"
+TOKEN_HELP = (
+    "run `civitai-tui login` or set CIVITAI_API_KEY (civitai.com → Account settings → API Keys)"
+)
 HASH_BATCH = 100
 MAX_REDIRECTS = 3
 _RETRY_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.SERVER, FailureKind.NETWORK})
@@ -120,7 +122,7 @@ class CivitAIClient(SessionOwner):
     def __init__(
         self,
         base_url: str,
-        api_key: str | None = None,
+        api_key: str | Callable[[], str | None] | None = None,
         *,
         allow_http: bool = False,
         user_agent: str = DEFAULT_USER_AGENT,
@@ -141,8 +143,11 @@ class CivitAIClient(SessionOwner):
                 "API token in CIVITAI_API_KEY",
             )
         self.allow_http = allow_http
-        self._api_key = api_key or None
-        register_secret(self._api_key)
+        # A callable is asked on every request (the engine's token can change while it runs).
+        self._token: Callable[[], str | None] = (
+            api_key if callable(api_key) else lambda key=api_key or None: key
+        )
+        register_secret(self._token())
         self._user_agent = user_agent
         self._bus = bus or NULL_BUS
         self._limiter = limiter or RateLimiter()
@@ -153,7 +158,7 @@ class CivitAIClient(SessionOwner):
         self._timeout = timeout
 
     def __repr__(self) -> str:
-        return f"CivitAIClient({self.base_url!r}, token={'set' if self._api_key else 'none'})"
+        return f"CivitAIClient({self.base_url!r}, token={'set' if self._token() else 'none'})"
 
     def _new_session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
@@ -169,8 +174,9 @@ class CivitAIClient(SessionOwner):
 
     def _headers(self, url: str) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self._api_key and same_origin(url, self.base_url):
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        token = self._token()
+        if token and same_origin(url, self.base_url):
+            headers["Authorization"] = f"Bearer {token}"
         return headers
 
     async def _send(
@@ -252,7 +258,7 @@ class CivitAIClient(SessionOwner):
     # -- error mapping -----------------------------------------------------------------
 
     def _auth_error(self, what: str, detail: str, status: int | None) -> CivitaiTuiError:
-        if self._api_key is None:
+        if not self._token():
             message = f"{what} needs a CivitAI API token ({detail}): {TOKEN_HELP}"
         else:
             message = (
@@ -390,6 +396,12 @@ class CivitAIClient(SessionOwner):
             ) from exc
 
     # -- metadata ----------------------------------------------------------------------
+
+    async def check_token(self) -> None:
+        """Raise AUTH_REQUIRED unless CivitAI accepts the token (favourites need a valid one)."""
+        await self._call_json(
+            "GET", "/api/v1/models", "checking the API token", {"favorites": "true", "limit": 1}
+        )
 
     async def get_model(self, model_id: int) -> Model:
         what = f"model {model_id}"

@@ -7,7 +7,8 @@ reconnects starts from a complete picture.
 
 Routes (all JSON)::
 
-    GET  /v1/status                      engine version, pid, uptime, job counts, clients
+    GET  /v1/status                      version, pid, uptime, state dir, token yes/no (never
+                                         the token), jobs by state, attached clients
     GET  /v1/jobs[?files=1]              job summaries in queue order (with their files)
     POST /v1/jobs                        {"targets": [...], "priority": 0, "options": {...}}
     POST /v1/preview                     the same body: what a job would download
@@ -24,6 +25,8 @@ Routes (all JSON)::
     PUT  /v1/config/{key}                {"value": V}
     GET  /v1/performance                 optimizer: mode, hosts, chunk size, network, decisions
     PUT  /v1/performance/mode            {"mode": "speed|efficiency|minimal|adaptive"}
+    POST /v1/token                       {"token": T}: a client's API token (Unix socket only)
+    DELETE /v1/token                     forget a handed-over token
     POST /v1/shutdown                    stop the engine gracefully
     GET  /v1/events                      WebSocket
     GET  /v1/openapi.json                the OpenAPI 3 document of these routes
@@ -210,6 +213,7 @@ class ControlAPI:
         return options
 
     async def status(self, _: web.Request) -> web.Response:
+        token_source = self.engine.credentials.current()[1]
         jobs = self.manager.jobs()
         counts: dict[str, int] = {}
         for job in jobs:
@@ -219,6 +223,10 @@ class ControlAPI:
                 "version": __version__,
                 "pid": os.getpid(),
                 "uptime": time.time() - self.started,
+                "state_dir": str(self.engine.state_dir),
+                # Whether a token is loaded and from where: never the token itself.
+                "token": token_source is not None,
+                "token_source": token_source,
                 "jobs": counts,
                 "network": self.engine.network.describe(),
                 "clients": {"waiting": self._waiters, "streams": len(self._streams)},
@@ -366,6 +374,23 @@ class ControlAPI:
     async def openapi(self, _: web.Request) -> web.Response:
         return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
+    async def hand_over_token(self, request: web.Request) -> web.Response:
+        """A client's token for an engine that has none; only on the Unix socket."""
+        if _over_tcp(request):
+            raise web.HTTPForbidden(text="the API token is only accepted on the Unix socket")
+        if request.method == "DELETE":
+            self.engine.credentials.forget_handed()
+        else:
+            token = (await _body(request)).get("token")
+            if not isinstance(token, str):
+                raise BadRequest("'token' (a string) is required")
+            try:
+                self.engine.credentials.hand_over(token)
+            except CivitaiTuiError as err:
+                raise BadRequest(err.message) from None
+            log.info("API token handed over by a client")
+        return web.json_response({"token_source": self.engine.credentials.current()[1]})
+
     async def shutdown(self, _: web.Request) -> web.Response:
         asyncio.get_running_loop().call_soon(self.engine.request_stop)
         return web.json_response({"stopping": True})
@@ -447,6 +472,8 @@ def make_app(
     app.router.add_put("/v1/config/{key}", api.set_config)
     app.router.add_get("/v1/performance", api.performance)
     app.router.add_put("/v1/performance/mode", api.set_mode)
+    app.router.add_post("/v1/token", api.hand_over_token)
+    app.router.add_delete("/v1/token", api.hand_over_token)
     app.router.add_post("/v1/shutdown", api.shutdown)
     app.router.add_get("/v1/events", api.events)
     app.router.add_get("/v1/openapi.json", api.openapi)

@@ -144,6 +144,14 @@ class EngineClient(SessionOwner):
         """Switch the optimizer's mode (persisted as ``performance.mode``)."""
         return await self._call("PUT", "/v1/performance/mode", {"mode": mode})
 
+    async def hand_over_token(self, token: str) -> dict[str, Any]:
+        """Give the engine an API token it lacks (the body of a Unix-socket request only)."""
+        return await self._call("POST", "/v1/token", {"token": token})
+
+    async def forget_token(self) -> dict[str, Any]:
+        """Make the engine drop a token a client handed over."""
+        return await self._call("DELETE", "/v1/token")
+
     async def shutdown(self) -> None:
         await self._call("POST", "/v1/shutdown")
 

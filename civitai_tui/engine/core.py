@@ -23,6 +23,7 @@ from civitai_tui.analytics.schema import DB_NAME
 from civitai_tui.analytics.summary import AnalyticsReport
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.config import Config, Environment
+from civitai_tui.credentials import TokenKeeper
 from civitai_tui.engine.hooks import Hooks, JobFacts
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
@@ -65,6 +66,8 @@ class Engine:
         install_policy(UrlPolicy.for_origin(env.base_url))
         #: Proxies and TLS trust of every request the engine makes (``network.*``, environment).
         self.network = install(Network.from_config(self.config))
+        #: The API token: this process's environment, the credentials file, or handed over.
+        self.credentials = TokenKeeper(state_dir, env.api_key)
         self.bus = EventBus()
         self.optimizer = PerformanceOptimizer(
             self.bus,
@@ -76,7 +79,7 @@ class Engine:
             ManagerSettings(
                 state_dir=state_dir,
                 base_url=env.base_url,
-                api_key=env.api_key,
+                api_key=self.credentials,
                 allow_http=allow_http,
                 layout=self.config.get("bulk.layout"),
                 template=self.config.get("bulk.template"),

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from civitai_tui.config import Environment
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.logs import setup_logging
@@ -127,10 +128,23 @@ async def engine_answers(paths: EnginePaths) -> bool:
 
 
 async def ensure_engine(state_dir: Path, *, allow_http: bool = False) -> Path:
-    """The socket of a running engine for ``state_dir``, starting one if needed."""
+    """The socket of a running engine for ``state_dir``, starting one if needed.
+
+    When this process has ``CIVITAI_API_KEY`` and the engine has no token (it was
+    started from a shell without one), the token is handed over on the socket.
+    """
     paths = EnginePaths(state_dir)
-    if await engine_answers(paths):
-        return paths.socket
+    if not await engine_answers(paths):
+        await _start_engine(paths, allow_http)
+    token = Environment.from_env().api_key
+    if token:
+        async with EngineClient(paths.socket) as client:
+            if not (await client.status()).get("token"):
+                await client.hand_over_token(token)
+    return paths.socket
+
+
+async def _start_engine(paths: EnginePaths, allow_http: bool) -> None:
     private_dir(paths.log.parent)
     command = [sys.executable, "-m", "civitai_tui", "engine"]
     if allow_http:
@@ -142,12 +156,12 @@ async def ensure_engine(state_dir: Path, *, allow_http: bool = False) -> Path:
             stdout=out,
             stderr=out,
             start_new_session=True,
-            env={**os.environ, "CIVITAI_TUI_HOME": str(state_dir)},
+            env={**os.environ, "CIVITAI_TUI_HOME": str(paths.state_dir)},
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if await engine_answers(paths):
-            return paths.socket
+            return
         if proc.poll() is not None and not _lock_held(paths):
             raise CivitaiTuiError(
                 FailureKind.ENGINE,
