@@ -19,7 +19,7 @@ from rich.text import Text
 
 from civitai_tui import __version__
 from civitai_tui.analytics.commands import report
-from civitai_tui.bulk.jobs import JobOptions
+from civitai_tui.bulk.jobs import JobOptions, resolve_dest
 from civitai_tui.civitai.targets import Target, expand_target_args, parse_target
 from civitai_tui.civitai.vocabulary import MODEL_TYPES, PERIODS, SORTS, canonical
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
@@ -331,7 +331,7 @@ def _get_options(
 def _job_options(bulk: dict[str, Any], dest: Path | None, config: Config) -> JobOptions:
     """The bulk and file-selection flags (``bulk_options``) and ``--dest`` as job options."""
     return JobOptions(
-        dest=str((dest or Path(config.get("bulk.dest") or ".")).expanduser()),
+        dest=str(resolve_dest(dest, config.get("bulk.dest"))),
         latest_only=not bulk["all_versions"],
         limit=bulk["limit"],
         types=tuple(_api_value(t, MODEL_TYPES, "model type") for t in bulk["types"]),
@@ -642,8 +642,7 @@ def add(
     expanded = expand_target_args(targets)
     _targets(tuple(expanded), env.base_url)
     config = _config()
-    options = _job_options(bulk, dest, config).to_dict()
-    options["dest"] = str(Path(options["dest"]).resolve())  # the engine has another cwd
+    options = _job_options(bulk, dest, config).to_dict()  # dest absolute: the engine's cwd differs
     job = _with_engine(lambda c: c.add(expanded, priority=priority, options=options, name=name))
     if as_json:
         click.echo(json.dumps(job))

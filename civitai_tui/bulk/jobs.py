@@ -35,6 +35,15 @@ class FileState(StrEnum):
         return self in {FileState.COMPLETED, FileState.SKIPPED}
 
 
+def resolve_dest(dest: str | Path | None, configured: str | None = None) -> Path:
+    """Where a client's job goes, as an absolute path: ``dest``, else ``bulk.dest``,
+    else the client's current folder (relative ones against it, ``~`` expanded).
+
+    Clients resolve it because the engine runs in a folder of its own.
+    """
+    return Path(dest or configured or ".").expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """How a job's targets expand and where its files go."""

@@ -1,4 +1,4 @@
-"""The TUI's own settings: theme, refresh rate and ``[keymap]`` from ``config.toml``.
+"""The TUI's own settings: theme, refresh rate, ``[keymap]`` and ``bulk.dest`` from ``config.toml``.
 
 A broken file never stops the UI: the defaults are used and the problem is
 returned as a warning for the app to show.
@@ -25,6 +25,8 @@ class UISettings:
     notify_done: str = OPTIONS["ui.notify_done"].default
     keymap: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: ``bulk.dest``: the add dialog's destination when its field is empty ("" = the cwd).
+    dest: str = ""
 
     @property
     def theme_dirs(self) -> tuple[Path, ...]:
@@ -43,14 +45,18 @@ def load_ui_settings(state_dir: Path) -> UISettings:
     warnings: list[str] = []
     theme, refresh_hz = OPTIONS["ui.theme"].default, OPTIONS["ui.refresh_hz"].default
     notify_done = OPTIONS["ui.notify_done"].default
+    dest = OPTIONS["bulk.dest"].default
     try:
         config = Config.load(path)
         theme, refresh_hz = config.get("ui.theme"), config.get("ui.refresh_hz")
         notify_done = config.get("ui.notify_done")
+        dest = config.get("bulk.dest")
     except ConfigError as err:
         warnings.append(f"{err.message}; using the default UI settings")
     keymap = _read_keymap(path, warnings)
-    return UISettings(state_dir, theme, refresh_hz, notify_done, keymap, tuple(warnings))
+    return UISettings(
+        state_dir, theme, refresh_hz, notify_done, keymap, tuple(warnings), dest=dest
+    )
 
 
 def _read_keymap(path: Path, warnings: list[str]) -> dict[str, str]:

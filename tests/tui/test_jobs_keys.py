@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from civitai_tui.simulator.server import Simulator
-from civitai_tui.tui.screens.add_job import AddJobScreen
+from civitai_tui.tui.screens.add_job import AddJobScreen, parse_form
 from civitai_tui.tui.screens.jobs import JobsScreen
 from civitai_tui.tui.screens.modals import ConfirmScreen
 from tests.tui.conftest import SIZE, Live, until
@@ -143,6 +144,44 @@ async def test_add_dialog_previews_then_queues_what_it_showed(
                 == f"{preview['files']}/{preview['files']}"
             ),
         )
+
+
+async def test_add_dialog_sends_the_destination_resolved_where_the_ui_runs(
+    live: Live, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty field: the UI's current folder (not the engine's); relative: against it."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    model = next(m for m in sim.catalogue.models if not m.mode)
+    app = live.app()
+    async with app.run_test(size=SIZE) as pilot:
+        for typed, expected in (("", here), ("sub/dir", here / "sub" / "dir")):
+            await pilot.press("a")
+            dialog = app.screen
+            assert isinstance(dialog, AddJobScreen)
+            dialog.query_one("#targets", Input).value = f"model:{model.id}"
+            dialog.query_one("#dest", Input).value = typed
+            await pilot.press("f5")
+            await until(pilot, lambda d=dialog: d.previewed is not None)
+            assert f"into {expected}" in str(dialog.query_one("#add-preview").render())
+            count = len(live.engine.manager.jobs())
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda n=count: len(live.engine.manager.jobs()) == n + 1)
+            assert live.engine.manager.jobs()[-1].options.dest == str(expected)
+
+
+def test_add_form_falls_back_to_bulk_dest_then_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    fields = ("model:1", "", "", "", "", "")
+    assert parse_form(*fields).options_dict["dest"] == str(tmp_path)
+    configured = parse_form(*fields, default_dest="~/models").options_dict["dest"]
+    assert configured == str(tmp_path / "home" / "models")
+    typed = parse_form("model:1", "", "", "", "x", "", default_dest="~/models")
+    assert typed.options_dict["dest"] == str(tmp_path / "x")
 
 
 async def test_add_dialog_shows_errors_inline(live: Live) -> None:

@@ -1,8 +1,11 @@
 """The add dialog: any TARGET with filters, a preview from the engine, then queue it.
 
 ``ctrl+s`` queues exactly what the last preview showed; if the fields changed
-since, it previews again first. Every error (a bad target, an unknown id, a
-missing token, no engine) is shown inline.
+since, it previews again first. The destination is resolved here, in the UI's
+process (the field, else ``bulk.dest``, else the UI's current folder), sent as
+an absolute path and shown with the preview: the engine runs in another folder.
+Every error (a bad target, an unknown id, a missing token, no engine) is shown
+inline.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from civitai_tui.bulk.jobs import resolve_dest
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.formatting import human_bytes
@@ -60,9 +64,15 @@ def _int_field(label: str, text: str) -> int | None:
 
 
 def parse_form(
-    targets: str, types: str, base_models: str, limit: str, dest: str, priority: str
+    targets: str,
+    types: str,
+    base_models: str,
+    limit: str,
+    dest: str,
+    priority: str,
+    default_dest: str = "",
 ) -> AddRequest:
-    """The fields as a request; :class:`FormError` says which field is wrong."""
+    """The fields as a request (``dest`` absolute); :class:`FormError` names a wrong field."""
     try:
         parts = shlex.split(targets)
     except ValueError as exc:
@@ -79,8 +89,10 @@ def parse_form(
         if limit_value < 1:
             raise FormError("limit must be at least 1")
         options["limit"] = limit_value
-    if dest.strip():
-        options["dest"] = dest.strip()
+    try:
+        options["dest"] = str(resolve_dest(dest.strip(), default_dest))
+    except (OSError, RuntimeError) as exc:
+        raise FormError(f"destination: {exc}") from None
     prio = _int_field("priority", priority) or 0
     frozen = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())
     return AddRequest(tuple(parts), frozen, prio)
@@ -140,9 +152,10 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
         Binding("escape", "close", "Close", id="add.close", tooltip="Close without queueing."),
     ]
 
-    def __init__(self, client: EngineAPI) -> None:
+    def __init__(self, client: EngineAPI, default_dest: str = "") -> None:
         super().__init__()
         self.client = client
+        self.default_dest = default_dest  # bulk.dest; "" = this process's current folder
         self.previewed: AddRequest | None = None
 
     def compose(self) -> ComposeResult:
@@ -158,7 +171,8 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             with Horizontal():
                 yield Input(placeholder="limit (bulk targets)", id="limit")
                 yield Input(placeholder="priority (0)", id="priority")
-            yield Input(placeholder="destination folder (default: engine's)", id="dest")
+            default = self.default_dest or "the current folder"
+            yield Input(placeholder=f"destination folder (default: {default})", id="dest")
             yield Static("", id="add-error", markup=False)
             yield Static("", id="add-preview")
 
@@ -173,6 +187,7 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             value("limit"),
             value("dest"),
             value("priority"),
+            self.default_dest,
         )
 
     def _show_error(self, message: str) -> None:
@@ -218,7 +233,8 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             return
         self._show_error("\n".join(preview.get("errors", [])))
         self.previewed = request if preview["files"] else None
-        self.query_one("#add-preview", Static).update(describe_preview(preview))
+        into = f"into [b]{escape(request.options_dict['dest'])}[/b]\n"
+        self.query_one("#add-preview", Static).update(into + describe_preview(preview))
 
     @work(exclusive=True, group="add", exit_on_error=False)
     async def _run_add(self, request: AddRequest) -> None:

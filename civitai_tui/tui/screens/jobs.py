@@ -318,7 +318,7 @@ class JobsScreen(EngineScreen):
                 self.notify(f"queued “{markup_safe(job['name'])}”")
                 self.tui.bridge.resync_now()
 
-        self.app.push_screen(AddJobScreen(self.tui.client), queued)
+        self.app.push_screen(AddJobScreen(self.tui.client, self.tui.settings.dest), queued)
 
     def action_details(self) -> None:
         self.details_open = not self.details_open
