@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -128,29 +127,35 @@ async def test_login_stores_the_token_privately_and_a_running_engine_uses_it(
 
 async def test_a_token_is_never_taken_over_tcp(sim: Simulator, tmp_path: Path) -> None:
     """The hand-over route answers only on the Unix socket, even with the TCP listener's token."""
-    import aiohttp
-    from aiohttp import web
+    import secrets
+    import socket
 
-    from civitai_tui.engine.api import make_app
+    import aiohttp
+
+    from civitai_tui.engine.server import start_api
     from tests.conftest import embedded_engine
 
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    control = secrets.token_urlsafe(32)
     async with embedded_engine(sim, tmp_path / "state", "") as (engine, _, _):
-        runner = web.AppRunner(make_app(engine, token="control-secret"), handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner = await start_api(
+            engine, tmp_path / "second.sock", tcp=("127.0.0.1", port), token=control
+        )
         try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.post(
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
                     f"http://127.0.0.1:{port}/v1/token",
                     json={"token": "f" * 32},
-                    headers={"Authorization": "Bearer control-secret"},
-                ) as resp,
-            ):
-                assert resp.status == 403
+                    headers={"Authorization": f"Bearer {control}"},
+                ) as resp:
+                    assert resp.status == 403
+                    assert "only accepted on the Unix socket" in (await resp.json())["message"]
+                async with http.get(
+                    f"http://127.0.0.1:{port}/v1/status",
+                    headers={"Authorization": f"Bearer {control}"},
+                ) as resp:
+                    assert resp.status == 200  # the listener itself answers
         finally:
             await runner.cleanup()
-        assert engine.credentials.current() == (TOKEN, "environment")
-    assert os.environ.get("CIVITAI_API_KEY") is None
