@@ -129,6 +129,15 @@ class JobStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StateSaveFailed(Event):
+    """Writes to ``state.db`` fail (``message`` says why), or work again (``recovered``)."""
+
+    type: ClassVar[str] = "state_save_failed"
+    message: str
+    recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSample(Event):
     type: ClassVar[str] = "metrics_sample"
     droppable: ClassVar[bool] = True

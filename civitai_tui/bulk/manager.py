@@ -15,6 +15,7 @@ start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -31,7 +32,7 @@ from civitai_tui.bulk.library import LibraryIndex
 from civitai_tui.bulk.placement import add_companions, place
 from civitai_tui.bulk.queue import JobQueue
 from civitai_tui.bulk.states import JobState
-from civitai_tui.bulk.store import JobStore
+from civitai_tui.bulk.store import JobStore, StoreError
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import plan_targets
@@ -51,7 +52,7 @@ from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSourc
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
 from civitai_tui.errors import CivitaiTuiError, FailureKind
-from civitai_tui.events import Event, EventBus, FileProgress, JobStateChanged
+from civitai_tui.events import Event, EventBus, FileProgress, JobStateChanged, StateSaveFailed
 from civitai_tui.security.redact import mask_text, mask_url
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,9 @@ class BulkDownloadManager:
         self._downloader: FileDownloader | None = None
         self._unsubscribe = self.bus.add_callback(self._on_event)
         self._saver: asyncio.Task[None] | None = None
+        #: Why the last write to state.db failed, while it keeps failing (None: all saved).
+        self.store_error: str | None = None
+        self._unsaved_jobs: set[str] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -158,11 +162,12 @@ class BulkDownloadManager:
         for job_id in running:
             job = self._jobs[job_id]
             if job.state is JobState.PROCESSING:
-                self._set_state(job, JobState.PENDING, "engine stopped")
+                with contextlib.suppress(StoreError):  # reported; the next start recovers it
+                    self._set_state(job, JobState.PENDING, "engine stopped")
         for task in self._slots:
             task.cancel()
         await asyncio.gather(*self._slots, *self._expanding.values(), return_exceptions=True)
-        self._flush_progress()
+        self._flush_quietly()
         self._unsubscribe()
         if self._session is not None:
             await self._session.close()
@@ -178,7 +183,7 @@ class BulkDownloadManager:
                 f.state = FileState.PENDING
         if job.state is JobState.PROCESSING:
             job.transition(JobState.PENDING)
-            self._store.save_job(job)
+            self._save_job(job)
         if job.state is JobState.PENDING:
             self._queue.push(job.id, job.priority, job.seq)
 
@@ -242,8 +247,8 @@ class BulkDownloadManager:
             priority=priority,
             seq=self._store.next_seq(),
         )
+        self._store.save_job(job)  # first: a job that is not saved does not exist
         self._jobs[job.id] = job
-        self._store.save_job(job)
         self.bus.publish(JobStateChanged(job_id=job.id, old=None, new=str(job.state)))
         self._queue.push(job.id, job.priority, job.seq)
         self._wake.set()
@@ -294,7 +299,7 @@ class BulkDownloadManager:
             if not f.state.done:
                 self._downloader.discard_partial(self._request(job, f))
                 f.state, f.done = FileState.CANCELLED, 0
-        self._store.save_files(job.id, job.files)
+        self._save_files(job, job.files)
         await self._notify_finished()
         return job
 
@@ -317,16 +322,20 @@ class BulkDownloadManager:
                 f.origin = self._copy_elsewhere(f)
         if not job.files:
             job.expanded = False
-        self._store.save_job(job)
+        self._save_job(job)
         self._queue.push(job.id, job.priority, job.seq)
         self._wake.set()
         return job
 
     async def set_priority(self, job_id: str, priority: int) -> BulkDownloadJob:
         job = self.get(job_id)
-        job.priority = priority
+        old, job.priority = job.priority, priority
+        try:
+            self._store.save_job(job, with_files=False)
+        except StoreError:
+            job.priority = old
+            raise
         self._queue.reprioritize(job.id, priority)
-        self._store.save_job(job, with_files=False)
         self._wake.set()
         return job
 
@@ -342,8 +351,8 @@ class BulkDownloadManager:
         """Forget COMPLETED / FAILED / CANCELLED jobs (files on disk stay)."""
         gone = [j.id for j in self._jobs.values() if j.state.finished]
         for job_id in gone:
-            del self._jobs[job_id]
             self._store.delete_job(job_id)
+            del self._jobs[job_id]
         return gone
 
     async def wait(
@@ -369,6 +378,8 @@ class BulkDownloadManager:
             try:
                 while len(self._slots) < self.batch.slots and self._start_next_batch():
                     pass
+            except StoreError:
+                pass  # reported; the saver wakes us once state.db takes writes again
             except Exception:  # the scheduler must outlive any one job's surprise
                 log.exception("scheduling failed; trying again on the next change")
             self._wake.clear()
@@ -391,10 +402,10 @@ class BulkDownloadManager:
                 continue
             if waiting_for_expansion:
                 continue
+            if job.state is JobState.PENDING and self._has_work(job):
+                self._set_state(job, JobState.PROCESSING, "started")  # saved before it runs
             files = self._pick_files(job, self._sizer.next_size())
             if files:
-                if job.state is JobState.PENDING:
-                    self._set_state(job, JobState.PROCESSING, "started")
                 self._slots.append(asyncio.create_task(self._run_batch(job, files)))
                 return True
             if not any(key.startswith(job.id + ":") for key in self._inflight) and not any(
@@ -403,6 +414,9 @@ class BulkDownloadManager:
             ):
                 self._finish(job)
         return False
+
+    def _has_work(self, job: BulkDownloadJob) -> bool:
+        return any(f.state is FileState.PENDING for f in job.files)
 
     def _pick_files(self, job: BulkDownloadJob, size: int) -> list[JobFile]:
         picked = []
@@ -448,7 +462,7 @@ class BulkDownloadManager:
         except asyncio.CancelledError:
             if f.state is FileState.DOWNLOADING:  # paused or stopped: resumable later
                 f.state = FileState.PENDING
-            self._store.save_files(job.id, [f])
+            self._save_files(job, [f])
             raise
         except Exception as exc:  # a surprise ends the file FAILED, never left DOWNLOADING
             result = DownloadResult("failed", None, error=unexpected(self._request(job, f), exc))
@@ -491,7 +505,7 @@ class BulkDownloadManager:
             f.error = f.error_kind = None
             if result.path is not None:
                 await self._landed(f, result.path, result.sha256)
-            self._store.save_files(job.id, [f])
+            self._save_files(job, [f])
         else:
             self._fail_file(job, f, result)
 
@@ -501,7 +515,7 @@ class BulkDownloadManager:
         f.error_kind = str(err.kind) if err else "unknown"
         f.error = err.message if err else "failed"
         f.last_status = err.status if err else None
-        self._store.save_files(job.id, [f])
+        self._save_files(job, [f])
 
     async def _landed(self, f: JobFile, path: Path, sha256: str | None) -> None:
         """A file is in place: index it and write its sidecars."""
@@ -524,8 +538,10 @@ class BulkDownloadManager:
         )
 
     def _finish(self, job: BulkDownloadJob) -> None:
-        """End a job: COMPLETED only when every file is done *where it was asked for*."""
-        self._queue.remove(job.id)
+        """End a job: COMPLETED only when every file is done *where it was asked for*.
+
+        It leaves the queue only once its end is saved (else: the next wake tries again).
+        """
         if job.state is JobState.PENDING:  # nothing to download (all present, or empty)
             self._set_state(job, JobState.PROCESSING, "started")
         missing = [f for f in job.files if f.state.done and not _at_destination(f)]
@@ -534,11 +550,12 @@ class BulkDownloadManager:
             f.error = f"{f.path or f.info.name} is not there any more; a retry fetches it again"
             log.warning("job %s: %s", job.id, f.error)
         if missing:
-            self._store.save_files(job.id, missing)
+            self._save_files(job, missing)
         if job.failures or job.error or job.files_done < len(job.files):
             self._set_state(job, JobState.FAILED, job.failure_summary() or "not every file is done")
         else:
             self._set_state(job, JobState.COMPLETED, f"{job.files_done} file(s)")
+        self._queue.remove(job.id)
         asyncio.get_running_loop().create_task(self._notify_finished())
 
     async def _notify_finished(self) -> None:
@@ -554,7 +571,7 @@ class BulkDownloadManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._flush_progress()
+        self._flush_quietly()
 
     # ---------------------------------------------------------------- expansion
 
@@ -598,7 +615,7 @@ class BulkDownloadManager:
         job.name = model_name(job, requests, self.settings.base_url)
         job.expanded = True
         job.error = "; ".join(errors) or None
-        self._store.save_job(job)
+        self._save_job(job)
         self._wake.set()
 
     async def _plan(
@@ -706,8 +723,15 @@ class BulkDownloadManager:
         return DirectSource(str(record["url"]))
 
     def _set_state(self, job: BulkDownloadJob, new: JobState, reason: str) -> None:
+        """Change and save a job's state; when the save fails, memory keeps the old state."""
+        before = (job.state, job.started_at, job.finished_at)
         old = job.transition(new)
-        self._store.save_job(job, with_files=False)
+        try:
+            self._store.save_job(job, with_files=False)
+        except StoreError as err:
+            job.state, job.started_at, job.finished_at = before
+            self._store_failed(err)
+            raise
         self.bus.publish(JobStateChanged(job_id=job.id, old=str(old), new=str(new), reason=reason))
         if new.finished or new is JobState.PAUSED:
             asyncio.get_running_loop().create_task(self._notify_finished())
@@ -722,17 +746,71 @@ class BulkDownloadManager:
                     f.info = dataclasses.replace(f.info, size=event.total)
                 self._dirty.setdefault(job.id, set()).add(f.key)
 
+    def _save_files(self, job: BulkDownloadJob, files: list[JobFile]) -> None:
+        """Save files' rows; on failure they stay dirty and the saver tries again."""
+        try:
+            self._store.save_files(job.id, files)
+        except StoreError as err:
+            self._dirty.setdefault(job.id, set()).update(f.key for f in files)
+            self._store_failed(err)
+
+    def _store_failed(self, err: StoreError) -> None:
+        """Say it once per streak (log, event, ``store_error``); the saver keeps trying."""
+        if self.store_error is None:
+            log.error("state.db: %s", err.message)
+            self.bus.publish(StateSaveFailed(message=err.message))
+        self.store_error = err.message
+
     async def _save_progress_forever(self) -> None:
+        """Save progress every few seconds, and after a failed write retry what waits."""
         while True:
             await asyncio.sleep(PROGRESS_SAVE_SECONDS)
-            self._flush_progress()
+            try:
+                self._flush_progress()
+            except StoreError as err:
+                self._store_failed(err)
+                continue
+            if self.store_error is not None:
+                log.info("state.db: saving again")
+                self.store_error = None
+                self.bus.publish(StateSaveFailed(message="", recovered=True))
+                self._wake.set()  # job changes that could not be saved are made again
 
     def _flush_progress(self) -> None:
-        dirty, self._dirty = self._dirty, {}
-        for job_id, keys in dirty.items():
+        """Save what waits: whole jobs first (expanded or reset files), then files' progress.
+
+        Whatever could not be saved keeps waiting, and the StoreError is raised.
+        """
+        for job_id in list(self._unsaved_jobs):
             job = self._jobs.get(job_id)
             if job is not None:
-                self._store.save_files(job_id, [f for f in job.files if f.key in keys])
+                self._store.save_job(job)
+            self._unsaved_jobs.discard(job_id)
+        dirty, self._dirty = self._dirty, {}
+        try:
+            for job_id, keys in list(dirty.items()):
+                job = self._jobs.get(job_id)
+                if job is not None:
+                    self._store.save_files(job_id, [f for f in job.files if f.key in keys])
+                del dirty[job_id]
+        finally:
+            for job_id, keys in dirty.items():
+                self._dirty.setdefault(job_id, set()).update(keys)
+
+    def _save_job(self, job: BulkDownloadJob) -> None:
+        """Save a job with its files; on failure it waits for the saver."""
+        try:
+            self._store.save_job(job)
+        except StoreError as err:
+            self._unsaved_jobs.add(job.id)
+            self._store_failed(err)
+
+    def _flush_quietly(self) -> None:
+        """Flush where a failure must not stop the caller (it is reported and retried)."""
+        try:
+            self._flush_progress()
+        except StoreError as err:
+            self._store_failed(err)
 
 
 def _at_destination(f: JobFile) -> bool:

@@ -1,7 +1,10 @@
 """``state.db``: jobs and their files in SQLite (WAL), so a restart continues the queue.
 
 The store owns the schema and the row mapping; the manager decides when to
-save. Writes are small and grouped in one transaction per call.
+save. Writes are small and grouped in one transaction per call; a write that
+fails (a full disk, a read-only folder) is rolled back whole and raised as a
+:class:`StoreError` that says what to do, so the caller can keep memory and
+disk in step.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
 from civitai_tui.bulk.states import JobState
+from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
 from civitai_tui.private import private_file
 from civitai_tui.security.redact import mask_target
@@ -81,6 +85,20 @@ _FILE_COLUMNS = (
     " file_format, preview_url, state, done, attempts, last_status, error_kind, error, path,"
     " origin, method, warning"
 )
+
+
+class StoreError(CivitaiTuiError):
+    """A write to ``state.db`` failed; nothing of it was saved."""
+
+    def __init__(self, path: Path, exc: sqlite3.Error) -> None:
+        reason = str(exc)
+        full = "full" in reason.lower()
+        advice = "free space on its disk" if full else "check that its folder is writable"
+        super().__init__(
+            FailureKind.DISK_FULL if full else FailureKind.FILESYSTEM,
+            f"could not save to {path} ({reason}); {advice}, nothing else needs doing: "
+            "the engine saves again by itself",
+        )
 
 
 class JobStore:
@@ -171,18 +189,32 @@ class JobStore:
         ]
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """One write transaction: committed whole, or rolled back whole and raised as StoreError."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(self._path, exc) from exc
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, _: object) -> None:
+        try:
+            if exc_type is None:
+                self._db.execute("COMMIT")
+        except sqlite3.Error as commit_failed:
+            exc = commit_failed
+        if self._db.in_transaction:  # an error, or a COMMIT that failed (SQLITE_FULL)
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(self._path, exc) from exc
 
 
 def _marks(n: int) -> str:

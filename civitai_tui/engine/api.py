@@ -230,6 +230,8 @@ class ControlAPI:
                 "jobs": counts,
                 "network": self.engine.network.describe(),
                 "clients": {"waiting": self._waiters, "streams": len(self._streams)},
+                # Why writes to state.db fail, while they do (None: everything is saved).
+                "store_error": self.manager.store_error,
             }
         )
 
@@ -403,7 +405,11 @@ class ControlAPI:
         self._streams.add(ws)
         try:
             await ws.send_json(
-                {"type": "snapshot", "jobs": [job_detail(j) for j in self.manager.jobs()]}
+                {
+                    "type": "snapshot",
+                    "jobs": [job_detail(j) for j in self.manager.jobs()],
+                    "store_error": self.manager.store_error,
+                }
             )
             reader = asyncio.create_task(self._drain_incoming(ws))
             stopping = asyncio.create_task(self.engine.wait_stopped())

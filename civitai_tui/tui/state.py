@@ -201,6 +201,8 @@ class EngineState:
     perf: PerfView = field(default_factory=PerfView)
     connection: str = "connecting to the engine…"
     connected: bool = False
+    #: Why the engine cannot save to state.db, while it cannot (shown in the title).
+    store_error: str | None = None
     events_seen: int = 0
     #: (job id, state) of jobs that just finished, for the app to announce.
     finished: list[tuple[str, str]] = field(default_factory=list)
@@ -233,6 +235,7 @@ class EngineState:
         """One WebSocket message: a ``snapshot`` or a batch of ``events``."""
         kind = message.get("type")
         if kind == "snapshot":
+            self._set_store_error(message.get("store_error"))
             self.apply_summaries(message.get("jobs", []))
             for detail in message.get("jobs", []):
                 self.jobs[detail["id"]].apply_files(detail.get("files", []))
@@ -273,6 +276,14 @@ class EngineState:
             handler(self, event)
 
     # ------------------------------------------------------------ event handlers
+
+    def _set_store_error(self, message: str | None) -> None:
+        if message != self.store_error:
+            self.store_error = message or None
+            self._reordered = True
+
+    def _on_save_failed(self, event: dict[str, Any]) -> None:
+        self._set_store_error(None if event.get("recovered") else event.get("message"))
 
     def _job_for_key(self, key: str, job_id: str | None = None) -> JobView | None:
         return self.jobs.get(job_id or key.split(":", 1)[0])
@@ -392,6 +403,7 @@ class EngineState:
 
 
 _HANDLERS = {
+    "state_save_failed": EngineState._on_save_failed,
     "job_state_changed": EngineState._on_job_state,
     "file_started": EngineState._on_file_started,
     "file_progress": EngineState._on_file_progress,

@@ -223,12 +223,14 @@ class JobsScreen(EngineScreen):
     def sync(self, state: EngineState, *, full: bool = False) -> None:
         if full:
             self._painted_theme = self.app.theme
-        self.sub_title = (
-            state.connection
-            if not state.connected
-            else f"{len(state.jobs)} jobs"
-            + (f" · sorted by {self.sort_key}" if self.sort_key != "queue" else "")
-        )
+        if not state.connected:
+            self.sub_title = state.connection
+        elif state.store_error:
+            self.sub_title = f"engine cannot save: {state.store_error}"
+        else:
+            self.sub_title = f"{len(state.jobs)} jobs" + (
+                f" · sorted by {self.sort_key}" if self.sort_key != "queue" else ""
+            )
         dirty, reordered = state.take_dirty()
         table = self.table
         table.variables = self.app.theme_variables

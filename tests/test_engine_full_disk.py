@@ -1,0 +1,95 @@
+"""The state dir on a full disk (a 1 MiB tmpfs): errors the user sees, no ghost, no stale row."""
+
+from __future__ import annotations
+
+import errno
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from civitai_tui.simulator.server import Simulator
+from tests.engine_cli import Cli, until
+
+pytestmark = pytest.mark.slow
+
+
+def fill(disk: Path) -> list[Path]:
+    """Fill ``disk`` to the last byte: big writes, then ever smaller ones."""
+    fillers, chunk, n = [], 256 * 1024, 0
+    while chunk >= 512:
+        path = disk / f"filler-{n}"
+        n += 1
+        try:
+            with path.open("wb") as out:
+                while True:
+                    out.write(b"\0" * chunk)
+                    out.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+        fillers.append(path)
+        chunk //= 4
+    return fillers
+
+
+def job_row(home: Path, job_id: str) -> str:
+    with sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True) as db:
+        return str(db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+
+async def test_state_dir_on_a_full_disk(
+    sim: Simulator, tmp_path: Path, tiny_disk: Path, clis: list[Cli]
+) -> None:
+    home, lib, logs = tiny_disk / "home", tmp_path / "lib", tmp_path / "logs"
+    home.mkdir()
+    logs.mkdir()
+    (home / "logs").symlink_to(logs)  # the log must outlive the full disk to be read
+    (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.3\n")
+    cli = Cli(home, sim)
+    clis.append(cli)
+    model, file = next(
+        (m, f)
+        for m in sim.catalogue.models
+        if not m.mode and (f := m.versions[0].primary_file()) and 200_000 < f.size < 800_000
+    )
+    sim.faults.set(file.id, per_connection_rate=100_000)
+    job = json.loads((await cli("add", f"model:{model.id}", "-d", str(lib), "--json"))[1])
+    fillers = fill(tiny_disk)
+
+    # add: a clear error, and no job that exists only in memory
+    code, _, err = await cli("add", f"model:{model.id}", "-d", str(lib / "2"), check=False)
+    assert code == 1 and "could not save to" in err and "disk is full" in err, err
+    assert [j["id"] for j in await cli.jobs()] == [job["id"]]
+
+    # the download ends while nothing can be saved: memory does not claim COMPLETED
+    def downloaded(jobs: list[dict[str, Any]]) -> bool:
+        return jobs[0]["files_total"] > 0 and jobs[0]["files_done"] == jobs[0]["files_total"]
+
+    seen: list[dict[str, Any]] = []
+
+    async def poll() -> bool:
+        seen[:] = await cli.jobs()
+        return downloaded(seen)
+
+    deadline = 60
+    while not await poll():
+        deadline -= 1
+        assert deadline > 0, seen
+    assert seen[0]["state"] == "PROCESSING"
+    assert job_row(home, job["id"]) in ("PENDING", "PROCESSING")
+    status = json.loads((await cli("engine", "status", "--json"))[1])
+    assert "disk is full" in status["store_error"]
+
+    for filler in fillers:
+        filler.unlink()
+    code, _, err = await cli("wait", "--timeout", "30", check=False)
+    assert code == 0, err
+    assert job_row(home, job["id"]) == "COMPLETED"
+    log = (logs / "civitai-tui.log").read_text()
+    assert "state.db: could not save to" in log and "state.db: saving again" in log
+    status = json.loads((await cli("engine", "status", "--json"))[1])
+    assert status["store_error"] is None
+    await cli("engine", "stop")
+    await until(lambda: not (home / "engine.sock").exists(), 15)
