@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,34 @@ async def spawn(cli: Cli, *args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def on_a_terminal(cli: Cli, *args: str) -> tuple[int, str]:
+    """Run ``civitai-tui ARGS`` with stderr on a pseudo-terminal: its status and what it drew."""
+    primary, secondary = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "civitai_tui",
+        *args,
+        env={**cli.env, "COLUMNS": "120", "TERM": "xterm"},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    drawn = bytearray()
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            chunk = await loop.run_in_executor(None, os.read, primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    return await proc.wait(), drawn.decode(errors="replace")
 
 
 async def slow_job(sim: Simulator, cli: Cli, lib: Path) -> str:
@@ -86,6 +116,8 @@ async def test_wait_exit_status_tells_timeout_from_failure_and_success(
     job = await slow_job(sim, cli, lib)
     code, _, err = await cli("wait", "--timeout", "0.5", check=False)
     assert code == 3 and "not finished within 0.5 s" in err
+    code, shown = await on_a_terminal(cli, "wait", "--timeout", "2")
+    assert code == 3 and "0/1 jobs finished" in shown and "not finished within 2 s" in shown
     await cli("cancel", job)
     code, _, err = await cli("wait", job, check=False)
     assert code == 1 and "did not complete" in err
