@@ -54,7 +54,7 @@ async def test_state_dir_on_a_full_disk(
         for m in sim.catalogue.models
         if not m.mode and (f := m.versions[0].primary_file()) and 200_000 < f.size < 800_000
     )
-    sim.faults.set(file.id, per_connection_rate=100_000)
+    sim.faults.set(file.id, total_rate=100_000)  # seconds, however many connections
     job = json.loads((await cli("add", f"model:{model.id}", "-d", str(lib), "--json"))[1])
     fillers = fill(tiny_disk)
 
