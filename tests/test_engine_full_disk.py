@@ -81,6 +81,7 @@ async def test_state_dir_on_a_full_disk(
     assert job_row(home, job["id"]) in ("PENDING", "PROCESSING")
     status = json.loads((await cli("engine", "status", "--json"))[1])
     assert "disk is full" in status["store_error"]
+    assert "state.db: saving again" not in (logs / "civitai-tui.log").read_text()
 
     for filler in fillers:
         filler.unlink()
@@ -93,3 +94,32 @@ async def test_state_dir_on_a_full_disk(
     assert status["store_error"] is None
     await cli("engine", "stop")
     await until(lambda: not (home / "engine.sock").exists(), 15)
+
+
+async def test_the_saver_declares_recovery_only_when_a_write_succeeds(
+    sim: Simulator, tiny_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing waiting to be saved is no proof the disk has room: the saver probes with a write."""
+    import asyncio
+
+    from civitai_tui.bulk import manager as manager_module
+    from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
+    from civitai_tui.bulk.store import StoreError
+
+    monkeypatch.setattr(manager_module, "PROGRESS_SAVE_SECONDS", 0.02)
+    manager = BulkDownloadManager(ManagerSettings(state_dir=tiny_disk, base_url=sim.api_url))
+    await manager.start()
+    try:
+        fillers = fill(tiny_disk)
+        with pytest.raises(StoreError, match="disk is full"):
+            await manager.add_job(["model:1"])
+        assert manager.jobs() == [] and manager.store_error is not None
+        await asyncio.sleep(0.3)  # some 15 saver ticks with nothing to save
+        assert manager.store_error is not None
+        for filler in fillers:
+            filler.unlink()
+        await until(lambda: manager.store_error is None, 10)
+        job = await manager.add_job(["model:1"])
+        assert [j.id for j in manager.jobs()] == [job.id]
+    finally:
+        await manager.stop()

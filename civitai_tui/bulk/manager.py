@@ -247,7 +247,11 @@ class BulkDownloadManager:
             priority=priority,
             seq=self._store.next_seq(),
         )
-        self._store.save_job(job)  # first: a job that is not saved does not exist
+        try:
+            self._store.save_job(job)  # first: a job that is not saved does not exist
+        except StoreError as err:
+            self._store_failed(err)
+            raise
         self._jobs[job.id] = job
         self.bus.publish(JobStateChanged(job_id=job.id, old=None, new=str(job.state)))
         self._queue.push(job.id, job.priority, job.seq)
@@ -766,6 +770,8 @@ class BulkDownloadManager:
         while True:
             await asyncio.sleep(PROGRESS_SAVE_SECONDS)
             try:
+                if self.store_error is not None:
+                    self._store.touch()  # nothing may wait, yet only a write tells
                 self._flush_progress()
             except StoreError as err:
                 self._store_failed(err)
