@@ -125,8 +125,8 @@ class QueueProgress:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=None),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            DownloadColumn(binary_units=True),
+            BinarySpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=True,

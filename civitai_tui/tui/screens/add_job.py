@@ -233,7 +233,7 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             return
         self._show_error("\n".join(preview.get("errors", [])))
         self.previewed = request if preview["files"] else None
-        into = f"into [b]{escape(request.options_dict['dest'])}[/b]\n"
+        into = f"into [b]{markup_safe(request.options_dict['dest'])}[/b]\n"
         self.query_one("#add-preview", Static).update(into + describe_preview(preview))
 
     @work(exclusive=True, group="add", exit_on_error=False)
