@@ -24,7 +24,7 @@ from aiohttp import web
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.catalogue import FileRef, SimFile, SimModel
 from civitai_tui.simulator.server import Simulator
-from tests.test_engine_process import Cli, clis, until  # noqa: F401 (clis is a fixture)
+from tests.engine_cli import Cli, until
 
 pytestmark = pytest.mark.slow
 

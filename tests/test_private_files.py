@@ -17,7 +17,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.logs import setup_logging
 from civitai_tui.security.quarantine import QuarantineNote, quarantine
 from civitai_tui.simulator.server import Simulator
-from tests.test_engine_process import Cli, clis  # noqa: F401 (a fixture)
+from tests.engine_cli import Cli
 
 SECRET = "s3cr3t-Value-42"
 

@@ -346,8 +346,12 @@ class BulkDownloadManager:
     async def set_max_speed(self, job_id: str, rate: int | None) -> BulkDownloadJob:
         """A job's own speed limit (bytes/s, None or 0: none), applied to its running files."""
         job = self.get(job_id)
-        job.options = dataclasses.replace(job.options, max_speed=rate or None)
-        self._store.save_job(job, with_files=False)
+        old, job.options = job.options, dataclasses.replace(job.options, max_speed=rate or None)
+        try:
+            self._store.save_job(job, with_files=False)
+        except StoreError:
+            job.options = old
+            raise
         self.settings.download.speed.set_job(job.id, rate or 0)
         return job
 
