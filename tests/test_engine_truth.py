@@ -69,7 +69,7 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture
-def setup(sim: Simulator, tmp_path: Path, clis: list[Cli]) -> tuple[Cli, Path, Path]:  # noqa: F811
+def setup(sim: Simulator, tmp_path: Path, clis: list[Cli]) -> tuple[Cli, Path, Path]:
     home, lib = tmp_path / "home", tmp_path / "lib"
     home.mkdir()
     (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.5\n")

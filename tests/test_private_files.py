@@ -40,7 +40,7 @@ def open_umask() -> Iterator[None]:
 async def test_an_engine_in_an_open_state_dir_writes_private_files(
     sim: Simulator,
     tmp_path: Path,
-    clis: list[Cli],  # noqa: F811 (the fixture imported above)
+    clis: list[Cli],
     open_umask: None,
 ) -> None:
     home = tmp_path / "home"
