@@ -599,6 +599,12 @@ def engine_status(as_json: bool) -> None:
             ("state dir", found["state_dir"]),
             ("API token", token),
             ("jobs", jobs),
+            *[(name, str(value)) for name, value in found.get("network", {}).items()],
+            *(
+                [("state.db", f"cannot save: {found['store_error']}")]
+                if found.get("store_error")
+                else []
+            ),
         ):
             click.echo(f"{label + ':':<11}{value}")
     else:
