@@ -245,7 +245,7 @@ def get(
                 parsed,
                 options,
                 base_url=env.base_url,
-                api_key=env.api_key or load_token(state_dir()),
+                api_key=_api_key(env),
                 settings=settings,
                 bus=bus,
                 on_planned=planned,
@@ -289,7 +289,12 @@ def _dry_run(
 
     requests, failures = _run(
         plan_get(
-            parsed, options, base_url=env.base_url, api_key=env.api_key, bus=bus, limiters=limiters
+            parsed,
+            options,
+            base_url=env.base_url,
+            api_key=_api_key(env),
+            bus=bus,
+            limiters=limiters,
         )
     )
     plan = build_plan(requests, failures, options.plan.dest)
@@ -326,6 +331,11 @@ def _get_options(
         host_memory=state_dir() / HOST_MEMORY_FILE,
         library=library,
     )
+
+
+def _api_key(env: Environment) -> str | None:
+    """``CIVITAI_API_KEY``, else the token ``civitai-tui login`` stored."""
+    return env.api_key or load_token(state_dir())
 
 
 def _job_options(bulk: dict[str, Any], dest: Path | None, config: Config) -> JobOptions:

@@ -161,6 +161,8 @@ async def tls_sim() -> AsyncIterator[Simulator]:
         yield simulator
     finally:
         await simulator.close()
+
+
 @pytest.fixture
 def clis() -> Iterator[list[Cli]]:
     """CLIs made by a test; whatever engine they leave running is killed at the end."""
