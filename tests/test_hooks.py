@@ -49,7 +49,14 @@ async def test_hooks_get_the_facts_never_the_token_and_a_failing_hook_is_only_lo
     async with embedded_engine(sim, tmp_path / "home", config) as (engine, client, _):
         job = await client.add([f"model:{model.id}"], options={"dest": str(tmp_path / "m")})
         assert (await client.wait([job["id"]], timeout=60))["ok"]
-        await wait_for(lambda: len(list(out.glob("job_done-*.json"))) == 1)
+        # Each hook is its own process: wait for both records, in whatever order they end.
+        await wait_for(
+            lambda: (
+                len(list(out.glob("job_done-*.json")))
+                == len(list(out.glob("file_done-*.json")))
+                == 1
+            )
+        )
         [file_env] = [json.loads(p.read_text()) for p in out.glob("file_done-*.json")]
         [job_env] = [json.loads(p.read_text()) for p in out.glob("job_done-*.json")]
         [landed] = (tmp_path / "m").glob("*.safetensors")
