@@ -54,9 +54,7 @@ def load_ui_settings(state_dir: Path) -> UISettings:
     except ConfigError as err:
         warnings.append(f"{err.message}; using the default UI settings")
     keymap = _read_keymap(path, warnings)
-    return UISettings(
-        state_dir, theme, refresh_hz, notify_done, keymap, tuple(warnings), dest=dest
-    )
+    return UISettings(state_dir, theme, refresh_hz, notify_done, keymap, tuple(warnings), dest=dest)
 
 
 def _read_keymap(path: Path, warnings: list[str]) -> dict[str, str]:
