@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from civitai_tui.civitai.client import CivitAIClient
@@ -222,3 +222,30 @@ async def test_an_unforeseen_exception_fails_that_file_only(
     assert [r.status for r in results] == ["failed", "completed"]
     assert results[0].error.kind is FailureKind.INTERNAL
     assert "ZeroDivisionError: a bug nobody foresaw" in results[0].error.message
+
+
+# -- a server that echoes the token never gets it shown ---------------------------------
+
+from civitai_tui.civitai.client import _Answer  # noqa: E402 (the answer shape the client reads)
+from tests.conftest import TOKEN  # noqa: E402
+
+echoes = st.sampled_from(
+    [TOKEN, f"Bearer {TOKEN}", f"token={TOKEN}", f"key: {TOKEN}", TOKEN.upper(), f"x{TOKEN}y"]
+)
+
+
+@given(
+    st.sampled_from([400, 401, 403, 404, 410, 429, 500, 503]),
+    st.text(max_size=20),
+    echoes,
+    st.sampled_from(["message", "error", "deadline"]),
+)
+@example(400, "", TOKEN.upper(), "message").via("found: the token echoed upper-cased")
+def test_an_error_answer_echoing_the_token_never_shows_it(
+    status: int, text: str, echo: str, field: str
+) -> None:
+    client = CivitAIClient("https://civitai.com", TOKEN)
+    body = json.dumps({field: f"{text}{echo}{text}"}).encode()
+    answer = _Answer(status, {"Content-Type": "application/json"}, body, "https://civitai.com/x")
+    err = client._error(answer, "model 1")
+    assert TOKEN not in err.message and TOKEN.upper() not in err.message.upper()

@@ -89,9 +89,10 @@ def mask_text(text: str) -> str:
     """``text`` with tokens, keys, signatures and registered secrets replaced by ``***``."""
     with _secrets_lock:
         secrets = tuple(_secrets)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
+    folded = text.lower() if secrets else text
+    for secret in secrets:  # in any case: a server may echo it upper-cased
+        if secret.lower() in folded:
+            text = re.sub(re.escape(secret), MASK, text, flags=re.IGNORECASE)
     for rx, rep in _PATTERNS:
         text = rx.sub(rep, text)
     return text
