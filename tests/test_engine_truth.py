@@ -369,3 +369,31 @@ async def test_a_small_volume_takes_a_small_file_and_a_refusal_says_what_to_do(
     code, _, err = await cli(*WAIT, check=False)
     assert code == 0, err
     assert sha256(tiny_disk / other.name) == other.content.hashes().sha256
+
+
+async def test_a_file_that_lands_while_another_job_waits_is_linked_not_fetched_again(
+    sim: Simulator, setup: tuple[Cli, Path, Path]
+) -> None:
+    cli, home, lib = setup
+    config = "[bulk]\nbatch_size = 1\nconcurrent_batches = 2\nstrategy = 'parallel'\n"
+    (home / "config.toml").write_text(config)
+    (model, primary), (slow_model, slow) = small_models(sim, 2)
+    sim.faults.set(primary.id, per_connection_rate=max(primary.size // 3, 1))
+    sim.faults.set(slow.id, per_connection_rate=max(slow.size // 12, 1))
+    # The second job is planned while the first is still fetching the shared file, and
+    # reaches that file only after it landed: it is linked then, not fetched again.
+    first = await add(cli, lib / "one", f"model:{model.id}")
+    second = await add(cli, lib / "two", f"model:{slow_model.id}", f"model:{model.id}")
+    code, _, err = await cli(*WAIT, check=False)
+    assert code == 0, err
+    one, two = lib / "one" / primary.name, lib / "two" / primary.name
+    assert sha256(two) == primary.content.hashes().sha256
+    assert one.stat().st_ino == two.stat().st_ino
+    assert sim.stats.bytes_per_file[primary.id] == primary.size  # fetched once
+    files = {f["name"]: f for f in (await details(home, second))["files"]}
+    assert (files[primary.name]["content_from"], files[primary.name]["content_source"]) == (
+        "hardlink",
+        str(one),
+    )
+    (g,) = (await details(home, first))["files"]
+    assert g["content_from"] == "download"

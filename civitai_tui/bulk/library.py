@@ -120,13 +120,17 @@ class LibraryIndex:
             sha256.upper(),
         )
 
-    def find(self, sha256: str) -> Path | None:
-        """A file in the index with this SHA256 that is still there, unchanged."""
+    def find(self, sha256: str, exclude: Path | None = None) -> Path | None:
+        """A file in the index with this SHA256 that is still there, unchanged (other
+        than ``exclude``)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT path, size, mtime_ns FROM library WHERE sha256 = ?", (sha256.upper(),)
             ).fetchall()
+        skip = str(exclude.resolve()) if exclude is not None else None
         for path, size, mtime_ns in rows:
+            if path == skip:
+                continue
             try:
                 stat = os.stat(path)
             except OSError:

@@ -464,6 +464,7 @@ class BulkDownloadManager:
     async def _download(self, job: BulkDownloadJob, f: JobFile) -> DownloadResult:
         assert self._downloader is not None
         try:
+            f.origin = f.origin or self._copy_elsewhere(f)  # one may have landed since
             placed = await self._place(f) if f.origin else None
             result = placed or await self._downloader.download(self._request(job, f))
             await self._apply_result(job, f, result)
@@ -702,7 +703,7 @@ class BulkDownloadManager:
         if not (f.sha256 and f.filename) or self.settings.dedupe == "download":
             return None
         assert self._library is not None
-        found = self._library.find(f.sha256)
+        found = self._library.find(f.sha256, exclude=Path(f.dest_dir) / f.filename)
         return str(found) if found is not None else None
 
     # ---------------------------------------------------------------- plumbing
