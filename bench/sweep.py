@@ -260,9 +260,10 @@ def measure_profile(
     profile: Profile, clients: list[str], sim: dict[str, Any], work: Path, timeout: float
 ) -> list[Run]:
     """Every client once. Fixed counts run from 64 down and stop at one twice as slow as
-    the best so far (fewer connections than that only get slower: it cannot be the best)."""
+    the best so far (fewer connections than that only get slower: it cannot be the best);
+    each has at most 2.5x the fastest run so far (slower cannot move a ratio above 0.4)."""
     runs: list[Run] = []
-    best = math.inf
+    best = fastest = math.inf
     fixed = sorted((c for c in clients if c.startswith("fixed-")), key=lambda c: -int(c[6:]))
     for client in [c for c in clients if not c.startswith("fixed-")] + fixed:
         if client.startswith("fixed-") and runs and runs[-1].client.startswith("fixed-"):
@@ -272,8 +273,11 @@ def measure_profile(
             elif last.seconds > 2 * best:
                 print(f"  {client}: skipped ({last.client} was twice the best)", file=sys.stderr)
                 continue
-        run = measure(profile, client, sim, work, timeout)
+        limit = min(timeout, max(8.0, 2.5 * fastest)) if client.startswith("fixed-") else timeout
+        run = measure(profile, client, sim, work, limit)
         runs.append(run)
+        if run.ok:
+            fastest = min(fastest, run.seconds)
         if client.startswith("fixed-") and run.ok:
             best = min(best, run.seconds)
         print(f"  {client}: {cell([run], client)} s", file=sys.stderr)
