@@ -22,7 +22,9 @@ connection limit times the per-connection cap. The table, the seed and the
 distribution of every ratio are printed; every run goes to
 ``bench/results/sweep-*.json``.
 
-Usage: ``python -m bench.sweep --profiles N [--seed S] [--target S] [--clients ...]``
+Usage: ``python -m bench.sweep --profiles N [--seed S] [--target S] [--clients ...]``,
+``python -m bench.sweep --report bench/results/sweep-....json`` (a saved sweep, also a
+partial one: the file is written after every profile).
 """
 
 from __future__ import annotations
@@ -473,13 +475,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="tmpfs"
     )
+    parser.add_argument("--report", type=Path, help="print the report of a saved sweep")
     args = parser.parse_args(argv)
+    if args.report:
+        report(*load(args.report))
+        return 0
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     clients = [c for c in args.clients.split(",") if c != "aria2c" or shutil.which("aria2c")]
     print(f"seed {seed}", file=sys.stderr)
     rows: list[Row] = []
     started = time.monotonic()
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"sweep-{seed}-{stamp}.json"
     with tempfile.TemporaryDirectory(prefix="sweep-", dir=args.work) as tmp:
         work = Path(tmp)
         for index in range(1, args.profiles + 1):
@@ -490,25 +499,42 @@ def main(argv: list[str] | None = None) -> int:
             with simulator(profile.sizes) as sim:
                 runs = measure_profile(profile, clients, sim, work, timeout)
             rows.append(Row(profile, runs))
-    print(f"## Sweep, seed {seed}: {len(rows)} profiles, {time.monotonic() - started:.0f} s\n")
+            save(out, seed, args.target, rows, time.monotonic() - started)  # after every one
+    report(seed, rows, time.monotonic() - started)
+    return 0
+
+
+def save(path: Path, seed: int, target: float, rows: list[Row], seconds: float) -> None:
+    data = {
+        "seed": seed,
+        "target": target,
+        "seconds": seconds,
+        "load": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "profiles": [asdict(row.profile) for row in rows],
+        "runs": [asdict(run) for row in rows for run in row.runs],
+    }
+    path.write_text(json.dumps(data, indent=1))
+
+
+def load(path: Path) -> tuple[int, list[Row], float]:
+    """A saved sweep (``--report``): its seed, rows and duration."""
+    data = json.loads(path.read_text())
+    runs = [Run(**r) for r in data["runs"]]
+    rows = [
+        Row(Profile(**p), [r for r in runs if r.profile == p["index"]]) for p in data["profiles"]
+    ]
+    return data["seed"], rows, data.get("seconds", 0.0)
+
+
+def report(seed: int, rows: list[Row], seconds: float) -> None:
+    print(f"## Sweep, seed {seed}: {len(rows)} profiles, {seconds:.0f} s\n")
     print(table(rows))
     print()
     for line in summary(rows):
         print(line)
     print("\nWorst profiles (ADAPTIVE cold ÷ best fixed):")
     print(table(worst_rows(rows)))
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    data = {
-        "seed": seed,
-        "target": args.target,
-        "load": os.getloadavg(),
-        "cpus": os.cpu_count(),
-        "profiles": [asdict(row.profile) for row in rows],
-        "runs": [asdict(run) for row in rows for run in row.runs],
-    }
-    (RESULTS / f"sweep-{seed}-{stamp}.json").write_text(json.dumps(data, indent=1))
-    return 0
 
 
 if __name__ == "__main__":
