@@ -7,7 +7,6 @@ that path), and what the destination's disk keeps free once the rest is in.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from civitai_tui.civitai.planner import PlanFailure
+from civitai_tui.download.disk import free_bytes
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.security.display import printable, rich_text
 from civitai_tui.tui.formatting import human_bytes
@@ -55,14 +55,6 @@ def _present(path: Path | None, size: int | None) -> bool:
     return path is not None and path.is_file() and (size is None or path.stat().st_size == size)
 
 
-def _free(dest: Path) -> int | None:
-    """Free bytes on the disk that holds ``dest`` (its nearest existing folder)."""
-    for folder in (dest, *dest.parents):
-        if folder.exists():
-            return shutil.disk_usage(folder).free
-    return None
-
-
 def build_plan(
     requests: Sequence[DownloadRequest], failures: Sequence[PlanFailure], dest: Path
 ) -> Plan:
@@ -83,7 +75,7 @@ def build_plan(
             )
         )
     new = sum(f.size or 0 for f in files if not f.present)
-    free = _free(dest.expanduser().resolve())
+    free = free_bytes(dest)
     return Plan(
         dest=str(dest),
         files=files,

@@ -46,6 +46,7 @@ from civitai_tui.civitai.targets import (
     describe_target,
     parse_target,
 )
+from civitai_tui.download.disk import free_bytes
 from civitai_tui.download.downloader import FileDownloader, unexpected
 from civitai_tui.download.place import place_copy
 from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
@@ -595,6 +596,7 @@ class BulkDownloadManager:
         return {
             "files": len(files),
             "total_bytes": sum(f.size or 0 for f in files),
+            "free_bytes": free_bytes(Path(options.dest or ".")),
             "already_present": len(present),
             "from_library": len(copies),
             "download_bytes": sum(

@@ -96,6 +96,15 @@ def disk_full(where: Path, needed: int | None = None) -> CivitaiTuiError:
     )
 
 
+def free_bytes(dest: Path) -> int | None:
+    """Free bytes on the disk that holds ``dest`` (its nearest existing folder)."""
+    dest = dest.expanduser().resolve()
+    for folder in (dest, *dest.parents):
+        if folder.exists():
+            return shutil.disk_usage(folder).free
+    return None
+
+
 def check_free_space(
     directory: Path, needed: int, rule: FreeSpaceRule, what: str, *, partial: bool = False
 ) -> None:

@@ -102,13 +102,24 @@ def _wire_options(request: AddRequest) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in request.options}
 
 
+def _free_after(preview: dict[str, Any]) -> str:
+    """ "; 1.2 GiB free after (3.4 GiB now)" on the destination's disk, when the engine knows."""
+    free = preview.get("free_bytes")
+    if not isinstance(free, int):
+        return ""
+    after = free - int(preview["download_bytes"])
+    if after < 0:
+        return f"; [$error]not enough space[/]: {human_bytes(free)} free"
+    return f"; {human_bytes(after)} free after ({human_bytes(free)} now)"
+
+
 def describe_preview(preview: dict[str, Any]) -> str:
     """The preview in a few lines of markup."""
     lines = [
         f"[b]{preview['files']}[/b] file(s), {human_bytes(preview['total_bytes'])} in all; "
         f"[b]{preview['already_present']}[/b] already present; "
         f"[b]{preview.get('from_library', 0)}[/b] placed from copies in the library; "
-        f"{human_bytes(preview['download_bytes'])} to download"
+        f"{human_bytes(preview['download_bytes'])} to download" + _free_after(preview)
     ]
     for item in preview.get("items", [])[:PREVIEW_ITEMS]:
         mark = " (present)" if item.get("present") else ""
