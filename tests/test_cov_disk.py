@@ -17,6 +17,7 @@ from civitai_tui.download.session import create_download_session
 from civitai_tui.download.transfer import part_path
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
+from tests.loopback import serve_app
 
 BODY = bytes(range(256)) * 64
 
@@ -92,14 +93,9 @@ async def origin() -> AsyncIterator[Origin]:
     state = Origin()
     app = web.Application()
     app.router.add_get("/f.raw", state.serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}/f.raw"
-    try:
+    async with serve_app(app) as port:
+        state.url = f"http://127.0.0.1:{port}/f.raw"
         yield state
-    finally:
-        await runner.cleanup()
 
 
 def request(url: str, dest: Path, size: int | None) -> DownloadRequest:

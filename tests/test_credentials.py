@@ -16,6 +16,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.redact import mask_text
 from civitai_tui.simulator.server import Simulator
 from tests.conftest import TOKEN
+from tests.loopback import serve_app
 
 PASSWORD = "hunter2-base-url-password"
 NETRC_PASSWORD = "netrc-secret-password"
@@ -82,15 +83,8 @@ async def recorder() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serve_app(app) as port:
         yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

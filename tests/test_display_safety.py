@@ -20,6 +20,7 @@ from civitai_tui.security.display import markup_safe, printable, rich_text
 from civitai_tui.tui.state import FileView, JobView
 from civitai_tui.tui.widgets.job_detail import file_cells, job_header
 from civitai_tui.tui.widgets.jobs_table import job_cells
+from tests.loopback import serve_app
 
 CLIPBOARD = "\x1b]52;c;ZXZpbA==\x07"
 TITLE = "\x1b]0;pwned\x1b\\"
@@ -86,13 +87,10 @@ async def test_get_prints_a_hostile_api_message_inert(tmp_path: Path) -> None:
 
     app = web.Application()
     app.router.add_get("/api/v1/models/{id}", not_found)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    env = {**os.environ, "CIVITAI_TUI_HOME": str(tmp_path / "home"), "CIVITAI_BASE_URL": base}
-    env.pop("CIVITAI_API_KEY", None)
-    try:
+    async with serve_app(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "CIVITAI_TUI_HOME": str(tmp_path / "home"), "CIVITAI_BASE_URL": base}
+        env.pop("CIVITAI_API_KEY", None)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "civitai_tui", "get", "model:1", "--dest", str(tmp_path),
             env={**env, "COLUMNS": "300"},
@@ -100,8 +98,6 @@ async def test_get_prints_a_hostile_api_message_inert(tmp_path: Path) -> None:
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        await runner.cleanup()
     shown = out.decode() + err.decode()
     assert proc.returncode == 1
     assert "\x1b" not in shown and "\x9b" not in shown and "\u202e" not in shown

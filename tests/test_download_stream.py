@@ -40,6 +40,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import EventBus, FileProgress, RetryScheduled
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator
+from tests.loopback import serve_app
 
 
 def open_fds() -> int:
@@ -301,15 +302,8 @@ async def tls_origin(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
 
     app = web.Application()
     app.router.add_get("/f", body)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serve_app(app, ssl_context=context) as port:
         yield f"https://127.0.0.1:{port}/f", cert
-    finally:
-        await runner.cleanup()
 
 
 async def test_an_untrusted_certificate_is_refused(tls_origin: tuple[str, Path]) -> None:

@@ -25,6 +25,7 @@ from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.catalogue import FileRef, SimFile, SimModel
 from civitai_tui.simulator.server import Simulator
 from tests.engine_cli import Cli, until
+from tests.loopback import serve_app
 
 pytestmark = pytest.mark.slow
 
@@ -197,15 +198,8 @@ async def hostile_origin(tmp_path: Path) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/deep.safetensors", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serve_app(app) as port:
         yield f"http://127.0.0.1:{port}/deep.safetensors"
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_header_nested_200k_deep_is_refused_not_completed(

@@ -32,6 +32,7 @@ from civitai_tui.net.policy import (
     parse_host,
 )
 from civitai_tui.simulator.server import Simulator
+from tests.loopback import serve_app
 
 BUDGET = settings(max_examples=300, deadline=None)
 
@@ -176,15 +177,8 @@ async def origin() -> AsyncIterator[tuple[int, list[str]]]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serve_app(app) as port:
         yield port, hits
-    finally:
-        await runner.cleanup()
 
 
 async def test_names_resolving_to_internal_addresses_are_refused_at_connect(

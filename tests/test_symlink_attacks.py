@@ -21,6 +21,7 @@ from civitai_tui.download.request import DirectSource, DownloadRequest
 from civitai_tui.download.session import create_download_session
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
+from tests.loopback import serve_app
 
 BODY = os.urandom(256 * 1024)
 NAME = "m.raw"
@@ -39,16 +40,14 @@ async def origin(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
 
     app = web.Application()
     app.router.add_get(f"/{NAME}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/{NAME}"
-    async with create_download_session() as session, session.head(url) as resp:
-        validators = {"etag": resp.headers["ETag"], "last_modified": resp.headers["Last-Modified"]}
-    try:
+    async with serve_app(app) as port:
+        url = f"http://127.0.0.1:{port}/{NAME}"
+        async with create_download_session() as session, session.head(url) as resp:
+            validators = {
+                "etag": resp.headers["ETag"],
+                "last_modified": resp.headers["Last-Modified"],
+            }
         yield url, validators
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
