@@ -52,7 +52,7 @@ from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
 from civitai_tui.download.speed import Throttle
 from civitai_tui.errors import CivitaiTuiError, FailureKind
-from civitai_tui.net.connector import SOCKS_ERRORS, SOCKS_TYPES
+from civitai_tui.net.connector import SOCKS_ERRORS
 from civitai_tui.net.failures import network_failure, through
 from civitai_tui.net.network import Network, current
 from civitai_tui.net.policy import checked_addrinfo, refusal
@@ -435,14 +435,7 @@ class RangeStream:
     def _open_socks(self, address: tuple[str, int], timeout: float) -> socket.socket:
         proxy = self._proxy
         assert proxy is not None
-        sock = SyncProxy(
-            SOCKS_TYPES[proxy.scheme],
-            proxy.host,
-            proxy.port,
-            proxy.username,
-            proxy.password,
-            rdns=proxy.remote_dns,
-        ).connect(address[0], address[1], timeout=timeout)
+        sock = proxy.socks(SyncProxy).connect(address[0], address[1], timeout=timeout)
         self._watch(sock)
         if self._aborted.is_set():
             self._unwatch()

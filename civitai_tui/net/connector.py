@@ -39,14 +39,6 @@ if TYPE_CHECKING:
     from aiohttp.client_reqrep import ClientRequest
     from aiohttp.tracing import Trace
 
-SOCKS_TYPES = {
-    "socks4": python_socks.ProxyType.SOCKS4,
-    "socks4a": python_socks.ProxyType.SOCKS4,
-    "socks5": python_socks.ProxyType.SOCKS5,
-    "socks5h": python_socks.ProxyType.SOCKS5,
-}
-
-
 #: What python-socks raises when the proxy cannot be reached or refuses the target.
 SOCKS_ERRORS = (
     python_socks.ProxyError,
@@ -125,15 +117,7 @@ class RoutedConnector(aiohttp.TCPConnector):
         assert port is not None
         context = self._get_ssl_context(req)
         target = f"{host}:{port}"
-        socks = SocksProxy(
-            SOCKS_TYPES[proxy.scheme],
-            proxy.host,
-            proxy.port,
-            proxy.username,
-            proxy.password,
-            rdns=proxy.remote_dns,
-            loop=self._loop,
-        )
+        socks = proxy.socks(SocksProxy, loop=self._loop)
         try:
             async with asyncio.timeout(timeout.sock_connect):
                 sock = await socks.connect(host, port)

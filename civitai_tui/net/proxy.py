@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
+
+import python_socks
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.redact import MASK, register_secret
@@ -31,6 +34,13 @@ from civitai_tui.security.redact import MASK, register_secret
 SCHEMES = ("http", "socks4", "socks4a", "socks5", "socks5h")
 DEFAULT_PORT = 1080
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+SOCKS_TYPES = {
+    "socks4": python_socks.ProxyType.SOCKS4,
+    "socks4a": python_socks.ProxyType.SOCKS4,
+    "socks5": python_socks.ProxyType.SOCKS5,
+    "socks5h": python_socks.ProxyType.SOCKS5,
+}
+_Socks = TypeVar("_Socks")
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,18 @@ class Proxy:
         if self.username is None:
             return self.url
         return self.url.replace("://", f"://{MASK}@", 1)
+
+    def socks(self, kind: Callable[..., _Socks], **extra: Any) -> _Socks:
+        """This SOCKS server as a python-socks ``Proxy`` (``kind``: its sync or asyncio class)."""
+        return kind(
+            SOCKS_TYPES[self.scheme],
+            self.host,
+            self.port,
+            self.username,
+            self.password,
+            rdns=self.remote_dns,
+            **extra,
+        )
 
     def authorization(self) -> str | None:
         """The ``Proxy-Authorization`` value for an HTTP proxy with credentials."""
