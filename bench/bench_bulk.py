@@ -82,14 +82,9 @@ SPECIALS = "bench-specials"
 def set_aside_specials(sim: Simulator) -> None:
     """Give the catalogue's quirky files (malicious, early access, 512 MiB ...) a
     creator of their own, so ``user:`` targets reach only the uniform files."""
-    specials = sim.catalogue.specials
-    ids = {
-        getattr(specials, n).model_id
-        for n in specials.__dataclass_fields__
-        if hasattr(getattr(specials, n), "model_id")
-    }
+    ordinary = {m.id for m in sim.catalogue.ordinary_models()}
     for model in sim.catalogue.models:
-        if model.id in ids or model.mode:
+        if model.id not in ordinary:
             model.creator = SPECIALS
 
 

@@ -248,13 +248,7 @@ class Engine:
 
 def pick_models(sim: Simulator, count: int) -> list[int]:
     """``count`` ordinary models (one primary file each, no special behaviour)."""
-    specials = sim.catalogue.specials
-    special_ids = {
-        getattr(specials, n).model_id
-        for n in specials.__dataclass_fields__
-        if hasattr(getattr(specials, n), "model_id")
-    }
-    models = [m.id for m in sim.catalogue.models if m.id not in special_ids and not m.mode]
+    models = [m.id for m in sim.catalogue.ordinary_models()]
     if len(models) < count:
         raise SystemExit(f"the simulator has only {len(models)} ordinary models")
     return models[:count]

@@ -42,15 +42,10 @@ DEMO_RATE = 2_000_000
 def sample_targets(catalogue: Catalogue) -> tuple[list[Target], int]:
     """A few models of distinct types, the large checkpoint, and the malicious pickle."""
     specials = catalogue.specials
-    special_models = {
-        getattr(specials, name).model_id
-        for name in specials.__dataclass_fields__
-        if hasattr(getattr(specials, name), "model_id")
-    }
     seen_types: set[str] = set()
     picks: list[Target] = []
-    for model in catalogue.models:
-        if model.id in special_models or model.mode or model.type in seen_types:
+    for model in catalogue.ordinary_models():
+        if model.type in seen_types:
             continue
         seen_types.add(model.type)
         picks.append(ModelTarget(model.id))

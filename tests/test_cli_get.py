@@ -50,13 +50,7 @@ async def run_cli(
 
 
 def ordinary_models(sim: Simulator, count: int) -> list[int]:
-    specials = sim.catalogue.specials
-    taken = {
-        getattr(specials, n).model_id
-        for n in specials.__dataclass_fields__
-        if hasattr(getattr(specials, n), "model_id")
-    }
-    return [m.id for m in sim.catalogue.models if m.id not in taken and not m.mode][:count]
+    return [m.id for m in sim.catalogue.ordinary_models()[:count]]
 
 
 async def test_get_json_summary_and_exit_zero(sim: Simulator, tmp_path: Path) -> None:

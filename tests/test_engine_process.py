@@ -33,12 +33,7 @@ async def test_engine_survives_two_sigkills_and_downloads_everything_once(
     cli = Cli(home, sim)
     clis.append(cli)
     specials = sim.catalogue.specials
-    special_ids = {
-        getattr(specials, n).model_id
-        for n in specials.__dataclass_fields__
-        if hasattr(getattr(specials, n), "model_id")
-    }
-    models = [m.id for m in sim.catalogue.models if m.id not in special_ids and not m.mode]
+    models = [m.id for m in sim.catalogue.ordinary_models()]
     groups = [models[0:6], models[6:12], models[12:18], models[18:24], models[24:27]]
     sim.faults.set(per_connection_rate=RATE, fail_status=503, fail_count=4, retry_after=0.2)
 

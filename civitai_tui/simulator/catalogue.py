@@ -236,6 +236,16 @@ class Catalogue:
     def model(self, model_id: int) -> SimModel | None:
         return self._models.get(model_id)
 
+    def ordinary_models(self) -> list[SimModel]:
+        """The models without a quirk (no special, no ``mode``), in catalogue order."""
+        specials = self.specials
+        quirky = {
+            getattr(specials, name).model_id
+            for name in specials.__dataclass_fields__
+            if hasattr(getattr(specials, name), "model_id")
+        }
+        return [m for m in self.models if m.id not in quirky and not m.mode]
+
     def version(self, version_id: int) -> SimVersion | None:
         return self._versions.get(version_id)
 
