@@ -433,29 +433,21 @@ def _print_report(report: Any, as_json: bool) -> None:
 # -------------------------------------------------------------- simulator & demo
 
 
-class _Speed(click.ParamType):
-    """A rate such as ``2MB``, ``512KiB`` or ``0`` (unlimited), in bytes per second."""
-
-    name = "RATE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from civitai_tui.download.speed import parse_speed
-
-        try:
-            return parse_speed(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, help="API origin port.")
 @click.option("--storage-port", default=0, help="Storage origin port (default: a free one).")
 @click.option("--seed", default=1, show_default=True, help="Catalogue seed.")
-@click.option("--rate", type=_Speed(), default="0", help="Cap each storage connection (2MB, 0).")
-@click.option("--total-rate", type=_Speed(), default="0", help="Cap the storage origin overall.")
+@click.option(
+    "--rate", type=SPEED, metavar="RATE", default="0", help="Cap each storage connection (2MB, 0)."
+)
+@click.option(
+    "--total-rate", type=SPEED, metavar="RATE", default="0", help="Cap the storage origin overall."
+)
 @click.option("--latency", type=click.FloatRange(0), default=0.0, help="Seconds to first byte.")
-@click.option("--reset-every", type=_Speed(), default="0", help="Reset after this many bytes.")
+@click.option(
+    "--reset-every", type=SPEED, metavar="RATE", default="0", help="Reset after this many bytes."
+)
 @click.option("--fail-status", type=click.IntRange(0, 599), default=0, help="e.g. 503 or 429.")
 @click.option("--fail-count", type=click.IntRange(0), default=0, help="Requests that get it.")
 @click.option("--retry-after", type=click.FloatRange(0), default=0.0, help="Its Retry-After.")
