@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -35,12 +34,7 @@ class Engine:
 
     def __init__(self, sim: Simulator, home: Path) -> None:
         self.home = home
-        self.env = {
-            **os.environ,
-            "CIVITAI_TUI_HOME": str(home),
-            "CIVITAI_BASE_URL": sim.api_url,
-            "CIVITAI_API_KEY": TOKEN,
-        }
+        self.env = sim.client_env(home, TOKEN)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> EngineClient:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -196,12 +195,7 @@ class Engine:
 
     def __init__(self, home: Path, sim: Simulator) -> None:
         self.home = home
-        self.env = {
-            **os.environ,
-            "CIVITAI_TUI_HOME": str(home),
-            "CIVITAI_BASE_URL": sim.api_url,
-            "CIVITAI_API_KEY": TOKEN,
-        }
+        self.env = sim.client_env(home, TOKEN)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

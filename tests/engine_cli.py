@@ -19,12 +19,7 @@ class Cli:
 
     def __init__(self, home: Path, sim: Simulator) -> None:
         self.home = home
-        self.env = {
-            **os.environ,
-            "CIVITAI_TUI_HOME": str(home),
-            "CIVITAI_BASE_URL": sim.api_url,
-            "CIVITAI_API_KEY": TOKEN,
-        }
+        self.env = sim.client_env(home, TOKEN)
 
     async def __call__(
         self, *args: str, check: bool = True, stdin: bytes | None = None
@@ -51,6 +46,19 @@ class Cli:
 
     def engine_pid(self) -> int:
         return int((self.home / "engine.lock").read_text().strip())
+
+
+def engine_home(
+    sim: Simulator, tmp_path: Path, clis: list[Cli], config: str
+) -> tuple[Cli, Path, Path]:
+    """A state dir ``home`` with ``config`` as its config.toml, a CLI on it (its engine
+    stopped at teardown by the ``clis`` fixture) and a library path ``lib``."""
+    home, lib = tmp_path / "home", tmp_path / "lib"
+    home.mkdir()
+    (home / "config.toml").write_text(config)
+    cli = Cli(home, sim)
+    clis.append(cli)
+    return cli, home, lib
 
 
 async def until(check: Any, timeout: float = 60.0) -> None:

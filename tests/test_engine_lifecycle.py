@@ -15,7 +15,7 @@ import pytest
 from civitai_tui.download.control import ControlState, load_control
 from civitai_tui.engine.client import EngineClient, EngineStopped
 from civitai_tui.simulator.server import Simulator
-from tests.engine_cli import Cli, gone, until
+from tests.engine_cli import Cli, engine_home, gone, until
 
 pytestmark = pytest.mark.slow
 
@@ -144,11 +144,7 @@ async def test_a_stored_link_refused_before_it_expires_is_replaced_after_a_resta
     sim: Simulator, tmp_path: Path, clis: list[Cli]
 ) -> None:
     """The link saved in the control file gets a 403 (revoked): one fresh /api/download hit."""
-    home, lib = tmp_path / "home", tmp_path / "lib"
-    home.mkdir()
-    (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.3\n")
-    cli = Cli(home, sim)
-    clis.append(cli)
+    cli, home, lib = engine_home(sim, tmp_path, clis, "[download]\ncheckpoint_seconds = 0.3\n")
     large = sim.catalogue.specials.large
     await slow_job(sim, cli, lib)
 

@@ -13,7 +13,7 @@ import pytest
 from civitai_tui.download.control import load_control
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.server import Simulator
-from tests.engine_cli import Cli, gone, kill, until
+from tests.engine_cli import Cli, engine_home, gone, kill, until
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +24,13 @@ CHECKPOINT_SECONDS = 0.5
 async def test_engine_survives_two_sigkills_and_downloads_everything_once(
     sim: Simulator, tmp_path: Path, clis: list[Cli]
 ) -> None:
-    home, lib = tmp_path / "home", tmp_path / "lib"
-    home.mkdir()
-    (home / "config.toml").write_text(
+    cli, home, lib = engine_home(
+        sim,
+        tmp_path,
+        clis,
         "[bulk]\nbatch_size = 2\nconcurrent_batches = 2\nstrategy = 'parallel'\n"
-        f"[download]\ncheckpoint_seconds = {CHECKPOINT_SECONDS}\n"
+        f"[download]\ncheckpoint_seconds = {CHECKPOINT_SECONDS}\n",
     )
-    cli = Cli(home, sim)
-    clis.append(cli)
     specials = sim.catalogue.specials
     models = [m.id for m in sim.catalogue.ordinary_models()]
     groups = [models[0:6], models[6:12], models[12:18], models[18:24], models[24:27]]
@@ -92,11 +91,7 @@ async def test_engine_survives_two_sigkills_and_downloads_everything_once(
 async def test_sigterm_saves_state_and_the_next_start_resumes(
     sim: Simulator, tmp_path: Path, clis: list[Cli]
 ) -> None:
-    home, lib = tmp_path / "home", tmp_path / "lib"
-    home.mkdir()
-    (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.5\n")
-    cli = Cli(home, sim)
-    clis.append(cli)
+    cli, home, lib = engine_home(sim, tmp_path, clis, "[download]\ncheckpoint_seconds = 0.5\n")
     large = sim.catalogue.specials.large
     sim.faults.set(large.file_id, per_connection_rate=RATE)
     job = json.loads((await cli("add", f"model:{large.model_id}", "-d", str(lib), "--json"))[1])

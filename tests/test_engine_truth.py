@@ -24,7 +24,7 @@ from aiohttp import web
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.catalogue import FileRef, SimFile, SimModel
 from civitai_tui.simulator.server import Simulator
-from tests.engine_cli import Cli, until
+from tests.engine_cli import Cli, engine_home, until
 from tests.loopback import serve_app
 
 pytestmark = pytest.mark.slow
@@ -71,12 +71,14 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture
 def setup(sim: Simulator, tmp_path: Path, clis: list[Cli]) -> tuple[Cli, Path, Path]:
-    home, lib = tmp_path / "home", tmp_path / "lib"
-    home.mkdir()
-    (home / "config.toml").write_text("[download]\ncheckpoint_seconds = 0.5\n")
-    cli = Cli(home, sim)
-    clis.append(cli)
-    return cli, home, lib
+    return engine_home(sim, tmp_path, clis, "[download]\ncheckpoint_seconds = 0.5\n")
+
+
+async def retried(cli: Cli, job_id: str) -> None:
+    """``retry`` the job, then ``wait`` for it: it must end with every file landed."""
+    await cli("retry", job_id)
+    code, _, err = await cli(*WAIT, check=False)
+    assert code == 0, err
 
 
 async def add(cli: Cli, lib: Path, *targets: str) -> str:
@@ -106,18 +108,14 @@ async def test_a_directory_at_the_final_path_fails_the_file_the_job_and_wait(
 
     # Clear the way and retry: the verified .part moves into place, the job completes.
     (lib / blocked.name).rmdir()
-    await cli("retry", job_id)
-    code, _, err = await cli(*WAIT, check=False)
-    assert code == 0, err
+    await retried(cli, job_id)
     assert (await cli.jobs())[0]["state"] == "COMPLETED"
     assert sha256(lib / blocked.name) == blocked.content.hashes().sha256
     assert not [p for p in lib.iterdir() if p.name.endswith((".part", ".ctl"))]
 
     # A COMPLETED job can be queued again: a file deleted since is fetched again.
     (lib / free.name).unlink()
-    await cli("retry", job_id)
-    code, _, err = await cli(*WAIT, check=False)
-    assert code == 0, err
+    await retried(cli, job_id)
     assert sha256(lib / free.name) == free.content.hashes().sha256
 
 
@@ -161,9 +159,7 @@ async def test_a_folder_made_immutable_mid_download_fails_the_file_and_retry_lan
     assert f"{primary.name} failed (filesystem)" in engine_log(home)
 
     subprocess.run(["chattr", "-i", str(lib)], check=True)
-    await cli("retry", job_id)
-    code, _, err = await cli(*WAIT, check=False)
-    assert code == 0, err
+    await retried(cli, job_id)
     assert sha256(lib / primary.name) == primary.content.hashes().sha256
 
 
@@ -359,9 +355,7 @@ async def test_a_small_volume_takes_a_small_file_and_a_refusal_says_what_to_do(
 
     # FAILED, not waiting: `retry` once there is room (here: a smaller margin) finishes it.
     await cli("config", "set", "download.min_free_space", "0")
-    await cli("retry", job_id)
-    code, _, err = await cli(*WAIT, check=False)
-    assert code == 0, err
+    await retried(cli, job_id)
     assert sha256(tiny_disk / other.name) == other.content.hashes().sha256
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import signal
 import socket
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -55,6 +57,15 @@ class Simulator:
         self._runners.clear()
         if self.ca is not None:
             shutil.rmtree(self.ca.directory, ignore_errors=True)
+
+    def client_env(self, home: Path, token: str) -> dict[str, str]:
+        """The environment of a ``civitai-tui`` child using this simulator, state in ``home``."""
+        return {
+            **os.environ,
+            "CIVITAI_TUI_HOME": str(home),
+            "CIVITAI_BASE_URL": self.api_url,
+            "CIVITAI_API_KEY": token,
+        }
 
     def signed_url(self, file_id: int, ttl: float = 86400) -> str:
         """A valid signed storage URL for ``file_id`` (skips ``/api/download``)."""
