@@ -159,20 +159,24 @@ def measure(profile: str, client: str, url: str, size: int, work: Path, timeout:
 
 
 @contextlib.contextmanager
-def simulator(size_mib: int) -> Iterator[dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.perf_server", "--size", str(size_mib)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def simulator(size_mib: int, sizes: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    """``bench.perf_server`` in its own process (files of ``size_mib``, or of ``sizes``
+    bytes each); yields its address record; a server that will not stop is killed."""
+    command = [sys.executable, "-m", "bench.perf_server", "--size", str(size_mib)]
+    if sizes:
+        command += ["--sizes", ",".join(map(str, sizes))]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield json.loads(proc.stdout.readline())
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a hung handler: the server is ours to end
+            proc.kill()
+            proc.wait()
 
 
 def set_faults(api_url: str, knobs: dict[str, Any]) -> None:

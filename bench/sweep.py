@@ -37,17 +37,15 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import bench_perf
 from bench.measure import run_measured
 from bench.tools import Aria2c
 
@@ -220,42 +218,12 @@ def measure(profile: Profile, client: str, sim: dict[str, Any], work: Path, time
     )
 
 
-@contextlib.contextmanager
-def simulator(sizes: list[int]) -> Iterator[dict[str, Any]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.perf_server",
-            "--size",
-            "1",
-            "--sizes",
-            ",".join(map(str, sizes)),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield json.loads(proc.stdout.readline())
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a hung handler: the server is ours to end
-            proc.kill()
-            proc.wait()
+def simulator(sizes: list[int]) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """The perf server serving one file of each of ``sizes`` bytes."""
+    return bench_perf.simulator(1, sizes)
 
 
-def set_faults(api_url: str, knobs: dict[str, Any]) -> None:
-    urllib.request.urlopen(urllib.request.Request(api_url + "/_sim/faults", method="DELETE"))
-    body = json.dumps({"faults": knobs}).encode()
-    request = urllib.request.Request(
-        api_url + "/_sim/faults", body, method="POST", headers={"Content-Type": "application/json"}
-    )
-    urllib.request.urlopen(request)
+set_faults = bench_perf.set_faults
 
 
 def measure_profile(

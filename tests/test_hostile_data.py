@@ -20,6 +20,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.verify import Expectations, verify_file
 from civitai_tui.simulator.generate import build_catalogue
 from civitai_tui.simulator.render import Origins, model_json, version_json
+from tests.loopback import serve_app
 from tests.test_civitai_client import make_client
 
 Serve = Callable[[str, bytes], Awaitable[str]]
@@ -162,13 +163,8 @@ async def files_origin() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/{name}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _requests(origin: str, dest: Path, names: list[str]) -> list[Any]:

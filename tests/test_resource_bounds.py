@@ -22,6 +22,7 @@ from civitai_tui.download.settings import DownloadSettings
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
 from tests.hostile_storage import hostile
+from tests.loopback import serve_app
 from tests.test_civitai_client import make_client
 
 MIB = 1024 * 1024
@@ -57,13 +58,8 @@ async def endless_listing() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/api/v1/models", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_an_endless_listing_stops_with_a_clear_message(endless_listing: str) -> None:

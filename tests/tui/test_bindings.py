@@ -214,16 +214,23 @@ async def test_the_empty_queue_says_press_a_to_add(isolated_home: Path) -> None:
         assert empty.region.y < 4  # at the top, in view
 
 
+async def settled_jobs_counting_rebuilds(app: Any, pilot: Any) -> tuple[JobsScreen, list[int]]:
+    """The Jobs screen once every job is painted and the state is settled, with a list
+    that gains an entry at every full table rebuild from then on."""
+    screen = app.screen
+    assert isinstance(screen, JobsScreen)
+    await until(pilot, lambda: screen.table.row_count == len(JOBS))
+    await until(pilot, lambda: app.state.connected and not app.state.has_changes)
+    rebuilds: list[int] = []
+    real = screen.table.rebuild
+    screen.table.rebuild = lambda jobs: (rebuilds.append(1), real(jobs))[1]  # type: ignore[method-assign]
+    return screen, rebuilds
+
+
 async def test_switching_back_to_jobs_repaints_only_what_changed(isolated_home: Path) -> None:
     app, _ = app_with(isolated_home)
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
-        assert isinstance(screen, JobsScreen)
-        await until(pilot, lambda: screen.table.row_count == len(JOBS))
-        await until(pilot, lambda: app.state.connected and not app.state.has_changes)
-        rebuilds: list[int] = []
-        real = screen.table.rebuild
-        screen.table.rebuild = lambda jobs: (rebuilds.append(1), real(jobs))[1]  # type: ignore[method-assign]
+        _, rebuilds = await settled_jobs_counting_rebuilds(app, pilot)
         await pilot.press("2")
         await until(pilot, lambda: app.current_mode == "performance")
         await pilot.press("1")
@@ -252,13 +259,7 @@ async def test_switching_to_performance_paints_it_once(isolated_home: Path) -> N
 async def test_opening_and_closing_an_empty_filter_rebuilds_nothing(isolated_home: Path) -> None:
     app, _ = app_with(isolated_home)
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
-        assert isinstance(screen, JobsScreen)
-        await until(pilot, lambda: screen.table.row_count == len(JOBS))
-        await until(pilot, lambda: app.state.connected and not app.state.has_changes)
-        rebuilds: list[int] = []
-        real = screen.table.rebuild
-        screen.table.rebuild = lambda jobs: (rebuilds.append(1), real(jobs))[1]  # type: ignore[method-assign]
+        screen, rebuilds = await settled_jobs_counting_rebuilds(app, pilot)
         await pilot.press("slash", "escape")
         await until(pilot, lambda: not screen.query_one("#filter").display)
         assert rebuilds == []
