@@ -206,22 +206,10 @@ def get(
     """
     from civitai_tui.console import ProgressDisplay
     from civitai_tui.events import EventBus
-    from civitai_tui.logs import setup_logging
-    from civitai_tui.net.network import Network
-    from civitai_tui.net.network import install as install_network
-    from civitai_tui.net.policy import UrlPolicy, install
     from civitai_tui.oneshot import run_get
     from civitai_tui.runtime_settings import api_limiters, api_limits, download_settings
 
-    env = Environment.from_env()
-    install(UrlPolicy.for_origin(env.base_url))
-    config = _config()
-    parsed = _targets(targets, env.base_url)
-    setup_logging(state_dir())
-    try:
-        install_network(Network.from_config(config))
-    except CivitaiTuiError as err:
-        _fail(err.message, 2)
+    env, config, parsed = _client_side(targets)
     settings = download_settings(config)
     if connections:
         settings.connections = connections
@@ -272,6 +260,26 @@ def get(
         _fail(f"nothing matched {' '.join(targets)}: no files to download", EXIT_NOTHING)
     _print_report(report, as_json)
     raise SystemExit(0 if report.ok else 1)
+
+
+def _client_side(targets: tuple[str, ...]) -> tuple[Environment, Config, list[Target]]:
+    """Set this process up to talk to CivitAI itself (``get``, ``--dry-run``): the URL
+    policy of the API origin, logging, proxies and CAs; then the config and the targets."""
+    from civitai_tui.logs import setup_logging
+    from civitai_tui.net.network import Network
+    from civitai_tui.net.network import install as install_network
+    from civitai_tui.net.policy import UrlPolicy, install
+
+    env = Environment.from_env()
+    install(UrlPolicy.for_origin(env.base_url))
+    config = _config()
+    parsed = _targets(targets, env.base_url)
+    setup_logging(state_dir())
+    try:
+        install_network(Network.from_config(config))
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+    return env, config, parsed
 
 
 def _dry_run(
@@ -636,6 +644,12 @@ def _with_engine(call: Callable[[Any], Awaitable[T]]) -> T:
 @click.option("--dest", "-d", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="A name for the job.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (files, sizes, paths by the library rules, what is present, free "
+    "space after); queue nothing, start no engine.",
+)
 @bulk_options
 def add(
     targets: tuple[str, ...],
@@ -643,9 +657,19 @@ def add(
     dest: Path | None,
     name: str | None,
     as_json: bool,
+    dry_run: bool,
     **bulk: Any,
 ) -> None:
     """Queue a job for TARGETs (the engine downloads it in the background)."""
+    if dry_run:
+        # Planned here, with the queue's own planner and library rules: the plan the
+        # engine would make, without a job, an engine or an /api/download hit.
+        from civitai_tui.events import EventBus
+        from civitai_tui.runtime_settings import api_limiters
+
+        env, config, parsed = _client_side(targets)
+        options = _get_options(config, bulk, dest, None, False, tuned=False)
+        _dry_run(parsed, options, env, EventBus(), api_limiters(config), as_json, " ".join(targets))
     env = Environment.from_env()
     expanded = expand_target_args(targets)
     _targets(tuple(expanded), env.base_url)

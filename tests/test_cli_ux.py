@@ -144,6 +144,26 @@ async def test_get_dry_run_prints_the_plan_and_downloads_nothing(
     assert "1 file(s): 0 to download (0 B), 1 already present; free space after:" in out
 
 
+async def test_add_dry_run_plans_by_the_queue_rules_and_queues_nothing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    model = next(m for m in sim.catalogue.models if m.type == "LORA" and not m.mode)
+    dest = tmp_path / "models"
+    home = tmp_path / "home"
+    cli = Cli(home, sim, CIVITAI_TUI_BULK__LAYOUT="comfyui")
+    code, out, err = await cli(
+        "add", f"model:{model.id}", "--dest", str(dest), "--dry-run", "--json"
+    )
+    assert code == 0, err
+    [planned] = json.loads(out)["files"]
+    assert planned["path"].startswith(str(dest / "loras"))  # the queue's library layout
+    assert planned["size"] == model.versions[0].primary_file().size
+    assert not EnginePaths(home).socket.exists()  # no engine was started, no job queued
+    assert not sim.stats.download_hits and sim.stats.storage_requests == 0
+    code, out, err = await cli("add", "search:zzqqxxnothingmatches", "--dry-run")
+    assert code == 3 and "nothing matched" in err
+
+
 async def test_simulator_fault_flags_are_documented_and_applied(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "home")
     code, out, _ = await cli("simulator", "--help")
