@@ -63,24 +63,32 @@ def test_a_limiter_holds_its_rate_and_starts_fresh_on_a_new_one() -> None:
 
 
 class Meter:
-    """Bytes per file from progress events, read at chosen moments (no sleeps races)."""
+    """Bytes per file from progress events, rated between the events' own timestamps:
+    a window's edges then fall on real readings, so a progress event that arrives late on
+    a busy machine cannot stretch or shrink the bytes counted (no sleep races)."""
 
     def __init__(self, bus: EventBus) -> None:
         self.done: dict[str, int] = {}
+        self.samples: dict[str, list[tuple[float, int]]] = {}
         bus.add_callback(self._on)
 
     def _on(self, event: object) -> None:
         if isinstance(event, FileProgress):
             self.done[event.key] = event.done
+            self.samples.setdefault(event.key, []).append((event.ts, event.done))
 
     async def rates(self, seconds: float) -> dict[str, float]:
         """Bytes/s of each file over the next ``seconds`` (polled until the deadline)."""
         loop = asyncio.get_running_loop()
-        before, started = dict(self.done), loop.time()
+        started, since = loop.time(), time.time()
         while loop.time() - started < seconds:
             await asyncio.sleep(0.05)
-        elapsed = loop.time() - started
-        return {k: (v - before.get(k, 0)) / elapsed for k, v in self.done.items()}
+        rates: dict[str, float] = {}
+        for key, samples in self.samples.items():
+            window = [sample for sample in samples if sample[0] >= since]
+            (first_ts, first), (last_ts, last) = window[0], window[-1]
+            rates[key] = (last - first) / (last_ts - first_ts)
+        return rates
 
 
 async def until(check: Callable[[], bool], timeout: float) -> None:
