@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.tui.formatting import human_bytes
 
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -40,13 +41,6 @@ _UNITS = {
     **{"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12},
 }
 FREE_SPACE_RULES = "auto, a size such as 512MiB, 2GB or 0, or a share of the volume such as 5%"
-
-
-def human_size(n: int) -> str:
-    for unit, size in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ class FreeSpaceRule:
 
     def __str__(self) -> str:
         if self.size is not None:
-            return human_size(self.size)
+            return human_bytes(self.size)
         return f"{self.percent:g}%" if self.percent is not None else "auto"
 
 
@@ -88,7 +82,7 @@ def parse_free_space(text: str) -> FreeSpaceRule:
 
 
 def disk_full(where: Path, needed: int | None = None) -> CivitaiTuiError:
-    need = f" {human_size(needed)} more are needed" if needed is not None else ""
+    need = f" {human_bytes(needed)} more are needed" if needed is not None else ""
     return CivitaiTuiError(
         FailureKind.DISK_FULL,
         f"not enough disk space in {where}:{need}; the partial download is kept: free some "
@@ -117,9 +111,9 @@ def check_free_space(
     kept = " (its partial download is kept)" if partial else ""
     raise CivitaiTuiError(
         FailureKind.DISK_FULL,
-        f"refused {what}{kept}: it needs {human_size(needed)} more in {directory} and "
-        f"download.min_free_space ({rule}) keeps {human_size(keep)} free there, but only "
-        f"{human_size(usage.free)} are free ({human_size(needed + keep - usage.free)} more "
+        f"refused {what}{kept}: it needs {human_bytes(needed)} more in {directory} and "
+        f"download.min_free_space ({rule}) keeps {human_bytes(keep)} free there, but only "
+        f"{human_bytes(usage.free)} are free ({human_bytes(needed + keep - usage.free)} more "
         "are needed); free some space or lower download.min_free_space, then retry",
     )
 
