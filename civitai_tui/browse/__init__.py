@@ -1,0 +1,1 @@
+"""Browse: searching CivitAI, model details, previews and the library's update check."""
