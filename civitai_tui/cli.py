@@ -610,6 +610,7 @@ def engine_status(as_json: bool) -> None:
             ("API token", token),
             ("jobs", jobs),
             *[(name, str(value)) for name, value in found.get("network", {}).items()],
+            *([("fleet", found["fleet"])] if found.get("fleet") else []),
             *(
                 [("state.db", f"cannot save: {found['store_error']}")]
                 if found.get("store_error")

@@ -185,6 +185,19 @@ def _check_ca_bundle(value: str) -> None:
         client_context(path, source="")
 
 
+def _check_fleet_url(value: str) -> None:
+    from civitai_tui.fleet.connection import parse_fleet_url
+
+    if value:  # empty: no fleet
+        parse_fleet_url(value, "")
+
+
+def _mask_fleet_url(value: str) -> str:
+    from civitai_tui.fleet.connection import parse_fleet_url
+
+    return parse_fleet_url(value, "fleet.url").display
+
+
 def _mask_proxy(value: str) -> str:
     from civitai_tui.net.proxy import parse_proxy
 
@@ -434,6 +447,40 @@ OPTIONS: dict[str, Option] = _options(
         "PEM file (or hashed directory) of CA certificates trusted on top of the system's.",
         check=_check_ca_bundle,
     ),
+    # fleet mode (docs/fleet.md): empty fleet.url is one engine with its own state.db
+    Option(
+        "fleet.url",
+        str,
+        "",
+        "The fleet's Valkey/Redis server: redis://[user:password@]host[:port][/db], "
+        "rediss://… or unix:///path (empty: no fleet; env CIVITAI_TUI_FLEET).",
+        check=_check_fleet_url,
+        mask=_mask_fleet_url,
+        applies="restart",
+    ),
+    Option(
+        "fleet.password_file",
+        str,
+        "",
+        "File (chmod 600) holding the fleet server's password, instead of one in fleet.url.",
+        applies="restart",
+    ),
+    Option(
+        "fleet.name",
+        str,
+        "",
+        "This engine's name in the fleet (empty: host name and state dir).",
+        applies="restart",
+    ),
+    Option(
+        "fleet.lease",
+        float,
+        30.0,
+        "Seconds a file stays with an engine that stopped renewing it before another takes it.",
+        minimum=1,
+        maximum=3600,
+        applies="restart",
+    ),
     # analytics
     Option("analytics.enabled", bool, True, "Record analytics events.", applies="restart"),
     Option(
@@ -505,6 +552,10 @@ def _check_together(values: Mapping[str, Any]) -> None:
             )
 
 
+#: Environment names read for a key besides ``CIVITAI_TUI_<SECTION>__<NAME>``.
+ENV_ALIASES = {"fleet.url": "CIVITAI_TUI_FLEET"}
+
+
 def _env_name(key: str) -> str:
     section, name = key.split(".", 1)
     return f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
@@ -541,13 +592,14 @@ class Config:
         values.update(_read_file(path))
         env_keys = set()
         for key, opt in OPTIONS.items():
-            raw = environ.get(_env_name(key))
-            if raw is not None:
-                try:
-                    values[key] = opt.coerce(raw)
-                except ConfigError as exc:
-                    raise ConfigError(f"environment {_env_name(key)}: {exc.message}") from None
-                env_keys.add(key)
+            for name in (ENV_ALIASES.get(key), _env_name(key)):
+                raw = environ.get(name) if name else None
+                if raw is not None:
+                    try:
+                        values[key] = opt.coerce(raw)
+                    except ConfigError as exc:
+                        raise ConfigError(f"environment {name}: {exc.message}") from None
+                    env_keys.add(key)
         _check_together(values)
         return cls(path, values, frozenset(env_keys))
 

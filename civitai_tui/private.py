@@ -10,8 +10,11 @@ SQLite gives a database's ``-wal`` and ``-shm`` files the database's own mode.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
+
+from civitai_tui.errors import CivitaiTuiError, FailureKind
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -37,6 +40,29 @@ def private_file(path: Path) -> Path:
 def open_private_append(path: Path) -> BinaryIO:
     """``path`` (mode 0600) opened for appending, e.g. a child process's output."""
     return os.fdopen(_open(path, os.O_WRONLY | os.O_APPEND), "ab")
+
+
+def read_secret_file(path: Path, what: str, howto: str) -> str:
+    """The text in ``path`` (a secret: ``what`` names it in errors), refused unless the file is
+    a regular file only its owner can read; ``howto`` says how to fix a refusal."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _bad(f"cannot read the {what} {path} ({exc.strerror}); {howto}") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise _bad(f"the {what} {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise _bad(
+                f"the {what} {path} can be read by other users "
+                f"(mode {stat.S_IMODE(info.st_mode):o}); run `chmod 600 {path}`"
+            )
+        return fh.read(4096).decode("utf-8", errors="replace").strip()
+
+
+def _bad(message: str) -> CivitaiTuiError:
+    return CivitaiTuiError(FailureKind.BAD_CONFIG, message)
 
 
 def _open(path: Path, flags: int) -> int:

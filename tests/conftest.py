@@ -35,6 +35,9 @@ settings.register_profile(
 settings.register_profile("deep", parent=settings.get_profile("suite"), max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
+#: The fleet tests' real Valkey/Redis server fixtures.
+pytest_plugins = ["tests.redis_server"]
+
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 #: A realistic-looking CivitAI key (32 lowercase hex) that the simulator accepts.

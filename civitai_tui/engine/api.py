@@ -229,6 +229,8 @@ class ControlAPI:
                 "token_source": token_source,
                 "jobs": counts,
                 "network": self.engine.network.describe(),
+                # The fleet server (credentials masked), or None for a lone engine.
+                "fleet": self.engine.config.shown()["fleet.url"] or None,
                 "clients": {"waiting": self._waiters, "streams": len(self._streams)},
                 # Why writes to state.db fail, while they do (None: everything is saved).
                 "store_error": self.manager.store_error,

@@ -27,6 +27,7 @@ from civitai_tui.credentials import TokenKeeper
 from civitai_tui.engine.hooks import Hooks, JobFacts
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
+from civitai_tui.fleet.settings import FleetSettings
 from civitai_tui.net.network import Network, install
 from civitai_tui.net.policy import UrlPolicy
 from civitai_tui.net.policy import install as install_policy
@@ -68,6 +69,8 @@ class Engine:
         self.network = install(Network.from_config(self.config))
         #: The API token: this process's environment, the credentials file, or handed over.
         self.credentials = TokenKeeper(state_dir, env.api_key)
+        #: Fleet mode (``fleet.*``): None url means this engine works alone from state.db.
+        self.fleet = FleetSettings.from_config(self.config, state_dir)
         self.bus = EventBus()
         self.optimizer = PerformanceOptimizer(
             self.bus,

@@ -25,13 +25,13 @@ import hmac
 import ipaddress
 import os
 import secrets
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from civitai_tui.atomic import write_atomic
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.private import read_secret_file
 
 TOKEN_ENV = "CIVITAI_TUI_ENGINE_TOKEN"
 TOKEN_BYTES = 32
@@ -74,21 +74,7 @@ def check_token(token: str, source: str) -> str:
 
 def read_token_file(path: Path) -> str:
     """The token in ``path``, refused unless the file is private (no group/other access)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise _bad(f"cannot read the token file {path} ({exc.strerror}); {TOKEN_HOWTO}") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise _bad(f"the token file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise _bad(
-                f"the token file {path} can be read by other users "
-                f"(mode {stat.S_IMODE(info.st_mode):o}); run `chmod 600 {path}`"
-            )
-        text = fh.read(4096).decode("utf-8", errors="replace").strip()
-    return check_token(text, str(path))
+    return check_token(read_secret_file(path, "token file", TOKEN_HOWTO), str(path))
 
 
 def load_token(token_file: Path | None, environ: Mapping[str, str] | None = None) -> str | None:

@@ -1,0 +1,1 @@
+"""Fleet mode: many engines working from one queue held in a Valkey/Redis server (docs/fleet.md)."""
