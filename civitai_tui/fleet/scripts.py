@@ -117,10 +117,13 @@ redis.call('SADD', p .. 'held:' .. engine, f)
 local jk = p .. 'job:' .. job
 if redis.call('HGET', jk, 'state') == 'pending' then
   redis.call('HSET', jk, 'state', 'processing')
-  if not redis.call('HGET', jk, 'started_at') then redis.call('HSET', jk, 'started_at', now / 1000) end
+  if not redis.call('HGET', jk, 'started_at') then
+    redis.call('HSET', jk, 'started_at', now / 1000)
+  end
 end
 return {f, tostring(token), redis.call('HGET', fk, 'request'),
-        redis.call('HGET', fk, 'checkpoint') or '', job, redis.call('HGET', fk, 'last_engine') or ''}
+        redis.call('HGET', fk, 'checkpoint') or '', job,
+        redis.call('HGET', fk, 'last_engine') or ''}
 """
 
 #: ARGV: prefix, file, token, lease (ms), checkpoint JSON ('' keeps the last).
