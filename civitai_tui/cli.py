@@ -207,7 +207,7 @@ def get(
     from civitai_tui.console import ProgressDisplay
     from civitai_tui.events import EventBus
     from civitai_tui.oneshot import run_get
-    from civitai_tui.runtime_settings import api_limiters, api_limits, download_settings
+    from civitai_tui.runtime_settings import api_options, download_settings
 
     env, config, parsed = _client_side(targets)
     settings = download_settings(config)
@@ -218,7 +218,7 @@ def get(
     options = _get_options(config, bulk, dest, max_files, allow_http, tuned=not connections)
     bus = EventBus()
     if dry_run:
-        _dry_run(parsed, options, env, bus, api_limiters(config), as_json, " ".join(targets))
+        _dry_run(parsed, options, env, bus, api_options(config), as_json, " ".join(targets))
     collector = _analytics(config, bus)
     display = ProgressDisplay(err_console) if err_console.is_terminal and not as_json else None
 
@@ -237,7 +237,7 @@ def get(
                 settings=settings,
                 bus=bus,
                 on_planned=planned,
-                limiters={**api_limiters(config), "limits": api_limits(config)},
+                limiters=api_options(config),
             )
         )
     except KeyboardInterrupt:
@@ -325,17 +325,18 @@ def _get_options(
     tuned: bool,
 ) -> GetOptions:
     """What one `get` run does, from its flags and the config (``tuned``: the optimizer runs)."""
+    from civitai_tui.binding import from_config
     from civitai_tui.bulk.placement import LibrarySettings
     from civitai_tui.oneshot import GetOptions
     from civitai_tui.perf.config import OptimizationConfig
     from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
 
-    library = LibrarySettings.from_config(config)
+    library = from_config(LibrarySettings, config)
     return GetOptions(
         plan=_job_options(bulk, dest, config).plan_options(library.preview_nsfw_level),
         max_files=max_files or config.get("bulk.max_files"),
         allow_http=allow_http,
-        optimization=OptimizationConfig.from_config(config) if tuned else None,
+        optimization=from_config(OptimizationConfig, config) if tuned else None,
         host_memory=state_dir() / HOST_MEMORY_FILE,
         library=library,
     )
@@ -374,9 +375,10 @@ def _api_value(value: str, allowed: tuple[str, ...], what: str) -> str:
 def _analytics(config: Config, bus: Any) -> Any:
     """Record this run's events in analytics.db when analytics are on."""
     from civitai_tui.analytics.collector import AnalyticsCollector
-    from civitai_tui.runtime_settings import analytics_settings
+    from civitai_tui.analytics.settings import AnalyticsSettings
+    from civitai_tui.binding import from_config
 
-    settings = analytics_settings(config)
+    settings = from_config(AnalyticsSettings, config)
     return AnalyticsCollector.for_bus(bus, settings) if settings.enabled else None
 
 
@@ -666,11 +668,11 @@ def add(
         # Planned here, with the queue's own planner and library rules: the plan the
         # engine would make, without a job, an engine or an /api/download hit.
         from civitai_tui.events import EventBus
-        from civitai_tui.runtime_settings import api_limiters
+        from civitai_tui.runtime_settings import api_options
 
         env, config, parsed = _client_side(targets)
         options = _get_options(config, bulk, dest, None, False, tuned=False)
-        _dry_run(parsed, options, env, EventBus(), api_limiters(config), as_json, " ".join(targets))
+        _dry_run(parsed, options, env, EventBus(), api_options(config), as_json, " ".join(targets))
     env = Environment.from_env()
     expanded = expand_target_args(targets)
     _targets(tuple(expanded), env.base_url)

@@ -10,7 +10,8 @@ once in :data:`OPTIONS` with its type, default, bounds and help; a value that
 breaks the rules is refused with a :class:`ConfigError` naming the key and what
 is allowed. Environment variables override the file:
 ``CIVITAI_TUI_BULK__BATCH_SIZE=3`` sets ``bulk.batch_size``. Writes keep the
-file's comments (tomlkit).
+file's comments (tomlkit). The settings dataclasses name the keys they read
+(:mod:`civitai_tui.binding`).
 """
 
 from __future__ import annotations

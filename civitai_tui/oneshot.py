@@ -130,8 +130,7 @@ async def run_get(
 ) -> GetReport:
     """Plan and download ``targets``; ``on_planned(requests)`` runs between the two.
 
-    ``limiters`` are the client's pacing and size bounds (``runtime_settings.api_limiters``
-    and ``limits``: ``runtime_settings.api_limits``).
+    ``limiters`` are the client's pacing and size bounds (``runtime_settings.api_options``).
     """
     library = options.library
 
@@ -176,7 +175,7 @@ async def plan_get(
     base_url: str,
     api_key: str | None,
     bus: EventBus,
-    limiters: Mapping[str, RateLimiter] | None = None,
+    limiters: Mapping[str, RateLimiter | ApiLimits] | None = None,
 ) -> tuple[list[DownloadRequest], list[PlanFailure]]:
     """What ``run_get`` would download, placed, without downloading (``get --dry-run``)."""
     async with CivitAIClient(

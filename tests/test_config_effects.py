@@ -13,12 +13,21 @@ from typing import Any
 
 import pytest
 import trustme
+from click.testing import CliRunner
 
-from civitai_tui.cli import _get_options
+from civitai_tui.analytics.settings import AnalyticsSettings
+from civitai_tui.binding import keys_of
+from civitai_tui.bulk.batches import BatchConfig
+from civitai_tui.bulk.manager import ManagerSettings
+from civitai_tui.bulk.placement import LibrarySettings
+from civitai_tui.cli import _get_options, main
 from civitai_tui.config import OPTIONS, Config, Environment
+from civitai_tui.download.settings import DownloadSettings
 from civitai_tui.engine.core import Engine
 from civitai_tui.engine.remote import parse_roots
-from civitai_tui.tui.settings import load_ui_settings
+from civitai_tui.perf.config import OptimizationConfig
+from civitai_tui.runtime_settings import ApiPacing
+from civitai_tui.tui.settings import UISettings, load_ui_settings
 
 MIB = 1024 * 1024
 NO_FLAGS = {
@@ -130,10 +139,45 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
 }
 
 
-def test_every_key_has_a_probe() -> None:
-    assert set(EFFECTS) == set(OPTIONS)
+WHEN = {"; on restart)": "restart", "; per command)": "command"}
+
+
+def listed_keys() -> dict[str, str]:
+    """Every key ``config keys`` prints, with when it applies (live, restart, command)."""
+    result = CliRunner().invoke(main, ["config", "keys"])
+    assert result.exit_code == 0, result.output
+    return {
+        line.split(" = ", 1)[0]: next((w for end, w in WHEN.items() if line.endswith(end)), "live")
+        for line in result.output.splitlines()
+    }
+
+
+def test_every_listed_key_has_a_probe() -> None:
+    keys = listed_keys()
+    assert set(keys) == set(EFFECTS) == set(OPTIONS)
+    assert keys == {key: opt.applies for key, opt in OPTIONS.items()}
     for key, (value, _) in EFFECTS.items():
         assert OPTIONS[key].coerce(value) != OPTIONS[key].default, key
+
+
+#: Every settings class bound to config keys (civitai_tui.binding).
+SETTINGS = (
+    AnalyticsSettings,
+    ApiPacing,
+    BatchConfig,
+    DownloadSettings,
+    LibrarySettings,
+    ManagerSettings,
+    OptimizationConfig,
+    UISettings,
+)
+
+
+def test_settings_bind_only_declared_keys() -> None:
+    """A misspelt key in a ``bound`` field fails here, not as a KeyError at start."""
+    for cls in SETTINGS:
+        assert keys_of(cls), cls
+        assert keys_of(cls) <= set(OPTIONS), (cls, keys_of(cls) - set(OPTIONS))
 
 
 def make_engine(home: Path, config: str | None = "") -> Engine:
@@ -177,3 +221,20 @@ async def test_restart_keys_take_effect_when_the_engine_starts(key: str, tmp_pat
         finally:
             await engine.stop()
     assert seen[0] != seen[1], f"{key} changed nothing at start ({seen[0]!r})"
+
+
+ENGINE_RESTART = [k for k in RESTART if not k.startswith("ui.")]  # ui.*: read by the UI
+
+
+@pytest.mark.parametrize("key", ENGINE_RESTART)
+async def test_restart_keys_leave_the_running_engine_alone(key: str, tmp_path: Path) -> None:
+    """``config set`` says such a key waits for a restart: the running engine keeps the old."""
+    value, probe = EFFECTS[key]
+    engine = make_engine(tmp_path / "state")
+    await engine.start()
+    try:
+        before = probe(engine)
+        engine.config.set(key, value)
+        assert probe(engine) == before
+    finally:
+        await engine.stop()

@@ -190,6 +190,8 @@ async def queue_session(cli: Cli, sim: Simulator, tmp_path: Path) -> None:
     assert code == 1 and "an engine already runs" in err
     code, out, _ = await cli("config", "set", "bulk.batch_size", "3")
     assert out == "bulk.batch_size = 3 (applied to the running engine)\n"
+    code, out, _ = await cli("config", "set", "api.max_answer_mb", "8")
+    assert out == "api.max_answer_mb = 8 (takes effect when the engine or the UI restarts)\n"
     os.kill(pid, 0)  # still alive after all of that
 
 

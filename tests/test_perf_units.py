@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from civitai_tui.binding import from_config
 from civitai_tui.config import Config
 from civitai_tui.perf import (
     NetworkCondition,
@@ -102,7 +103,7 @@ def test_modes_have_documented_limits_and_read_the_config(tmp_path) -> None:
     config = Config.load(
         tmp_path / "c.toml", environ={"CIVITAI_TUI_PERFORMANCE__MAX_CONNECTIONS": "20"}
     )
-    cfg = OptimizationConfig.from_config(config)
+    cfg = from_config(OptimizationConfig, config)
     assert cfg.mode is OptimizationMode.ADAPTIVE and cfg.connection_ceiling == 20
     speed = OptimizationConfig(mode=OptimizationMode.SPEED, max_connections=20)
     efficiency = OptimizationConfig(mode=OptimizationMode.EFFICIENCY)

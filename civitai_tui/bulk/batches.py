@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from civitai_tui.binding import bound
+
 
 class BatchStrategy(StrEnum):
     SEQUENTIAL = "sequential"
@@ -28,10 +30,10 @@ class BatchStrategy(StrEnum):
 class BatchConfig:
     """The batch knobs; changeable while the manager runs."""
 
-    batch_size: int = 5
-    concurrent_batches: int = 2
-    strategy: BatchStrategy = BatchStrategy.ADAPTIVE
-    pause_between_batches: float = 0.0
+    batch_size: int = bound("bulk.batch_size", 5)
+    concurrent_batches: int = bound("bulk.concurrent_batches", 2)
+    strategy: BatchStrategy = bound("bulk.strategy", BatchStrategy.ADAPTIVE, read=BatchStrategy)
+    pause_between_batches: float = bound("bulk.pause_between_batches", 0.0)
 
     @property
     def slots(self) -> int:

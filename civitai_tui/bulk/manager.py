@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from civitai_tui.binding import bound
 from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
 from civitai_tui.bulk.library import LibraryIndex
@@ -73,16 +74,16 @@ class ManagerSettings:
     #: The token, or a callable asked on every API call (the engine's :class:`TokenKeeper`).
     api_key: str | Callable[[], str | None] | None = dataclasses.field(default=None, repr=False)
     allow_http: bool = False
-    layout: str = "flat"
-    template: str = "{type}/{base_model}/{model_name}/{file_name}"
-    max_connections_per_host: int = 64
+    layout: str = bound("bulk.layout", "flat")
+    template: str = bound("bulk.template", "{type}/{base_model}/{model_name}/{file_name}")
+    max_connections_per_host: int = bound("performance.max_connections", 64)
     download: DownloadSettings = dataclasses.field(default_factory=DownloadSettings)
-    sidecars: bool = True
+    sidecars: bool = bound("bulk.sidecars", True)
     #: Content the library has elsewhere: "link" (hard link, else reflink, else copy),
     #: "copy" (reflink, else copy) or "download" (fetch it again); see download.place.
-    dedupe: str = "link"
-    previews: bool = False
-    preview_nsfw_level: int = 1
+    dedupe: str = bound("bulk.dedupe", "link")
+    previews: bool = bound("bulk.previews", False)
+    preview_nsfw_level: int = bound("bulk.preview_nsfw_level", 1)
     #: Extra keyword arguments of the API client (its rate limiters).
     client_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 

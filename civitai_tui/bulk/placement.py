@@ -17,9 +17,10 @@ from pathlib import Path
 
 import aiohttp
 
+from civitai_tui.binding import bound
 from civitai_tui.bulk.sidecars import fetch_preview, sidecar_path, write_sidecar
 from civitai_tui.civitai.layouts import LibraryLayout
-from civitai_tui.config import OPTIONS, Config
+from civitai_tui.config import OPTIONS
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.events import FileInfo
 
@@ -30,21 +31,13 @@ log = logging.getLogger(__name__)
 class LibrarySettings:
     """The ``bulk.*`` keys that decide placement and companions."""
 
-    layout: str = OPTIONS["bulk.layout"].default
-    template: str = OPTIONS["bulk.template"].default
-    sidecars: bool = OPTIONS["bulk.sidecars"].default
-    previews: bool = OPTIONS["bulk.previews"].default
-    preview_nsfw_level: int = OPTIONS["bulk.preview_nsfw_level"].default
-
-    @classmethod
-    def from_config(cls, config: Config) -> LibrarySettings:
-        return cls(
-            layout=config.get("bulk.layout"),
-            template=config.get("bulk.template"),
-            sidecars=config.get("bulk.sidecars"),
-            previews=config.get("bulk.previews"),
-            preview_nsfw_level=config.get("bulk.preview_nsfw_level"),
-        )
+    layout: str = bound("bulk.layout", OPTIONS["bulk.layout"].default)
+    template: str = bound("bulk.template", OPTIONS["bulk.template"].default)
+    sidecars: bool = bound("bulk.sidecars", OPTIONS["bulk.sidecars"].default)
+    previews: bool = bound("bulk.previews", OPTIONS["bulk.previews"].default)
+    preview_nsfw_level: int = bound(
+        "bulk.preview_nsfw_level", OPTIONS["bulk.preview_nsfw_level"].default
+    )
 
 
 def place(layout: LibraryLayout, request: DownloadRequest) -> DownloadRequest:

@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from civitai_tui import __version__
+from civitai_tui.binding import bound
 from civitai_tui.civitai.models import Model, ModelVersion
 from civitai_tui.civitai.politeness import Backoff, RateLimiter
 from civitai_tui.civitai.signed_urls import filename_from_url, signed_url_expiry
@@ -60,8 +61,8 @@ class ApiLimits:
     ``api.max_listing_pages``): one answer's bytes after decompression (a page of 100
     models is about 1 MB), and the pages of one listing (100 models each)."""
 
-    max_body: int = 32 * MIB
-    max_pages: int = 1000
+    max_body: int = bound("api.max_answer_mb", 32 * MIB, read=lambda mb: mb * MIB)
+    max_pages: int = bound("api.max_listing_pages", 1000)
 
 
 Params = Sequence[tuple[str, str]]

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from civitai_tui.binding import bound
 from civitai_tui.errors import CivitaiTuiError
 
 
@@ -44,7 +45,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 class RetryPolicy:
     """``max_attempts`` tries per connection; delays ``base_delay * 2**(n-1)`` ± jitter, capped."""
 
-    max_attempts: int = 8
+    max_attempts: int = bound("download.max_attempts", 8)
     base_delay: float = 1.0
     cap: float = 60.0
     jitter: float = 0.1

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from civitai_tui.download.disk import FreeSpaceRule
+from civitai_tui.binding import bound
+from civitai_tui.download.disk import FreeSpaceRule, parse_free_space
 from civitai_tui.download.retry import RetryPolicy
-from civitai_tui.download.speed import SpeedLimits
+from civitai_tui.download.speed import RateLimiter, SpeedLimits
 from civitai_tui.errors import CivitaiTuiError
 
 MiB = 1 << 20
@@ -33,7 +34,7 @@ class VerifySettings:
 class DownloadSettings:
     """Per-file transfer settings (mutable; ``connections`` may change mid-download)."""
 
-    connections: int = 8
+    connections: int = bound("download.connections", 8)
     #: Connections per file for files on a given storage host, set live by the
     #: performance optimizer; a host not listed uses ``connections``.
     host_connections: dict[str, int] = field(default_factory=dict)
@@ -45,23 +46,25 @@ class DownloadSettings:
     #: Never split a range below this (a file under 2x this uses one connection);
     #: ranges are split only where that beats a new request's first byte, so a small
     #: floor (aria2c's ``-k1M``) costs nothing on slow-to-answer hosts.
-    min_split: int = 1 * MiB
+    min_split: int = bound("download.min_split", 1 * MiB)
     #: aiohttp read buffer per connection (memory ~ connections x 2 x buffer).
     buffer_size: int = 256 * 1024
     #: Plain-HTTP bodies go from the socket to the file with ``splice`` (Linux), never
     #: through a buffer (``download.splice``); off: every body is copied.
     zero_copy: bool = True
-    checkpoint_seconds: float = 2.0
+    checkpoint_seconds: float = bound("download.checkpoint_seconds", 2.0)
     checkpoint_bytes: int = 64 * MiB
     #: A connection with no bytes for this long is dropped and its range re-queued.
-    stall_timeout: float = 30.0
+    stall_timeout: float = bound("download.stall_timeout", 30.0)
     #: The whole file without forward progress (outside retry waits) for this long fails.
     file_stall_timeout: float = 300.0
     #: A connection slower than ``min_speed`` B/s over ``min_speed_window`` s is dropped.
     min_speed: int = 1024
     min_speed_window: float = 30.0
     #: Free space a download leaves on its volume (``download.min_free_space``).
-    min_free_space: FreeSpaceRule = field(default_factory=FreeSpaceRule)
+    min_free_space: FreeSpaceRule = bound(
+        "download.min_free_space", default_factory=FreeSpaceRule, read=parse_free_space
+    )
     #: How often a file that changes on the server mid-download is restarted.
     max_restarts: int = 3
     progress_interval: float = 0.1
@@ -70,7 +73,12 @@ class DownloadSettings:
     hash_unpublished: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: The overall and per-job speed limits (changed live: ``download.max_speed``, jobs).
-    speed: SpeedLimits = field(default_factory=SpeedLimits)
+    speed: SpeedLimits = bound(
+        "download.max_speed",
+        default_factory=SpeedLimits,
+        read=lambda rate: SpeedLimits(RateLimiter(rate)),
+        update=SpeedLimits.set_overall,
+    )
     #: Called on the loop for every answer fetched by a worker thread (those skip
     #: aiohttp's trace hooks): ``(host, seconds to the headers, new connection)``.
     stream_observer: Callable[[str, float, bool], None] | None = None

@@ -2,8 +2,9 @@
 
 It owns the bus, the :class:`BulkDownloadManager`, the
 :class:`PerformanceOptimizer` (which tunes the manager's downloader) and the live
-configuration: a ``config set`` through the control API reaches the running
-parts at once (batch knobs, connections per file, ``performance.*``). The
+configuration: a ``config set`` of a ``live`` key through the control API reaches
+the running parts at once (:func:`civitai_tui.binding.apply` on the settings they
+hold); ``restart`` keys are read here at start. The
 control API server and the process management live in
 :mod:`civitai_tui.engine.server` and :mod:`civitai_tui.engine.process`.
 """
@@ -20,9 +21,12 @@ from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
 from civitai_tui.analytics.collector import AnalyticsCollector
 from civitai_tui.analytics.reports import ReportGenerator
 from civitai_tui.analytics.schema import DB_NAME
+from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.analytics.summary import AnalyticsReport
+from civitai_tui.binding import apply, from_config, keys_of
+from civitai_tui.bulk.batches import BatchConfig
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
-from civitai_tui.config import Config, Environment
+from civitai_tui.config import OPTIONS, Config, Environment
 from civitai_tui.credentials import TokenKeeper
 from civitai_tui.engine.hooks import Hooks, JobFacts
 from civitai_tui.errors import CivitaiTuiError
@@ -37,13 +41,7 @@ from civitai_tui.perf.memory import FILE_NAME as HOST_MEMORY_FILE
 from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.optimizer import PerformanceOptimizer
 from civitai_tui.perf.session import create_optimized_session
-from civitai_tui.runtime_settings import (
-    analytics_settings,
-    api_limiters,
-    api_limits,
-    batch_config,
-    download_settings,
-)
+from civitai_tui.runtime_settings import ApiPacing, download_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,36 +73,33 @@ class Engine:
         self.optimizer = PerformanceOptimizer(
             self.bus,
             DownloaderControls(lambda: self.manager.downloader),
-            OptimizationConfig.from_config(self.config),
+            from_config(OptimizationConfig, self.config),
             HostMemory(state_dir / HOST_MEMORY_FILE),
         )
+        #: The API client's pacing (``api.*``), shared with the manager's client.
+        self.api = from_config(ApiPacing, self.config)
         self.manager = BulkDownloadManager(
-            ManagerSettings(
+            from_config(
+                ManagerSettings,
+                self.config,
                 state_dir=state_dir,
                 base_url=env.base_url,
                 api_key=self.credentials,
                 allow_http=allow_http,
-                layout=self.config.get("bulk.layout"),
-                template=self.config.get("bulk.template"),
-                max_connections_per_host=self.config.get("performance.max_connections"),
                 download=dataclasses.replace(
                     download_settings(self.config),
                     stream_observer=self.optimizer.health.record_stream,
                 ),
-                sidecars=self.config.get("bulk.sidecars"),
-                dedupe=self.config.get("bulk.dedupe"),
-                previews=self.config.get("bulk.previews"),
-                preview_nsfw_level=self.config.get("bulk.preview_nsfw_level"),
-                client_options={**api_limiters(self.config), "limits": api_limits(self.config)},
+                client_options=self.api.client_options(),
             ),
             bus=self.bus,
-            batch=batch_config(self.config),
+            batch=from_config(BatchConfig, self.config),
             session_factory=lambda: create_optimized_session(self.optimizer),
         )
         self.hooks = Hooks(self.config, self._job_facts)
         self.bus.add_callback(self.hooks)
         self.manager.settings.download.speed.job_rate = self._job_speed
-        self._apply_speed_limit()
+        self.optimizer.set_rate_cap(self.config.get("download.max_speed"))
         self.config.on_change(self._apply)
         self._stopped = asyncio.Event()
         self.analytics: AnalyticsCollector | None = None
@@ -112,7 +107,7 @@ class Engine:
 
     async def start(self) -> None:
         log.info("network: proxy %(proxy)s, CAs %(ca_bundle)s", self.network.describe())
-        settings = analytics_settings(self.config)
+        settings = from_config(AnalyticsSettings, self.config)
         if settings.enabled:
             self.analytics = AnalyticsCollector(
                 self.state_dir / DB_NAME, settings, key_dir=self.state_dir
@@ -173,47 +168,20 @@ class Engine:
         except CivitaiTuiError:  # not a job of this engine (a `get` run): no own limit
             return None
 
-    def _apply_speed_limit(self) -> None:
-        """``download.max_speed`` to the running downloads; the optimizer works within it."""
-        rate = self.config.get("download.max_speed")
-        self.manager.settings.download.speed.set_overall(rate)
-        self.optimizer.set_rate_cap(rate)
-
     def _apply(self, key: str, _value: Any) -> None:
-        section = key.split(".", 1)[0]
-        if section == "bulk":
-            fresh = batch_config(self.config)
-            for field in dataclasses.fields(fresh):
-                setattr(self.manager.batch, field.name, getattr(fresh, field.name))
-            for name in (
-                "layout",
-                "template",
-                "sidecars",
-                "dedupe",
-                "previews",
-                "preview_nsfw_level",
-            ):
-                setattr(self.manager.settings, name, self.config.get(f"bulk.{name}"))
+        """A changed ``live`` key to the running parts; other keys wait for a restart."""
+        if OPTIONS[key].applies != "live":
+            log.info("config %s changed; takes effect at the next start", key)
+            return
+        if apply(self.manager.batch, self.config, key) | apply(
+            self.manager.settings, self.config, key
+        ):
             self.manager.kick()
-        elif section == "download":
-            fresh_dl = download_settings(self.config)
-            live = self.manager.settings.download
-            for field in (
-                "connections",
-                "min_split",
-                "min_free_space",
-                "checkpoint_seconds",
-                "stall_timeout",
-            ):
-                setattr(live, field, getattr(fresh_dl, field))
-            # the optimizer owns the retry delays; the attempt budget is the user's
-            live.retry = dataclasses.replace(live.retry, max_attempts=fresh_dl.retry.max_attempts)
-            self._apply_speed_limit()
-        elif section == "api":
-            for name, fresh in api_limiters(self.config).items():
-                self.manager.settings.client_options[name].set_ceiling(fresh.max_rate)
-        elif section == "performance":
-            self.optimizer.update_config(OptimizationConfig.from_config(self.config))
-        elif section == "network":  # new connections take it; open ones finish their request
+        apply(self.api, self.config, key)
+        if key in keys_of(OptimizationConfig):
+            self.optimizer.update_config(from_config(OptimizationConfig, self.config))
+        if key == "download.max_speed":  # the optimizer probes within the limit
+            self.optimizer.set_rate_cap(self.config.get(key))
+        if key.startswith("network."):  # new connections take it; open ones finish their request
             self.network = install(Network.from_config(self.config))
         log.info("config %s changed", key)

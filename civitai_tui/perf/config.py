@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from civitai_tui.config import Config
+from civitai_tui.binding import bound
 from civitai_tui.perf.modes import MODE_LIMITS, ModeLimits, OptimizationMode
 from civitai_tui.perf.network import DEFAULT_THRESHOLDS, ConditionThresholds
 
@@ -13,14 +13,17 @@ from civitai_tui.perf.network import DEFAULT_THRESHOLDS, ConditionThresholds
 class OptimizationConfig:
     """Seed knobs plus the loop timings (seconds)."""
 
-    mode: OptimizationMode = OptimizationMode.ADAPTIVE
-    cpu_threshold: float = 75.0
-    memory_threshold: float = 75.0
+    mode: OptimizationMode = bound(
+        "performance.mode", OptimizationMode.ADAPTIVE, read=OptimizationMode
+    )
+    cpu_threshold: float = bound("performance.cpu_threshold", 75.0)
+    memory_threshold: float = bound("performance.memory_threshold", 75.0)
     #: Connections per host, at most (every mode stays at or below it).
-    max_connections: int = 64
-    min_chunk_size: int = 64 * 1024
-    max_chunk_size: int = 4 * 1024 * 1024
-    enable_adaptive_retry: bool = True
+    max_connections: int = bound("performance.max_connections", 64)
+    #: At most ``max_chunk_size``: the config refuses values that cross (``ORDERED_KEYS``).
+    min_chunk_size: int = bound("performance.min_chunk_size", 64 * 1024)
+    max_chunk_size: int = bound("performance.max_chunk_size", 4 * 1024 * 1024)
+    enable_adaptive_retry: bool = bound("performance.enable_adaptive_retry", True)
     #: The seed's table runs this often.
     interval: float = 5.0
     #: Per-host probes run this often while files download (a probe settles, then measures).
@@ -30,20 +33,6 @@ class OptimizationConfig:
     #: Below this CPU and memory (%) with a GOOD or better network the table adds a connection.
     grow_below: float = 50.0
     thresholds: ConditionThresholds = field(default=DEFAULT_THRESHOLDS)
-
-    @classmethod
-    def from_config(cls, config: Config) -> OptimizationConfig:
-        return cls(
-            mode=OptimizationMode(config.get("performance.mode")),
-            cpu_threshold=config.get("performance.cpu_threshold"),
-            memory_threshold=config.get("performance.memory_threshold"),
-            max_connections=config.get("performance.max_connections"),
-            min_chunk_size=config.get("performance.min_chunk_size"),
-            max_chunk_size=max(
-                config.get("performance.min_chunk_size"), config.get("performance.max_chunk_size")
-            ),
-            enable_adaptive_retry=config.get("performance.enable_adaptive_retry"),
-        )
 
     @property
     def limits(self) -> ModeLimits:

@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from civitai_tui.binding import bound, from_config
 from civitai_tui.config import OPTIONS, Config, ConfigError
 
 USER_THEMES = "themes"
@@ -20,13 +21,13 @@ class UISettings:
     """What the app needs at start."""
 
     state_dir: Path
-    theme: str = OPTIONS["ui.theme"].default
-    refresh_hz: float = OPTIONS["ui.refresh_hz"].default
-    notify_done: str = OPTIONS["ui.notify_done"].default
+    theme: str = bound("ui.theme", OPTIONS["ui.theme"].default)
+    refresh_hz: float = bound("ui.refresh_hz", OPTIONS["ui.refresh_hz"].default)
+    notify_done: str = bound("ui.notify_done", OPTIONS["ui.notify_done"].default)
     keymap: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     #: ``bulk.dest``: the add dialog's destination when its field is empty ("" = the cwd).
-    dest: str = ""
+    dest: str = bound("bulk.dest", OPTIONS["bulk.dest"].default)
 
     @property
     def theme_dirs(self) -> tuple[Path, ...]:
@@ -43,18 +44,14 @@ def load_ui_settings(state_dir: Path) -> UISettings:
     """Read ``<state_dir>/config.toml``; problems become ``warnings``."""
     path = state_dir / "config.toml"
     warnings: list[str] = []
-    theme, refresh_hz = OPTIONS["ui.theme"].default, OPTIONS["ui.refresh_hz"].default
-    notify_done = OPTIONS["ui.notify_done"].default
-    dest = OPTIONS["bulk.dest"].default
     try:
-        config = Config.load(path)
-        theme, refresh_hz = config.get("ui.theme"), config.get("ui.refresh_hz")
-        notify_done = config.get("ui.notify_done")
-        dest = config.get("bulk.dest")
+        config: Config | None = Config.load(path)
     except ConfigError as err:
+        config = None
         warnings.append(f"{err.message}; using the default UI settings")
     keymap = _read_keymap(path, warnings)
-    return UISettings(state_dir, theme, refresh_hz, notify_done, keymap, tuple(warnings), dest=dest)
+    given = {"state_dir": state_dir, "keymap": keymap, "warnings": tuple(warnings)}
+    return UISettings(**given) if config is None else from_config(UISettings, config, **given)
 
 
 def _read_keymap(path: Path, warnings: list[str]) -> dict[str, str]:
