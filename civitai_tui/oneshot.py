@@ -26,7 +26,7 @@ from civitai_tui.civitai.planner import PlanFailure, PlanOptions, plan_targets
 from civitai_tui.civitai.politeness import RateLimiter
 from civitai_tui.civitai.targets import Target
 from civitai_tui.download.downloader import FileDownloader
-from civitai_tui.download.request import DownloadRequest
+from civitai_tui.download.request import DownloadRequest, Resolver, resolve_direct
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
 from civitai_tui.events import EventBus
@@ -76,11 +76,13 @@ async def download_all(
     optimization: OptimizationConfig | None = None,
     host_memory: Path | None = None,
     landed: Landed | None = None,
+    resolve: Resolver = resolve_direct,
 ) -> list[DownloadResult]:
     """Download ``requests``, ``max_files`` at a time, through one shared session.
 
     With ``optimization`` a :class:`PerformanceOptimizer` tunes the connections;
-    ``landed(session, request, result)`` runs for each file that is in place.
+    ``landed(session, request, result)`` runs for each file that is in place;
+    ``resolve`` turns sources into URLs (the API client's, for CivitAI files).
     """
     holder: list[FileDownloader] = []
     optimizer = None
@@ -97,7 +99,7 @@ async def download_all(
         settings = replace(settings, stream_observer=optimizer.health.record_stream)
         session = create_optimized_session(optimizer)
     try:
-        downloader = FileDownloader(session, bus=bus, settings=settings)
+        downloader = FileDownloader(session, bus=bus, settings=settings, resolve=resolve)
         holder.append(downloader)
         if optimizer is not None:
             await optimizer.start()
@@ -164,6 +166,7 @@ async def run_get(
             optimization=options.optimization,
             host_memory=options.host_memory,
             landed=landed,
+            resolve=client.resolve_source,
         )
     return GetReport(results=list(zip(requests, results, strict=True)), plan_failures=failures)
 

@@ -10,6 +10,7 @@ from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOption
 from civitai_tui.bulk.queue import JobQueue
 from civitai_tui.bulk.states import TRANSITIONS, IllegalTransition, JobState
 from civitai_tui.bulk.store import JobStore
+from civitai_tui.download.request import CivitAISourceRef, DownloadRequest
 from civitai_tui.errors import FailureKind
 from civitai_tui.events import FileInfo
 
@@ -85,15 +86,14 @@ def test_queue_keeps_arrival_order_when_priority_returns() -> None:
 
 
 def _file(key: str, size: int, state: FileState = FileState.PENDING, done: int = 0) -> JobFile:
-    return JobFile(
+    request = DownloadRequest(
         info=FileInfo(key=key, name=f"{key}.safetensors", size=size, model_type="LORA"),
-        dest_dir="/models",
-        source={"kind": "civitai", "version_id": 1, "file_id": 2},
+        source=CivitAISourceRef(1, 2),
+        dest_dir=Path("/models"),
         sha256="AB" * 32,
         remote_scans=("Success",),
-        state=state,
-        done=done,
     )
+    return JobFile(request, state=state, done=done)
 
 
 def test_job_progress_and_failure_summary() -> None:
@@ -115,33 +115,6 @@ def test_job_progress_and_failure_summary() -> None:
         job.failure_summary()
     )
     assert job.summary()["files_failed"] == 1
-
-
-def test_a_version_1_store_gains_the_placement_columns_and_keeps_its_jobs(
-    tmp_path: Path,
-) -> None:
-    import sqlite3
-
-    path = tmp_path / "state.db"
-    store = JobStore(path)
-    job = BulkDownloadJob(name="old", targets=("model:1",), files=[_file("a", 100)])
-    store.save_job(job)
-    store.close()
-    with sqlite3.connect(path) as db:  # the schema as version 1 wrote it
-        for column in ("origin", "method", "warning"):
-            db.execute(f"ALTER TABLE files DROP COLUMN {column}")
-        db.execute("PRAGMA user_version=1")
-
-    again = JobStore(path)
-    (loaded,) = again.load_jobs()
-    assert loaded.files[0].origin is None and loaded.files[0].method is None
-    loaded.files[0].origin, loaded.files[0].method = "/elsewhere/a", "hardlink"
-    loaded.files[0].warning = "sidecar not written"
-    again.save_files(loaded.id, loaded.files)
-    again.close()
-    (reloaded,) = JobStore(path).load_jobs()
-    f = reloaded.files[0]
-    assert (f.origin, f.method, f.warning) == ("/elsewhere/a", "hardlink", "sidecar not written")
 
 
 def test_store_round_trip_and_updates(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.planner import BulkFilters, plan_downloads
 from civitai_tui.civitai.politeness import Backoff, RateLimiter
 from civitai_tui.civitai.selection import FileSelection
-from civitai_tui.civitai.source import CivitAIDownloadSource
 from civitai_tui.civitai.targets import (
     FileSpec,
     HashTarget,
@@ -25,7 +24,7 @@ from civitai_tui.civitai.targets import (
     UserTarget,
     VersionTarget,
 )
-from civitai_tui.download.request import DirectSource, DownloadRequest
+from civitai_tui.download.request import CivitAISourceRef, DirectSource, DownloadRequest
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.catalogue import FileRef, SimFile, SimModel
 from civitai_tui.simulator.server import Simulator
@@ -80,7 +79,7 @@ def assert_matches(request: DownloadRequest, sim: Simulator, file: SimFile, dest
     assert request.sha256 == file.sha256.upper() and request.blake3 == file.blake3.upper()
     assert request.remote_scans == (file.pickle_scan, file.virus_scan)
     assert request.file_format == file.format
-    assert isinstance(request.source, CivitAIDownloadSource)
+    assert isinstance(request.source, CivitAISourceRef)
     assert (request.source.version_id, request.source.file_id) == (version.id, file.id)
 
 
@@ -262,7 +261,7 @@ async def test_planned_source_resolves_to_the_bytes(
 ) -> None:
     model = plain_models(sim)[0]
     [request] = await plan(client, tmp_path, ModelTarget(model.id))
-    resolved = await request.source.resolve()
+    resolved = await client.resolve_source(request.source)
     assert TOKEN not in request.source.describe()
     async with aiohttp.ClientSession() as plain, plain.get(resolved.url) as resp:
         body = await resp.read()

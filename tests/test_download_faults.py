@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from test_download_support import (
-    CountingSource,
+    CountingResolver,
     KiB,
     MiB,
     dest_fixture,  # noqa: F401 - the ``dest`` fixture
@@ -207,20 +207,20 @@ async def test_html_instead_of_file_is_bad_content(sim: Simulator, dest: Path) -
 
 async def test_expired_signed_url_is_resolved_again_once(sim: Simulator, dest: Path) -> None:
     file = pick(sim, 256 * KiB, 1 * MiB)
-    source = CountingSource([sim.signed_url(file.id, ttl=-60), sim.signed_url(file.id)])
-    async with downloader() as dl:
-        result = await dl.download(request_for(sim, file, dest, source=source))
+    resolver = CountingResolver([sim.signed_url(file.id, ttl=-60), sim.signed_url(file.id)])
+    async with downloader(resolve=resolver) as dl:
+        result = await dl.download(request_for(sim, file, dest))
     assert_good(result, file)
-    assert len(source.calls) == 2
+    assert len(resolver.calls) == 2
 
 
 async def test_link_refused_twice_fails_forbidden(sim: Simulator, dest: Path) -> None:
     file = pick(sim, 64 * KiB, 512 * KiB)
-    source = CountingSource([sim.signed_url(file.id, ttl=-60)])
-    async with downloader() as dl:
-        result = await dl.download(request_for(sim, file, dest, source=source))
+    resolver = CountingResolver([sim.signed_url(file.id, ttl=-60)])
+    async with downloader(resolve=resolver) as dl:
+        result = await dl.download(request_for(sim, file, dest))
     assert result.status == "failed" and result.error is not None
-    assert result.error.kind is FailureKind.FORBIDDEN and len(source.calls) == 2
+    assert result.error.kind is FailureKind.FORBIDDEN and len(resolver.calls) == 2
 
 
 async def test_a_revoked_unexpired_link_is_replaced_by_a_fresh_one(
@@ -231,11 +231,11 @@ async def test_a_revoked_unexpired_link_is_replaced_by_a_fresh_one(
     file = pick(sim, 256 * KiB, 1 * MiB)
     revoked = sim.signed_url(file.id)
     sim.faults.set(file.id, revoked=frozenset({revoked.rsplit("sig=", 1)[1]}))
-    source = CountingSource([revoked, sim.signed_url(file.id, ttl=3600)], time.time() + 3600)
-    async with downloader() as dl:
-        result = await dl.download(request_for(sim, file, dest, source=source))
+    resolver = CountingResolver([revoked, sim.signed_url(file.id, ttl=3600)], time.time() + 3600)
+    async with downloader(resolve=resolver) as dl:
+        result = await dl.download(request_for(sim, file, dest))
     assert_good(result, file)
-    assert len(source.calls) == 2
+    assert len(resolver.calls) == 2
     assert "storage refused the link" in caplog.text and "HTTP 403" in caplog.text
     assert "sig=" not in caplog.text
 
@@ -247,11 +247,11 @@ async def test_401_and_410_from_storage_also_get_a_fresh_link(
     file = pick(sim, 64 * KiB, 512 * KiB)
     sim.faults.set(file.id, fail_status=status, fail_count=1)
     urls = [sim.signed_url(file.id), sim.signed_url(file.id, ttl=7200)]
-    source = CountingSource(urls, time.time() + 3600)
-    async with downloader() as dl:
-        result = await dl.download(request_for(sim, file, dest, source=source))
+    resolver = CountingResolver(urls, time.time() + 3600)
+    async with downloader(resolve=resolver) as dl:
+        result = await dl.download(request_for(sim, file, dest))
     assert_good(result, file)
-    assert len(source.calls) == 2
+    assert len(resolver.calls) == 2
 
 
 def test_a_link_counts_as_expired_a_safety_margin_before_its_expiry() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_download_support import (
-    CountingSource,
+    CountingResolver,
     KiB,
     MiB,
     dest_fixture,  # noqa: F401 - the ``dest`` fixture
@@ -67,9 +67,9 @@ async def test_cancel_keeps_partial_and_resume_fetches_only_the_rest(
             reached.set() if isinstance(e, FileProgress) and e.done >= file.size // 3 else None
         )
     )
-    first_source = CountingSource([sim.signed_url(file.id)], expires_at=time.time() + 3600)
-    async with downloader(bus=bus) as dl:
-        task = asyncio.create_task(dl.download(request_for(sim, file, dest, source=first_source)))
+    first = CountingResolver([sim.signed_url(file.id)], expires_at=time.time() + 3600)
+    async with downloader(bus=bus, resolve=first) as dl:
+        task = asyncio.create_task(dl.download(request_for(sim, file, dest)))
         await asyncio.wait_for(reached.wait(), 20)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -79,12 +79,12 @@ async def test_cancel_keeps_partial_and_resume_fetches_only_the_rest(
     saved = load_control(ctl)
     assert saved is not None and file.size // 3 <= saved.done_bytes < file.size
     sim.faults.reset()
-    resume_source = CountingSource(["http://127.0.0.1:9/never-used"])
-    async with downloader() as dl:
-        result = await dl.download(request_for(sim, file, dest, source=resume_source))
+    resume = CountingResolver(["http://127.0.0.1:9/never-used"])
+    async with downloader(resolve=resume) as dl:
+        result = await dl.download(request_for(sim, file, dest))
     assert result.status == "completed" and result.verified, result.error
     assert result.fetched_bytes == file.size - saved.done_bytes
-    assert resume_source.calls == []  # the signed URL came from the control file
+    assert resume.calls == []  # the signed URL came from the control file
     assert leftovers(dest) == [file.name]
 
 

@@ -11,7 +11,14 @@ import pytest
 
 from civitai_tui.download.disk import FreeSpaceRule
 from civitai_tui.download.downloader import FileDownloader
-from civitai_tui.download.request import DirectSource, DownloadRequest, ResolvedURL
+from civitai_tui.download.request import (
+    DirectSource,
+    DownloadRequest,
+    ResolvedURL,
+    Resolver,
+    Source,
+    resolve_direct,
+)
 from civitai_tui.download.retry import RetryPolicy
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadSettings
@@ -73,28 +80,27 @@ def request_for(
 
 
 @dataclass
-class CountingSource:
-    """A UrlSource that hands out the given URLs in turn and counts resolves."""
+class CountingResolver:
+    """A resolver that hands out the given URLs in turn (whatever the source) and counts."""
 
     urls: list[str]
     expires_at: float | None = None
     calls: list[str] = field(default_factory=list)
 
-    async def resolve(self) -> ResolvedURL:
+    async def __call__(self, source: Source) -> ResolvedURL:
         url = self.urls[min(len(self.calls), len(self.urls) - 1)]
         self.calls.append(url)
         return ResolvedURL(url, self.expires_at)
 
-    def describe(self) -> str:
-        return "test source"
-
 
 @asynccontextmanager
 async def downloader(
-    settings: DownloadSettings | None = None, bus: EventBus | None = None
+    settings: DownloadSettings | None = None,
+    bus: EventBus | None = None,
+    resolve: Resolver = resolve_direct,
 ) -> AsyncIterator[FileDownloader]:
     async with create_download_session() as session:
-        yield FileDownloader(session, bus or EventBus(), settings or fast_settings())
+        yield FileDownloader(session, bus or EventBus(), settings or fast_settings(), resolve)
 
 
 @pytest.fixture(name="dest")

@@ -1,16 +1,17 @@
 """Jobs and their files: what the user asked for, and what it expanded to.
 
 A :class:`BulkDownloadJob` is one request (a model, a version, a creator, a
-search, a URL list); once expanded it owns :class:`JobFile` rows, each enough
-to rebuild a :class:`~civitai_tui.download.request.DownloadRequest` after a
-restart. Job-level progress is derived from the files, never stored twice.
+search, a URL list); once expanded it owns :class:`JobFile` objects, each a
+:class:`~civitai_tui.download.request.DownloadRequest` (what to fetch, as
+planned) and its progress. Job-level progress is derived from the files, never
+stored twice.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from civitai_tui.bulk.states import JobState, check_transition
 from civitai_tui.civitai.planner import BulkFilters, PlanOptions
 from civitai_tui.civitai.selection import FileSelection
+from civitai_tui.download.request import DownloadRequest
 from civitai_tui.events import FileInfo
 from civitai_tui.security.redact import mask_target
 
@@ -128,19 +130,14 @@ _OPTION_CHECKS = {
 
 @dataclass
 class JobFile:
-    """One file of a job, with its download state and what failed last."""
+    """One file of a job: what to fetch (its saveable request) and how far along it is.
 
-    info: FileInfo
-    dest_dir: str
-    #: How to fetch it: {"kind": "civitai", "version_id": v, "file_id": f}
-    #: or {"kind": "url", "url": u}.
-    source: dict[str, Any]
-    filename: str | None = None
-    sha256: str | None = None
-    blake3: str | None = None
-    remote_scans: tuple[str, ...] = ()
-    file_format: str | None = None
-    preview_url: str | None = None
+    Every attribute but ``request`` is progress; ``state.db`` keeps the request and
+    the progress as one JSON value each (``request_record`` / ``progress_record``),
+    so a new attribute here or in the request needs no other edit to be saved.
+    """
+
+    request: DownloadRequest
     state: FileState = FileState.PENDING
     done: int = 0
     attempts: int = 0
@@ -158,12 +155,40 @@ class JobFile:
     warning: str | None = None
 
     @property
+    def info(self) -> FileInfo:
+        return self.request.info
+
+    @property
     def key(self) -> str:
-        return self.info.key
+        return self.request.info.key
 
     @property
     def size(self) -> int | None:
-        return self.info.size
+        return self.request.info.size
+
+    @property
+    def final(self) -> Path | None:
+        """Where the file goes, when its name is known before the download."""
+        name = self.request.filename
+        return self.request.dest_dir / name if name else None
+
+    def learn_size(self, total: int) -> None:
+        """A plain URL's size, once its first answer says (a resume then expects it)."""
+        if self.request.info.size is None:
+            info = replace(self.request.info, size=total)
+            self.request = replace(self.request, info=info, expected_size=total)
+
+    def progress_record(self) -> dict[str, Any]:
+        """The progress as JSON-ready data."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "request"}
+
+    @classmethod
+    def from_records(cls, request: dict[str, Any], progress: dict[str, Any]) -> JobFile:
+        """The file two records describe (attributes they lack: defaults)."""
+        known = {k: v for k, v in progress.items() if k in cls.__dataclass_fields__}
+        if "state" in known:
+            known["state"] = FileState(known["state"])
+        return cls(request=DownloadRequest.from_record(request), **known)
 
     def view(self) -> dict[str, Any]:
         """A JSON-ready view: where the file is (or why it is not) and where it came from."""
@@ -184,7 +209,7 @@ class JobFile:
             "content_from": self.method,
             "content_source": self.origin,
             "warning": self.warning,
-            "sha256": self.sha256,
+            "sha256": self.request.sha256,
         }
 
 

@@ -37,7 +37,6 @@ from civitai_tui.bulk.store import JobStore, StoreError
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
 from civitai_tui.civitai.planner import plan_targets
-from civitai_tui.civitai.source import CivitAIDownloadSource
 from civitai_tui.civitai.targets import (
     SearchTarget,
     TagTarget,
@@ -50,7 +49,7 @@ from civitai_tui.civitai.targets import (
 from civitai_tui.download.disk import free_bytes
 from civitai_tui.download.downloader import FileDownloader, unexpected
 from civitai_tui.download.place import place_copy
-from civitai_tui.download.request import DirectSource, DownloadRequest, UrlSource
+from civitai_tui.download.request import DownloadRequest
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -114,7 +113,7 @@ class BulkDownloadManager:
         self._slots: list[asyncio.Task[None]] = []
         self._file_tasks: dict[str, asyncio.Task[DownloadResult]] = {}
         self._inflight: dict[str, tuple[BulkDownloadJob, JobFile]] = {}
-        self._busy_paths: set[str] = set()
+        self._busy_paths: set[Path] = set()
         self._dirty: dict[str, set[str]] = {}
         self._client: CivitAIClient | None = None
         self._library: LibraryIndex | None = None
@@ -146,7 +145,10 @@ class BulkDownloadManager:
             else create_download_session(limit_per_host=self.settings.max_connections_per_host)
         )
         self._downloader = FileDownloader(
-            self._session, bus=self.bus, settings=self.settings.download
+            self._session,
+            bus=self.bus,
+            settings=self.settings.download,
+            resolve=self._client.resolve_source,
         )
         for job in self._store.load_jobs():
             self._jobs[job.id] = job
@@ -303,7 +305,7 @@ class BulkDownloadManager:
         assert self._downloader is not None
         for f in job.files:
             if not f.state.done:
-                self._downloader.discard_partial(self._request(job, f))
+                self._downloader.discard_partial(f.request)
                 f.state, f.done = FileState.CANCELLED, 0
         self._save_files(job, job.files)
         await self._notify_finished()
@@ -433,11 +435,11 @@ class BulkDownloadManager:
         for f in job.files:
             if len(picked) >= size:
                 break
-            target = str(Path(f.dest_dir) / (f.filename or ""))
-            if f.state is FileState.PENDING and target not in self._busy_paths:
+            final = f.final
+            if f.state is FileState.PENDING and final not in self._busy_paths:
                 picked.append(f)
-                if f.filename:
-                    self._busy_paths.add(target)
+                if final is not None:
+                    self._busy_paths.add(final)
                 f.state = FileState.DOWNLOADING
                 self._inflight[f.key] = (job, f)
         return picked
@@ -468,7 +470,7 @@ class BulkDownloadManager:
         try:
             f.origin = f.origin or self._copy_elsewhere(f)  # one may have landed since
             placed = await self._place(f) if f.origin else None
-            result = placed or await self._downloader.download(self._request(job, f))
+            result = placed or await self._downloader.download(f.request)
             await self._apply_result(job, f, result)
         except asyncio.CancelledError:
             if f.state is FileState.DOWNLOADING:  # paused or stopped: resumable later
@@ -476,24 +478,25 @@ class BulkDownloadManager:
             self._save_files(job, [f])
             raise
         except Exception as exc:  # a surprise ends the file FAILED, never left DOWNLOADING
-            result = DownloadResult("failed", None, error=unexpected(self._request(job, f), exc))
+            result = DownloadResult("failed", None, error=unexpected(f.request, exc))
             self._fail_file(job, f, result)
         finally:
             self._file_tasks.pop(f.key, None)
             self._inflight.pop(f.key, None)
-            self._busy_paths.discard(str(Path(f.dest_dir) / (f.filename or "")))
+            if f.final is not None:
+                self._busy_paths.discard(f.final)
         return result
 
     async def _place(self, f: JobFile) -> DownloadResult | None:
         """Put the library's copy of ``f`` at its asked path; None: download it instead."""
-        assert f.origin is not None and f.sha256 and f.filename
-        final = Path(f.dest_dir) / f.filename
+        sha256, final = f.request.sha256, f.final
+        assert f.origin is not None and sha256 and final is not None
         if self.settings.dedupe == "download":
             f.origin = None
             return None
         try:
             f.method = await asyncio.to_thread(
-                place_copy, Path(f.origin), final, f.sha256, self.settings.dedupe
+                place_copy, Path(f.origin), final, sha256, self.settings.dedupe
             )
             size = final.stat().st_size
         except OSError as exc:  # the copy vanished (an unmounted disk) or changed
@@ -501,7 +504,7 @@ class BulkDownloadManager:
             f.origin = None
             return None
         log.info("%s: %s of %s", final, f.method, f.origin)
-        return DownloadResult("skipped", final, bytes=size, sha256=f.sha256.upper(), verified=True)
+        return DownloadResult("skipped", final, bytes=size, sha256=sha256.upper(), verified=True)
 
     async def _apply_result(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
         f.attempts += max(1, result.retries + 1)
@@ -541,7 +544,7 @@ class BulkDownloadManager:
             path,
             f.info,
             sha256,
-            f.preview_url,
+            f.request.preview_url,
             sidecars=self.settings.sidecars,
             previews=self.settings.previews,
             base_url=self.settings.base_url,
@@ -606,7 +609,7 @@ class BulkDownloadManager:
             "errors": errors,
             "items": [
                 {
-                    "name": f.filename or f.info.name,
+                    "name": f.request.filename or f.info.name,
                     "size": f.size,
                     "model": f.info.model_name,
                     "type": f.info.model_type,
@@ -669,27 +672,13 @@ class BulkDownloadManager:
         layout = LibraryLayout(
             Path(job.options.dest or "."), self.settings.layout, self.settings.template
         )
-        library = self._library
-        assert library is not None
+        assert self._library is not None
         files = []
         for req in requests:
             info = dataclasses.replace(req.info, key=f"{job.id}:{req.info.key}", job_id=job.id)
-            req = place(layout, dataclasses.replace(req, info=info))
-            dest_dir, filename = req.dest_dir, req.filename
-            f = JobFile(
-                info=info,
-                dest_dir=str(dest_dir),
-                source=_source_record(req.source),
-                filename=filename,
-                sha256=req.sha256,
-                blake3=req.blake3,
-                remote_scans=req.remote_scans,
-                file_format=req.file_format,
-                preview_url=req.preview_url,
-            )
-            final = dest_dir / filename if filename else None
-            assert self._library is not None
-            if f.sha256 and final is not None and self._library.holds(final, f.sha256):
+            f = JobFile(place(layout, dataclasses.replace(req, info=info)))
+            sha256, final = f.request.sha256, f.final
+            if sha256 and final is not None and self._library.holds(final, sha256):
                 f.state, f.done, f.path, f.method = (
                     FileState.SKIPPED,
                     f.size or 0,
@@ -703,36 +692,14 @@ class BulkDownloadManager:
 
     def _copy_elsewhere(self, f: JobFile) -> str | None:
         """A verified copy of ``f`` in the library to place at its path (``bulk.dedupe``)."""
-        if not (f.sha256 and f.filename) or self.settings.dedupe == "download":
+        sha256, final = f.request.sha256, f.final
+        if not (sha256 and final) or self.settings.dedupe == "download":
             return None
         assert self._library is not None
-        found = self._library.find(f.sha256, exclude=Path(f.dest_dir) / f.filename)
+        found = self._library.find(sha256, exclude=final)
         return str(found) if found is not None else None
 
     # ---------------------------------------------------------------- plumbing
-
-    def _request(self, job: BulkDownloadJob, f: JobFile) -> DownloadRequest:
-        return DownloadRequest(
-            info=f.info,
-            source=self._source(f.source),
-            dest_dir=Path(f.dest_dir),
-            filename=f.filename,
-            expected_size=f.size,
-            sha256=f.sha256,
-            blake3=f.blake3,
-            remote_scans=f.remote_scans,
-            file_format=f.file_format,
-        )
-
-    def _source(self, record: dict[str, object]) -> UrlSource:
-        if record.get("kind") == "civitai":
-            assert self._client is not None
-            return CivitAIDownloadSource(
-                self._client,
-                int(record["version_id"]),
-                record.get("file_id"),  # type: ignore[arg-type]
-            )
-        return DirectSource(str(record["url"]))
 
     def _set_state(self, job: BulkDownloadJob, new: JobState, reason: str) -> None:
         """Change and save a job's state; when the save fails, memory keeps the old state."""
@@ -754,8 +721,8 @@ class BulkDownloadManager:
             if entry is not None:
                 job, f = entry
                 f.done = event.done
-                if f.info.size is None and event.total:  # a plain URL: its first answer says
-                    f.info = dataclasses.replace(f.info, size=event.total)
+                if event.total:
+                    f.learn_size(event.total)
                 self._dirty.setdefault(job.id, set()).add(f.key)
 
     def _save_files(self, job: BulkDownloadJob, files: list[JobFile]) -> None:
@@ -829,7 +796,8 @@ class BulkDownloadManager:
 
 def _at_destination(f: JobFile) -> bool:
     """The file is where the job asked for it (a file, not a folder, in its folder)."""
-    return f.path is not None and Path(f.path).parent == Path(f.dest_dir) and Path(f.path).is_file()
+    path = Path(f.path) if f.path is not None else None
+    return path is not None and path.parent == f.request.dest_dir and path.is_file()
 
 
 def default_name(targets: Sequence[Target]) -> str:
@@ -847,11 +815,3 @@ def model_name(job: BulkDownloadJob, requests: Sequence[DownloadRequest], base_u
     if len(parsed) != 1 or bulk or len(models) != 1 or job.name != default_name(parsed):
         return job.name
     return models.pop()
-
-
-def _source_record(source: UrlSource) -> dict[str, object]:
-    if isinstance(source, CivitAIDownloadSource):
-        return {"kind": "civitai", "version_id": source.version_id, "file_id": source.file_id}
-    if isinstance(source, DirectSource):
-        return {"kind": "url", "url": source.url}
-    raise TypeError(f"cannot persist a {type(source).__name__}")

@@ -16,16 +16,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
+from civitai_tui.bulk.jobs import BulkDownloadJob, JobFile, JobOptions
 from civitai_tui.bulk.states import JobState
 from civitai_tui.errors import CivitaiTuiError, FailureKind
-from civitai_tui.events import FileInfo
 from civitai_tui.private import private_file
 from civitai_tui.security.redact import mask_target
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-_SCHEMA = """
+#: A file: its request and its progress, one JSON value each (``bulk/jobs.JobFile``).
+_FILES = """
+CREATE TABLE IF NOT EXISTS files (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    PRIMARY KEY (job_id, key)
+);
+"""
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -40,37 +51,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     expanded INTEGER NOT NULL DEFAULT 0,
     error TEXT
 );
-CREATE TABLE IF NOT EXISTS files (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    ord INTEGER NOT NULL,
-    info TEXT NOT NULL,
-    dest_dir TEXT NOT NULL,
-    source TEXT NOT NULL,
-    filename TEXT,
-    sha256 TEXT,
-    blake3 TEXT,
-    remote_scans TEXT NOT NULL,
-    file_format TEXT,
-    preview_url TEXT,
-    state TEXT NOT NULL,
-    done INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    last_status INTEGER,
-    error_kind TEXT,
-    error TEXT,
-    path TEXT,
-    origin TEXT,
-    method TEXT,
-    warning TEXT,
-    PRIMARY KEY (job_id, key)
-);
-CREATE INDEX IF NOT EXISTS files_sha256 ON files(sha256);
 CREATE TABLE IF NOT EXISTS heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at REAL NOT NULL
 );
 """
+    + _FILES
+)
 #: Schema version -> the statements that bring the previous version up to it.
 _MIGRATIONS = {
     2: (
@@ -78,18 +65,23 @@ _MIGRATIONS = {
         "ALTER TABLE files ADD COLUMN method TEXT",
         "ALTER TABLE files ADD COLUMN warning TEXT",
     ),
+    # A file's request and progress, one column each a version-2 file spread over twenty.
+    3: (
+        "ALTER TABLE files RENAME TO files_v2",
+        _FILES,
+        """INSERT INTO files (job_id, key, ord, request, progress)
+        SELECT job_id, key, ord,
+            json_object('info', json(info), 'source', json(source), 'dest_dir', dest_dir,
+                'filename', filename, 'expected_size', json_extract(info, '$.size'),
+                'sha256', sha256, 'blake3', blake3, 'remote_scans', json(remote_scans),
+                'file_format', file_format, 'preview_url', preview_url),
+            json_object('state', state, 'done', done, 'attempts', attempts,
+                'last_status', last_status, 'error_kind', error_kind, 'error', error,
+                'path', path, 'origin', origin, 'method', method, 'warning', warning)
+        FROM files_v2""",
+        "DROP TABLE files_v2",
+    ),
 }
-
-_JOB_COLUMNS = (
-    "id, seq, name, targets, options, priority, state, created_at, started_at, finished_at,"
-    " expanded, error"
-)
-_JOB_UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _JOB_COLUMNS.split(",")[1:])
-_FILE_COLUMNS = (
-    "job_id, key, ord, info, dest_dir, source, filename, sha256, blake3, remote_scans,"
-    " file_format, preview_url, state, done, attempts, last_status, error_kind, error, path,"
-    " origin, method, warning"
-)
 
 
 class StoreError(CivitaiTuiError):
@@ -114,6 +106,7 @@ class JobStore:
         self._db = sqlite3.connect(
             private_file(path), isolation_level=None, check_same_thread=False
         )
+        self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -138,45 +131,38 @@ class JobStore:
 
     def save_job(self, job: BulkDownloadJob, *, with_files: bool = True) -> None:
         """Insert or replace a job (and, by default, all its files)."""
+        row = _job_row(job)
         with self._transaction():
             # An upsert, not INSERT OR REPLACE: a replace would cascade-delete the files.
             self._db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_marks(12)})"
-                f" ON CONFLICT(id) DO UPDATE SET {_JOB_UPDATES}",
-                _job_row(job),
+                f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})"
+                f" ON CONFLICT(id) DO UPDATE SET"
+                f" {', '.join(f'{c} = excluded.{c}' for c in row if c != 'id')}",
+                row,
             )
             if with_files:
                 self._db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
                 self._db.executemany(
-                    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({_marks(22)})",
-                    (_file_row(job.id, i, f) for i, f in enumerate(job.files)),
+                    "INSERT INTO files (job_id, key, ord, request, progress)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        (
+                            job.id,
+                            f.key,
+                            i,
+                            json.dumps(f.request.to_record()),
+                            json.dumps(f.progress_record()),
+                        )
+                        for i, f in enumerate(job.files)
+                    ),
                 )
 
     def save_files(self, job_id: str, files: Iterable[JobFile]) -> None:
-        """Update the mutable columns of some files."""
+        """Update the progress of some files (their requests do not change)."""
         with self._transaction():
             self._db.executemany(
-                "UPDATE files SET state=?, done=?, attempts=?, last_status=?, error_kind=?,"
-                " error=?, path=?, filename=?, origin=?, method=?, warning=?"
-                " WHERE job_id=? AND key=?",
-                (
-                    (
-                        str(f.state),
-                        f.done,
-                        f.attempts,
-                        f.last_status,
-                        f.error_kind,
-                        f.error,
-                        f.path,
-                        f.filename,
-                        f.origin,
-                        f.method,
-                        f.warning,
-                        job_id,
-                        f.key,
-                    )
-                    for f in files
-                ),
+                "UPDATE files SET progress = ? WHERE job_id = ? AND key = ?",
+                ((json.dumps(f.progress_record()), job_id, f.key) for f in files),
             )
 
     def touch(self) -> None:
@@ -191,11 +177,15 @@ class JobStore:
     def load_jobs(self) -> list[BulkDownloadJob]:
         """Every job with its files, in arrival order."""
         files: dict[str, list[JobFile]] = {}
-        for row in self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY job_id, ord"):
-            files.setdefault(row[0], []).append(_file_from_row(row))
+        for row in self._db.execute(
+            "SELECT job_id, request, progress FROM files ORDER BY job_id, ord"
+        ):
+            files.setdefault(row["job_id"], []).append(
+                JobFile.from_records(json.loads(row["request"]), json.loads(row["progress"]))
+            )
         return [
-            _job_from_row(row, files.get(row[0], []))
-            for row in self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY seq")
+            _job_from_row(row, files.get(row["id"], []))
+            for row in self._db.execute("SELECT * FROM jobs ORDER BY seq")
         ]
 
     def _transaction(self) -> _Transaction:
@@ -227,93 +217,38 @@ class _Transaction:
             raise StoreError(self._path, exc) from exc
 
 
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
-def _job_row(job: BulkDownloadJob) -> tuple[Any, ...]:
-    return (
-        job.id,
-        job.seq,
-        job.name,
+def _job_row(job: BulkDownloadJob) -> dict[str, Any]:
+    """A job's row, by column name (its files are rows of their own)."""
+    return {
+        "id": job.id,
+        "seq": job.seq,
+        "name": job.name,
         # Secrets in URLs stay in memory: see DirectSource for what a restart means.
-        json.dumps([mask_target(t) for t in job.targets]),
-        json.dumps(job.options.to_dict()),
-        job.priority,
-        str(job.state),
-        job.created_at,
-        job.started_at,
-        job.finished_at,
-        int(job.expanded),
-        job.error,
-    )
+        "targets": json.dumps([mask_target(t) for t in job.targets]),
+        "options": json.dumps(job.options.to_dict()),
+        "priority": job.priority,
+        "state": str(job.state),
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "expanded": int(job.expanded),
+        "error": job.error,
+    }
 
 
-def _job_from_row(row: tuple[Any, ...], files: list[JobFile]) -> BulkDownloadJob:
+def _job_from_row(row: sqlite3.Row, files: list[JobFile]) -> BulkDownloadJob:
     return BulkDownloadJob(
-        id=row[0],
-        seq=row[1],
-        name=row[2],
-        targets=tuple(json.loads(row[3])),
-        options=JobOptions.from_dict(json.loads(row[4])),
-        priority=row[5],
-        state=JobState(row[6]),
-        created_at=row[7],
-        started_at=row[8],
-        finished_at=row[9],
-        expanded=bool(row[10]),
-        error=row[11],
+        id=row["id"],
+        seq=row["seq"],
+        name=row["name"],
+        targets=tuple(json.loads(row["targets"])),
+        options=JobOptions.from_dict(json.loads(row["options"])),
+        priority=row["priority"],
+        state=JobState(row["state"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        expanded=bool(row["expanded"]),
+        error=row["error"],
         files=files,
-    )
-
-
-def _file_row(job_id: str, ord_: int, f: JobFile) -> tuple[Any, ...]:
-    info = {k: getattr(f.info, k) for k in f.info.__dataclass_fields__}
-    return (
-        job_id,
-        f.key,
-        ord_,
-        json.dumps(info),
-        f.dest_dir,
-        json.dumps({k: mask_target(v) if k == "url" else v for k, v in f.source.items()}),
-        f.filename,
-        f.sha256,
-        f.blake3,
-        json.dumps(list(f.remote_scans)),
-        f.file_format,
-        f.preview_url,
-        str(f.state),
-        f.done,
-        f.attempts,
-        f.last_status,
-        f.error_kind,
-        f.error,
-        f.path,
-        f.origin,
-        f.method,
-        f.warning,
-    )
-
-
-def _file_from_row(row: tuple[Any, ...]) -> JobFile:
-    return JobFile(
-        info=FileInfo(**json.loads(row[3])),
-        dest_dir=row[4],
-        source=json.loads(row[5]),
-        filename=row[6],
-        sha256=row[7],
-        blake3=row[8],
-        remote_scans=tuple(json.loads(row[9])),
-        file_format=row[10],
-        preview_url=row[11],
-        state=FileState(row[12]),
-        done=row[13],
-        attempts=row[14],
-        last_status=row[15],
-        error_kind=row[16],
-        error=row[17],
-        path=row[18],
-        origin=row[19],
-        method=row[20],
-        warning=row[21],
     )

@@ -29,7 +29,12 @@ from civitai_tui.civitai.models import Model, ModelVersion
 from civitai_tui.civitai.politeness import Backoff, RateLimiter
 from civitai_tui.civitai.signed_urls import filename_from_url, signed_url_expiry
 from civitai_tui.civitai.urls import REDIRECT_STATUSES, check_redirect, check_url, same_origin
-from civitai_tui.download.request import ResolvedURL
+from civitai_tui.download.request import (
+    CivitAISourceRef,
+    ResolvedURL,
+    Source,
+    resolve_direct,
+)
 from civitai_tui.download.retry import parse_retry_after
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import NULL_BUS, EventBus, RetryScheduled
@@ -506,6 +511,12 @@ class CivitAIClient(SessionOwner):
             seen.add(cursor)
 
     # -- downloads ---------------------------------------------------------------------
+
+    async def resolve_source(self, source: Source) -> ResolvedURL:
+        """A URL for a request's source: the downloader's resolver (it never holds the token)."""
+        if isinstance(source, CivitAISourceRef):
+            return await self.resolve_download(source.version_id, source.file_id)
+        return await resolve_direct(source)
 
     async def resolve_download(self, version_id: int, file_id: int | None = None) -> ResolvedURL:
         """The signed storage URL for a file (one counted hit on ``/api/download``)."""

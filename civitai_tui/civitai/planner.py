@@ -22,7 +22,6 @@ from civitai_tui.civitai.filenames import safe_filename
 from civitai_tui.civitai.models import Model, ModelFile, ModelVersion
 from civitai_tui.civitai.selection import FileSelection, select_files
 from civitai_tui.civitai.signed_urls import filename_from_url
-from civitai_tui.civitai.source import CivitAIDownloadSource
 from civitai_tui.civitai.targets import (
     FileSpec,
     HashTarget,
@@ -36,7 +35,7 @@ from civitai_tui.civitai.targets import (
     describe_target,
 )
 from civitai_tui.civitai.urls import check_url
-from civitai_tui.download.request import DirectSource, DownloadRequest
+from civitai_tui.download.request import CivitAISourceRef, DirectSource, DownloadRequest
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import FileInfo
 from civitai_tui.net.policy import current as url_policy
@@ -264,7 +263,7 @@ class _Planner:
         )
         return DownloadRequest(
             info=info,
-            source=CivitAIDownloadSource(self.client, version.id, file.id),
+            source=CivitAISourceRef(version.id, file.id),
             dest_dir=self.dest,
             filename=name,
             expected_size=file.size,

@@ -22,7 +22,7 @@ import aiohttp
 from civitai_tui.download import disk
 from civitai_tui.download.control import control_path, remove_control
 from civitai_tui.download.naming import choose_filename
-from civitai_tui.download.request import DownloadRequest
+from civitai_tui.download.request import DownloadRequest, Resolver, resolve_direct
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
 from civitai_tui.download.transfer import HostPool, Transfer, part_path
 from civitai_tui.errors import CivitaiTuiError, FailureKind
@@ -48,8 +48,11 @@ class FileDownloader:
         session: aiohttp.ClientSession,
         bus: EventBus = NULL_BUS,
         settings: DownloadSettings | None = None,
+        resolve: Resolver = resolve_direct,
     ) -> None:
         self.session = session
+        #: Turns a request's source into a URL (the API client's, for CivitAI files).
+        self.resolve = resolve
         self.bus = bus
         self.settings = settings or DownloadSettings()
         self._pool = HostPool(self.settings)
@@ -77,7 +80,9 @@ class FileDownloader:
     async def download(self, request: DownloadRequest) -> DownloadResult:
         """Fetch, verify and place one file; failures are returned, cancellation propagates."""
         started = time.monotonic()
-        transfer = Transfer(self.session, request, self.settings, self.bus, self._pool)
+        transfer = Transfer(
+            self.session, request, self.settings, self.bus, self._pool, resolve=self.resolve
+        )
         try:
             result = await self._download(request, transfer, started)
         except CivitaiTuiError as err:

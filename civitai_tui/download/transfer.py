@@ -40,7 +40,7 @@ from civitai_tui.download.control import (
 from civitai_tui.download.digest import PrefixHasher
 from civitai_tui.download.naming import choose_filename
 from civitai_tui.download.ranges import RangeSet, Segment, worth_stealing
-from civitai_tui.download.request import DownloadRequest, ResolvedURL
+from civitai_tui.download.request import DownloadRequest, ResolvedURL, Resolver, resolve_direct
 from civitai_tui.download.responses import (
     check_content_type,
     check_encoding,
@@ -139,10 +139,12 @@ class Transfer:
         settings: DownloadSettings,
         bus: EventBus,
         pool: HostPool | None = None,
+        resolve: Resolver = resolve_direct,
     ) -> None:
         self.session = session
         self.pool = pool
         self.request = request
+        self._resolve = resolve
         self.settings = settings
         self.bus = bus
         self.key = request.info.key
@@ -523,7 +525,7 @@ class Transfer:
     async def _url(self) -> str:
         async with self._url_lock:
             if self._resolved is None or self._resolved.expired():
-                self._resolved = await self.request.source.resolve()
+                self._resolved = await self._resolve(self.request.source)
             return self._resolved.url
 
     async def _re_resolve(self, used: str, status: int) -> bool:
@@ -544,7 +546,7 @@ class Transfer:
             log.info(
                 "storage refused the link for %s (HTTP %d); resolving again", self.name, status
             )
-            fresh = await self.request.source.resolve()
+            fresh = await self._resolve(self.request.source)
             self._resolved = fresh
             return fresh.url != used
 
