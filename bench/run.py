@@ -6,7 +6,9 @@ it starts the server in its own process, then runs every tool once per round, ro
 order each round so no tool always goes first. Each run downloads every file
 into an empty directory; its files are checked (sizes, and the SHA256 of one
 file) and deleted before the next run. Medians and paired ratios against the
-anchors go to stdout as a Markdown table and, with every run, to a JSON file.
+anchors go to stdout as a Markdown table, followed by the download targets
+(``bench.targets``: met or missed, CPU s per GB over HTTPS, the load average),
+and, with every run, to a JSON file.
 
 ``python -m bench.run --help`` lists the options; ``make bench BENCH_ARGS=...``
 passes them through. Exit status: 0 if every run was good, 1 if a run failed.
@@ -33,6 +35,8 @@ from bench.measure import GNU_TIME, gnu_time_available, run_measured
 from bench.pacing import parse_rate
 from bench.report import RunRecord, markdown_table, summarize, write_json
 from bench.server import ServerProcess
+from bench.targets import check as check_targets
+from bench.targets import markdown as targets_markdown
 from bench.tls import NginxProcess, ProxyProcess, nginx_missing
 from bench.tools import DIRECT, TOOL_NAMES, Route, Tool, all_tools
 from civitai_tui.simulator.tls import SimulatorCA
@@ -293,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             rate = args.cap_rate if profile in CAPPED_PROFILES else None
             records += run_profile(session, chosen, profile, rate, args.repeat)
     rows = summarize(records)
-    table = markdown_table(rows, labels)
+    load = f"{machine['loadavg_at_start'][0]:.1f} / {os.getloadavg()[0]:.1f}"
+    table = markdown_table(rows, labels) + "\n\n" + targets_markdown(rows, records, load)
     print(table)
     result_path = args.results_dir / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     settings = {
@@ -310,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "tools": _tool_info(args.only, tools, skipped),
         "table_markdown": table,
+        "targets": [
+            {"target": c.target.label, "limit": c.target.limit, "ours": c.value}
+            | {"verdict": c.verdict}
+            for c in check_targets(rows, records)
+        ],
     }
     write_json(result_path, session_info, records, rows)
     _note(f"results: {result_path}")

@@ -69,6 +69,9 @@ def test_harness_runs_every_tool_and_writes_results(
     assert all(row["wall_ratio"]["curl"] == pytest.approx(1.0) for row in curl_rows)
     table = capsys.readouterr().out
     assert table.count("| plain |") == len(profiles) and "wall ÷ curl" in table
+    # The targets follow the table; ours did not run, so none of them can pass.
+    assert "| HTTPS unlimited: wall ÷ ten curls | 1.5 | n/a | not run |" in table
+    assert {t["verdict"] for t in document["targets"]} == {"not run"}
     assert document["table_markdown"] == table.strip()
 
 
