@@ -38,7 +38,7 @@ from bench.server import ServerProcess
 from bench.targets import check as check_targets
 from bench.targets import markdown as targets_markdown
 from bench.tls import NginxProcess, ProxyProcess, nginx_missing
-from bench.tools import DIRECT, TOOL_NAMES, Route, Tool, all_tools
+from bench.tools import DEFAULT_TOOLS, DIRECT, TOOL_NAMES, Route, Tool, all_tools
 from civitai_tui.simulator.tls import SimulatorCA
 
 PROFILES = ("a", "b", "c", "d", "e")
@@ -111,8 +111,8 @@ def build_parser(tool_names: tuple[str, ...]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         type=_csv(tool_names),
-        default=list(tool_names),
-        help=f"tools to run ({','.join(tool_names)})",
+        default=list(DEFAULT_TOOLS),
+        help=f"tools to run, of {','.join(tool_names)} ({','.join(DEFAULT_TOOLS)})",
     )
     parser.add_argument("--cap-rate", type=_rate, default="20MB", help="profile b cap (20MB)")
     parser.add_argument("--timeout", type=_positive(float), default=600, help="s per run (600)")

@@ -7,8 +7,10 @@ in parallel. Adding a client means adding a :class:`Tool` subclass to
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -150,6 +152,32 @@ class Plain(Tool):
         return env
 
 
+class Floor(Plain):
+    """``bench/floor.py``: a minimal HTTPS client, one connection per file (see its doc);
+    run from the repository like :class:`Plain`."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self.name = f"floor-{engine}"
+        self.description = f"bench/floor.py --engine {engine}: one GET per file, TLS body only"
+
+    def skip_reason(self) -> str | None:
+        if self.engine == "pycurl" and importlib.util.find_spec("pycurl") is None:
+            return "pycurl is not installed (`pip install pycurl`)"
+        return None
+
+    def version(self) -> str:
+        if self.engine == "pycurl":
+            import pycurl
+
+            return str(pycurl.version)
+        return ssl.OPENSSL_VERSION
+
+    def commands(self, urls: list[str], dest: Path, route: Route = DIRECT) -> list[list[str]]:
+        floor = [sys.executable, "-m", "bench.floor", "--engine", self.engine]
+        return [[*floor, "--dest", str(dest), *urls]]
+
+
 class Ours(Tool):
     """``civitai-tui get URL... --dest DIR --json`` in a subprocess."""
 
@@ -188,10 +216,13 @@ class Ours(Tool):
         return env
 
 
-TOOL_NAMES = (Aria2c.name, Curl.name, Ours.name, Plain.name)
+TOOL_NAMES = (Aria2c.name, Curl.name, Ours.name, Plain.name, "floor-ssl", "floor-pycurl")
+#: What runs unless ``--only`` says otherwise (the floor clients answer one question).
+DEFAULT_TOOLS = TOOL_NAMES[:4]
 
 
 def all_tools(ours_executable: Path) -> dict[str, Tool]:
     """Every known tool by name, in :data:`TOOL_NAMES` order."""
     tools: list[Tool] = [Aria2c(), Curl(), Ours(ours_executable), Plain()]
+    tools += [Floor("ssl"), Floor("pycurl")]
     return {tool.name: tool for tool in tools}

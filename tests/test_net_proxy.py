@@ -23,6 +23,7 @@ from civitai_tui.net.policy import UrlPolicy
 from civitai_tui.net.proxy import NoProxy, ProxyRoutes, parse_proxy
 from civitai_tui.simulator.server import Simulator
 from tests.conftest import TOKEN, embedded_engine, forward_proxy
+from tests.engine_cli import Cli, engine_home
 
 MiB = 1 << 20
 SECRET = "S3cret-Pa55word"
@@ -237,6 +238,21 @@ async def test_engine_status_and_config_show_the_proxy_without_credentials(
     assert status["network"]["proxy"].startswith("http://***@127.0.0.1:3128")
     assert settings["network.proxy"] == "http://***@127.0.0.1:3128"
     assert SECRET not in json.dumps(status) + json.dumps(settings)
+
+
+@pytest.mark.slow
+async def test_the_engine_status_command_names_the_proxy_in_use_masked(
+    sim: Simulator, tmp_path: Path, clis: list[Cli]
+) -> None:
+    """`engine status` (text and --json) of a real engine subprocess shows which proxy it uses."""
+    config = f'[network]\nproxy = "http://user:{SECRET}@127.0.0.1:3128"\nno_proxy = "*"\n'
+    cli, _, _ = engine_home(sim, tmp_path, clis, config)
+    assert await cli.jobs() == []  # starts the engine
+    _, text, err = await cli("engine", "status")
+    _, as_json, _ = await cli("engine", "status", "--json")
+    assert "proxy:     http://***@127.0.0.1:3128" in text, text
+    assert json.loads(as_json)["network"]["proxy"].startswith("http://***@127.0.0.1:3128")
+    assert SECRET not in text + as_json + err
 
 
 async def test_a_proxy_on_an_internal_address_is_reached_under_a_public_policy(

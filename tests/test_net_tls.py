@@ -21,7 +21,7 @@ from test_cli_get import ordinary_models, run_cli
 from test_download_support import downloader, fast_settings, pick, request_for
 
 from civitai_tui.civitai.client import CivitAIClient
-from civitai_tui.download.stream import _TlsBatch
+from civitai_tui.download.tls_batch import TlsBatch
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.network import Network, install
 from civitai_tui.net.tls import client_context
@@ -130,7 +130,7 @@ async def test_a_tls_batch_lands_many_records_per_write(tls_sim: Simulator) -> N
         deadline = time.monotonic() + 10
         while _queued(sock) < 512 * 1024 and time.monotonic() < deadline:
             select.select([sock], [], [], 0.05)
-        batch = _TlsBatch(sock)
+        batch = TlsBatch(sock)
         n = batch.read(memoryview(bytearray(1 << 20)))
         conn.close()
         return n

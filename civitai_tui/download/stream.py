@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import http.client
 import os
-import select
 import socket
 import ssl
 import threading
@@ -51,6 +50,7 @@ from civitai_tui.download.ranges import Segment
 from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
 from civitai_tui.download.speed import Throttle
+from civitai_tui.download.tls_batch import TlsBatch
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.connector import SOCKS_ERRORS
 from civitai_tui.net.failures import network_failure, through
@@ -125,7 +125,7 @@ class RangeStream:
         #: Plain-HTTP bodies go socket → pipe → file (``splice``) unless turned off.
         self._zero_copy = zero_copy and splice.available()
         self._pipe: splice.SplicePipe | None = None
-        self._batch: _TlsBatch | None = None  # TLS bodies: many records per pwrite
+        self._batch: TlsBatch | None = None  # TLS bodies: many records per pwrite
         self._unbuffered = False  # the response's read-ahead buffer has been emptied
         self._conn: http.client.HTTPConnection | None = None
         self._origin: tuple[str, str, int | None] | None = None
@@ -286,7 +286,7 @@ class RangeStream:
 
         The response's read-ahead buffer is copied out first; after it, a plain-HTTP
         body is spliced (``download.splice``), a TLS body read a batch of records at
-        a time (:class:`_TlsBatch`), anything else copied. A file's first bytes are
+        a time (:class:`TlsBatch`), anything else copied. A file's first bytes are
         always copied, to be sniffed (an HTML page where a file should be).
         """
         assert resp.fp is not None
@@ -316,12 +316,12 @@ class RangeStream:
         disk.pwrite_all(fd, view[:n], pos, where)
         return n
 
-    def _tls_batch(self) -> _TlsBatch | None:
+    def _tls_batch(self) -> TlsBatch | None:
         conn = self._conn
         if conn is None or not isinstance(conn.sock, ssl.SSLSocket):
             return None
         if self._batch is None or self._batch.sock is not conn.sock:
-            self._batch = _TlsBatch(conn.sock)
+            self._batch = TlsBatch(conn.sock)
         return self._batch
 
     def _splice_pipe(self) -> splice.SplicePipe | None:
@@ -479,30 +479,6 @@ class RangeStream:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-
-class _TlsBatch:
-    """Reads as many TLS records as the connection has ready into one buffer.
-
-    ``SSL_read`` gives at most one record (16 KiB) per call; landing each with its
-    own ``pwrite`` and loop turn cost more CPU than the decryption. Only the first
-    record of a batch is waited for (a stalling server still shows as a stall).
-    """
-
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        self.sock = sock
-        self._poll = select.poll()
-        self._poll.register(sock.fileno(), select.POLLIN)
-
-    def read(self, view: memoryview) -> int:
-        sock, limit = self.sock, len(view)
-        n = sock.recv_into(view)
-        while n and n < limit and (sock.pending() or self._poll.poll(0)):
-            got = sock.recv_into(view[n:])
-            if not got:
-                break
-            n += got
-        return n
 
 
 class _Reporter:

@@ -1,9 +1,19 @@
-"""The bench's target check: paired ratios against the issue's limits, met, missed or not run."""
+"""The bench's HTTPS parts: the target check (paired ratios against the issue's limits:
+met, missed or not run) and the floor client that reads TLS bodies as our threads do."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+from test_download_support import pick
+
+from bench import floor
 from bench.report import RunRecord, summarize
 from bench.targets import TARGETS, check, cpu_per_gb, markdown
+from civitai_tui.simulator.server import Simulator
 
 GB = 1_000_000_000
 
@@ -56,3 +66,34 @@ def test_cpu_per_gb_and_the_printed_block() -> None:
     assert "| HTTPS unlimited: wall ÷ ten curls | 1.5 | 2.50 | MISSED |" in text
     assert "CPU s per GB: aria2c 1.00, curl 2.00, ours 2.40" in text
     assert "Load average (1 min) at start and end: 0.5 / 1.2." in text
+
+
+async def _floor(dest: Path, url: str) -> int:
+    """The floor client in a thread (the simulator answers on this loop)."""
+    return await asyncio.to_thread(floor.main, ["--engine", "ssl", "--dest", str(dest), url])
+
+
+async def test_the_floor_client_fetches_over_tls_with_the_private_ca(
+    tls_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tls_sim.ca is not None
+    file = pick(tls_sim, 1 << 20, 8 << 20)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_sim.ca.ca_file))
+    assert await _floor(tmp_path, tls_sim.signed_url(file.id)) == 0
+    [written] = tmp_path.iterdir()
+    assert hashlib.sha256(written.read_bytes()).hexdigest() == file.sha256.lower()
+
+
+async def test_the_floor_client_refuses_an_untrusted_server_and_proxies(
+    tls_sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = tls_sim.signed_url(pick(tls_sim, 1 << 20, 8 << 20).id)
+    assert await _floor(tmp_path, url) == 1  # the CA was not given
+    assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    with pytest.raises(SystemExit):
+        await _floor(tmp_path, url)
+    assert "never through a proxy" in capsys.readouterr().err
