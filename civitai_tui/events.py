@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
+import typing
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -39,6 +41,57 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the ``type`` first."""
         return {"type": self.type, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Event | None:
+        """The event :meth:`to_dict` made (read from JSON), or None for a type not in
+        :data:`EVENT_TYPES` (a newer engine's: the reader skips it).
+
+        A known type whose fields differ from its class (one renamed, missing or
+        added) raises :class:`EventFormatError` naming them: never a silent default.
+        """
+        cls = EVENT_TYPES.get(data.get("type", ""))
+        return None if cls is None else _build(cls, data, cls.type)
+
+
+class EventFormatError(ValueError):
+    """An event whose fields do not match this version's class (engine and UI differ)."""
+
+
+@functools.cache
+def _shape(cls: type) -> tuple[frozenset[str], frozenset[str], dict[str, type]]:
+    """``cls``'s field names, the required ones, and those holding a :class:`FileInfo`."""
+    fields = dataclasses.fields(cls)
+    hints = typing.get_type_hints(cls)
+    required = frozenset(
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    nested = {f.name: FileInfo for f in fields if hints[f.name] is FileInfo}
+    return frozenset(f.name for f in fields), required, nested
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], what: str) -> Any:
+    names, required, nested = _shape(cls)
+    given = {k: v for k, v in data.items() if k != "type"}
+    if not (names >= given.keys() >= required):
+        problems = [
+            f"{word} {', '.join(sorted(keys))}"
+            for word, keys in (
+                ("missing", required - given.keys()),
+                ("unknown", given.keys() - names),
+            )
+            if keys
+        ]
+        raise EventFormatError(
+            f"{what} event does not match this version: {'; '.join(problems)} "
+            "(the engine and the UI are different versions: restart the engine)"
+        )
+    for name, kind in nested.items():
+        if isinstance(given.get(name), Mapping):
+            given[name] = _build(kind, given[name], f"{what}.{name}")
+    return cls(**given)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +230,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RetryScheduled,
         SecurityScanFinished,
         JobStateChanged,
+        StateSaveFailed,
         MetricsSample,
         OptimizerDecision,
         NetworkConditionChanged,

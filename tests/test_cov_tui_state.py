@@ -19,6 +19,7 @@ from civitai_tui.events import (
     RetryScheduled,
     SecurityScanFinished,
 )
+from civitai_tui.tui.bridge import apply_message
 from civitai_tui.tui.state import EngineState, JobView
 
 
@@ -34,7 +35,7 @@ def state_with(*job_ids: str) -> EngineState:
 
 
 def feed(state: EngineState, *events: Event) -> None:
-    state.apply_message({"type": "events", "events": [e.to_dict() for e in events]})
+    apply_message(state, {"type": "events", "events": [e.to_dict() for e in events]})
 
 
 def info(key: str, **extra: Any) -> FileInfo:
@@ -151,9 +152,9 @@ def test_job_kind_prefers_the_model_types_seen() -> None:
 
 def test_unknown_message_types_change_nothing() -> None:
     state = state_with("j1")
-    state.apply_message({"type": "hello"})
-    state.apply_message({"type": "events", "events": [{"type": "from_the_future"}]})
-    assert state.events_seen == 1
+    apply_message(state, {"type": "hello"})
+    apply_message(state, {"type": "events", "events": [{"type": "from_the_future"}]})
+    assert state.events_seen == 0
     assert state.take_dirty() == (set(), False)
 
 

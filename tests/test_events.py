@@ -9,7 +9,9 @@ import pytest
 
 from civitai_tui.events import (
     EVENT_TYPES,
+    Event,
     EventBus,
+    EventFormatError,
     FileCompleted,
     FileInfo,
     FileProgress,
@@ -119,6 +121,34 @@ def test_every_event_type_is_registered_and_json_ready(cls: type) -> None:
         "metrics_sample": {"cpu_percent": 1.0, "memory_percent": 2.0},
         "optimizer_decision": {"setting": "connections", "old": 1, "new": 2, "reason": "r"},
         "network_condition_changed": {"old": None, "new": "GOOD"},
+        "state_save_failed": {"message": "disk full"},
     }[cls.type]
-    data = json.loads(json.dumps(cls(**sample).to_dict()))
+    event = cls(**sample)
+    data = json.loads(json.dumps(event.to_dict()))
     assert data["type"] == cls.type and data["ts"] > 0
+    assert Event.from_dict(data) == event  # what a client reads is what was published
+
+
+def test_a_renamed_field_fails_loudly_and_names_it() -> None:
+    """An engine and a UI that disagree on a field never read it as a default."""
+    data = FileCompleted(file=INFO, path="/p", bytes=5, fetched_bytes=5, sha256=None, duration=1)
+    renamed = data.to_dict()
+    renamed["byte_count"] = renamed.pop("bytes")
+    with pytest.raises(
+        EventFormatError, match=r"file_completed event .*missing bytes; unknown byte_count"
+    ):
+        Event.from_dict(renamed)
+    # a renamed field that has a default (connections) is caught as unknown too
+    moved = {**progress("k", 1).to_dict(), "conns": 4}
+    del moved["connections"]
+    with pytest.raises(EventFormatError, match="unknown conns"):
+        Event.from_dict(moved)
+    nested = data.to_dict()
+    nested["file"]["filename"] = nested["file"].pop("name")
+    with pytest.raises(EventFormatError, match=r"file_completed\.file event .*missing name"):
+        Event.from_dict(nested)
+
+
+def test_an_event_type_this_version_does_not_know_is_skipped() -> None:
+    assert Event.from_dict({"type": "from_the_future", "x": 1}) is None
+    assert Event.from_dict({}) is None

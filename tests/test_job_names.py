@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from civitai_tui.events import FileInfo, FileProgress, FileStarted
 from civitai_tui.simulator.server import Simulator
 from civitai_tui.tui.state import EngineState
 from tests.conftest import embedded_engine
@@ -53,10 +54,9 @@ async def test_a_plain_url_job_shows_its_size_while_it_downloads(
 def test_the_ui_counts_a_size_first_known_from_progress() -> None:
     state = EngineState()
     state.apply_summaries([{"id": "j1", "name": "url", "state": "PROCESSING", "total_bytes": 0}])
-    info = {"key": "j1:f", "name": "x.bin", "size": None, "job_id": "j1"}
-    state.apply_event({"type": "file_started", "file": info, "resumed_bytes": 0})
-    progress = {"type": "file_progress", "key": "j1:f", "total": 1000, "speed": 10.0}
-    state.apply_event({**progress, "done": 100})
-    state.apply_event({**progress, "done": 200})
+    info = FileInfo(key="j1:f", name="x.bin", size=None, job_id="j1")
+    state.apply_event(FileStarted(file=info))
+    for done in (100, 200):
+        state.apply_event(FileProgress(key="j1:f", done=done, total=1000, speed=10.0))
     job = state.jobs["j1"]
     assert (job.total_bytes, job.done_bytes) == (1000, 200)  # counted once, not per event

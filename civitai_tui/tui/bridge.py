@@ -1,9 +1,12 @@
 """The engine→UI bridge: follow the event stream and poll the engine, into plain state.
 
 Two async loops run as Textual workers on the UI's event loop. ``follow_events``
-reads the WebSocket (snapshot, then event batches) and applies each message to
+reads the WebSocket (snapshot, then event batches), decodes each event once into
+its class (:meth:`~civitai_tui.events.Event.from_dict`) and applies it to
 :class:`EngineState`; it reconnects by itself when the link drops, and ends
-(calling ``on_stopped``) when the engine says it stopped.
+(calling ``on_stopped``) when the engine says it stopped, or when an event does
+not match this version's classes (saying so: a renamed field is never read as
+a default).
 ``resync`` asks for the job list (queue order, priorities and expansions have
 no event) and the selected job's detail every few seconds, or at once after a
 user action. Neither touches a widget: the app's flush timer paints the state.
@@ -12,13 +15,17 @@ user action. Neither touches a widget: the app's flush timer paints the state.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from civitai_tui.aio import wait_event
 from civitai_tui.engine.client import EngineStopped
 from civitai_tui.errors import CivitaiTuiError
+from civitai_tui.events import Event, EventFormatError, FileStarted, JobStateChanged
 from civitai_tui.tui.state import EngineState
+
+log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 2.0
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
@@ -50,11 +57,23 @@ class EngineAPI(Protocol):
 
 
 #: Events after which the job list itself may differ (expansion, totals, order).
-RESYNC_EVENTS = frozenset({"job_state_changed", "file_started"})
+RESYNC_EVENTS = (JobStateChanged, FileStarted)
 
 
-def _changes_jobs(message: dict[str, Any]) -> bool:
-    return any(e.get("type") in RESYNC_EVENTS for e in message.get("events", ()))
+def apply_message(state: EngineState, message: dict[str, Any]) -> bool:
+    """One WebSocket message to ``state``: a ``snapshot`` or a batch of ``events``.
+
+    Returns True when the job list may have changed (resync it). Raises
+    :class:`EventFormatError` for an event that does not match its class.
+    """
+    kind = message.get("type")
+    if kind == "snapshot":
+        state.apply_snapshot(message.get("jobs", []), message.get("store_error"))
+    elif kind == "events":
+        events = [e for e in map(Event.from_dict, message.get("events", ())) if e is not None]
+        state.apply_events(events)
+        return any(isinstance(e, RESYNC_EVENTS) for e in events)
+    return False
 
 
 class EngineBridge:
@@ -86,11 +105,14 @@ class EngineBridge:
             try:
                 async for message in self.client.events():
                     self.state.set_connection(True, "connected")
-                    self.state.apply_message(message)
-                    if _changes_jobs(message):
+                    if apply_message(self.state, message):
                         self.resync_now()
                     delay = RECONNECT_MIN
                 reason = "the engine closed the event stream"
+            except EventFormatError as err:
+                log.error("%s", err)
+                self.state.set_connection(False, str(err))
+                return
             except EngineStopped as stopped:
                 self.state.set_connection(False, stopped.message)
                 if self.on_stopped is not None:

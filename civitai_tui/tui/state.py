@@ -1,25 +1,41 @@
 """What the UI knows about the engine, as plain data: jobs, files and performance samples.
 
-The bridge feeds it decoded control-API JSON (the WebSocket ``snapshot`` and
-``events`` messages, job summaries from ``GET /v1/jobs``, one job's detail);
-the app's flush timer reads what changed (``take_dirty``) and paints only that.
-Nothing here knows about Textual, so every rule is testable without a screen.
+The bridge feeds it the engine's typed events (decoded once, in the bridge, by
+:meth:`~civitai_tui.events.Event.from_dict`), the WebSocket ``snapshot``, job
+summaries from ``GET /v1/jobs`` and one job's detail; the app's flush timer reads
+what changed (``take_dirty``) and paints only that. Job and file states are the
+engine's own enums. Nothing here knows about Textual, so every rule is testable
+without a screen.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from civitai_tui.bulk.jobs import FileState
+from civitai_tui.bulk.states import JobState
+from civitai_tui.events import (
+    Event,
+    FileCompleted,
+    FileFailed,
+    FileInfo,
+    FileProgress,
+    FileStarted,
+    JobStateChanged,
+    MetricsSample,
+    NetworkConditionChanged,
+    OptimizerDecision,
+    RetryScheduled,
+    SecurityScanFinished,
+    StateSaveFailed,
+)
 
 #: Samples kept for the graphs (the engine samples about once a second: ~5 minutes).
 HISTORY = 300
 DECISIONS_KEPT = 200
-FINISHED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
-DONE_FILE_STATES = frozenset({"completed", "skipped"})
-
-
-FINISHED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
 @dataclass
@@ -30,7 +46,7 @@ class FileView:
     name: str
     size: int | None = None
     done: int = 0
-    state: str = "pending"
+    state: FileState = FileState.PENDING
     speed: float = 0.0
     connections: int = 0
     attempts: int = 0
@@ -63,7 +79,7 @@ class JobView:
 
     id: str
     name: str = ""
-    state: str = "PENDING"
+    state: JobState = JobState.PENDING
     priority: int = 0
     targets: tuple[str, ...] = ()
     files_total: int = 0
@@ -77,7 +93,7 @@ class JobView:
 
     @property
     def speed(self) -> float:
-        return sum(f.speed for f in self.files.values() if f.state == "downloading")
+        return sum(f.speed for f in self.files.values() if f.state is FileState.DOWNLOADING)
 
     @property
     def kind(self) -> str:
@@ -93,7 +109,7 @@ class JobView:
         """Take the engine's summary values; True when anything shown changed."""
         before = self._shown()
         self.name = data.get("name") or self.name
-        self.state = data.get("state", self.state)
+        self.state = JobState(data.get("state", self.state))
         self.priority = int(data.get("priority", self.priority))
         self.targets = tuple(data.get("targets", self.targets))
         self.files_total = int(data.get("files_total", self.files_total))
@@ -102,7 +118,7 @@ class JobView:
         self.total_bytes = int(data.get("total_bytes") or 0)
         self.done_bytes = int(data.get("done_bytes") or 0)
         self.error = data.get("error") or ""
-        if self.state != "PROCESSING":
+        if self.state is not JobState.PROCESSING:
             self.stop_files()
         return self._shown() != before
 
@@ -115,15 +131,15 @@ class JobView:
             view.name = raw.get("name") or view.name
             view.size = raw.get("size")
             view.done = int(raw.get("done") or 0)
-            view.state = raw.get("state", view.state)
+            view.state = FileState(raw.get("state", view.state))
             view.attempts = int(raw.get("attempts") or 0)
             view.error = raw.get("error") or ""
             view.where = where_text(raw)
             if raw.get("model_type"):
                 self.types.add(raw["model_type"])
-            if view.state in DONE_FILE_STATES and raw.get("sha256") and not view.verification:
+            if view.state.done and raw.get("sha256") and not view.verification:
                 view.verification = "sha256 ok"
-            if view.state != "downloading":
+            if view.state is not FileState.DOWNLOADING:
                 view.speed = 0.0
             fresh[view.key] = view
         self.files = fresh
@@ -131,8 +147,8 @@ class JobView:
     def stop_files(self) -> None:
         for f in self.files.values():
             f.speed = 0.0
-            if f.state == "downloading":
-                f.state = "pending"
+            if f.state is FileState.DOWNLOADING:
+                f.state = FileState.PENDING
 
     def _shown(self) -> tuple[Any, ...]:
         return (
@@ -172,23 +188,22 @@ class PerfView:
     optimizer: dict[str, Any] | None = None  # GET /v1/performance, when the engine has it
     dirty: bool = False
 
-    def add_sample(self, event: dict[str, Any], jobs: dict[str, JobView]) -> None:
-        ts = float(event.get("ts", 0.0))
+    def add_sample(self, event: MetricsSample, jobs: dict[str, JobView]) -> None:
         self.samples.append(
             Sample(
-                ts=ts,
-                throughput=float(event.get("throughput", 0.0)),
-                cpu=float(event.get("cpu_percent", 0.0)),
-                memory=float(event.get("memory_percent", 0.0)),
-                engine_cpu=float(event.get("engine_cpu_percent", 0.0)),
-                engine_rss=int(event.get("engine_rss", 0)),
-                connections=int(event.get("connections", 0)),
+                ts=event.ts,
+                throughput=event.throughput,
+                cpu=event.cpu_percent,
+                memory=event.memory_percent,
+                engine_cpu=event.engine_cpu_percent,
+                engine_rss=event.engine_rss,
+                connections=event.connections,
             )
         )
         for job in jobs.values():
-            if job.state == "PROCESSING" or job.id in self.job_speeds:
+            if job.state is JobState.PROCESSING or job.id in self.job_speeds:
                 series = self.job_speeds.setdefault(job.id, deque(maxlen=HISTORY))
-                series.append((ts, job.speed))
+                series.append((event.ts, job.speed))
         self.dirty = True
 
 
@@ -205,7 +220,7 @@ class EngineState:
     store_error: str | None = None
     events_seen: int = 0
     #: (job id, state) of jobs that just finished, for the app to announce.
-    finished: list[tuple[str, str]] = field(default_factory=list)
+    finished: list[tuple[str, JobState]] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
     _reordered: bool = True
 
@@ -231,17 +246,12 @@ class EngineState:
             self.connected, self.connection = connected, text
             self._reordered = True
 
-    def apply_message(self, message: dict[str, Any]) -> None:
-        """One WebSocket message: a ``snapshot`` or a batch of ``events``."""
-        kind = message.get("type")
-        if kind == "snapshot":
-            self._set_store_error(message.get("store_error"))
-            self.apply_summaries(message.get("jobs", []))
-            for detail in message.get("jobs", []):
-                self.jobs[detail["id"]].apply_files(detail.get("files", []))
-        elif kind == "events":
-            for event in message.get("events", []):
-                self.apply_event(event)
+    def apply_snapshot(self, jobs: list[dict[str, Any]], store_error: str | None) -> None:
+        """The WebSocket's first message: every job with its files, and the store's health."""
+        self._set_store_error(store_error)
+        self.apply_summaries(jobs)
+        for detail in jobs:
+            self.jobs[detail["id"]].apply_files(detail.get("files", []))
 
     def apply_summaries(self, summaries: list[dict[str, Any]]) -> None:
         """The engine's job list, in queue order: add, update, drop and reorder rows."""
@@ -269,11 +279,38 @@ class EngineState:
         job.apply_files(detail.get("files", []))
         self._dirty.add(job.id)
 
-    def apply_event(self, event: dict[str, Any]) -> None:
+    def apply_events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.apply_event(event)
+
+    def apply_event(self, event: Event) -> None:
+        """One engine event; a kind the UI does not show changes nothing."""
         self.events_seen += 1
-        handler = _HANDLERS.get(event.get("type", ""))
-        if handler is not None:
-            handler(self, event)
+        match event:
+            case FileProgress():
+                self._on_file_progress(event)
+            case FileStarted():
+                self._on_file_started(event)
+            case FileCompleted():
+                self._on_file_completed(event)
+            case FileFailed():
+                self._on_file_failed(event)
+            case RetryScheduled():
+                self._on_retry(event)
+            case JobStateChanged():
+                self._on_job_state(event)
+            case SecurityScanFinished():
+                self._on_scan(event)
+            case MetricsSample():
+                self.perf.add_sample(event, self.jobs)
+            case OptimizerDecision():
+                self.perf.decisions.appendleft(event.to_dict())
+                self.perf.dirty = True
+            case NetworkConditionChanged():
+                self.perf.condition = event.new
+                self.perf.dirty = True
+            case StateSaveFailed():
+                self._set_store_error(None if event.recovered else event.message)
 
     # ------------------------------------------------------------ event handlers
 
@@ -281,9 +318,6 @@ class EngineState:
         if message != self.store_error:
             self.store_error = message or None
             self._reordered = True
-
-    def _on_save_failed(self, event: dict[str, Any]) -> None:
-        self._set_store_error(None if event.get("recovered") else event.get("message"))
 
     def _job_for_key(self, key: str, job_id: str | None = None) -> JobView | None:
         return self.jobs.get(job_id or key.split(":", 1)[0])
@@ -294,124 +328,95 @@ class EngineState:
             view = job.files[key] = FileView(key=key, name=name or key.rsplit(":", 1)[-1])
         return view
 
-    def _on_job_state(self, event: dict[str, Any]) -> None:
-        job = self.jobs.get(event["job_id"])
+    def _on_job_state(self, event: JobStateChanged) -> None:
+        job = self.jobs.get(event.job_id)
         if job is None:
-            job = self.jobs[event["job_id"]] = JobView(id=event["job_id"], name="…")
+            job = self.jobs[event.job_id] = JobView(id=event.job_id, name="…")
             self.order.append(job.id)
             self._reordered = True
-        if event["new"] in FINISHED_STATES and event.get("old") not in FINISHED_STATES:
-            self.finished.append((job.id, event["new"]))
-        job.state = event["new"]
-        if job.state != "PROCESSING":
+        new = JobState(event.new)
+        if new.finished and not (event.old and JobState(event.old).finished):
+            self.finished.append((job.id, new))
+        job.state = new
+        if new is not JobState.PROCESSING:
             job.stop_files()
         self._dirty.add(job.id)
 
-    def _on_file_started(self, event: dict[str, Any]) -> None:
-        info = event["file"]
-        job = self._job_for_key(info["key"], info.get("job_id"))
-        if job is None:
+    def _file_of(self, info: FileInfo) -> tuple[JobView, FileView] | None:
+        job = self._job_for_key(info.key, info.job_id)
+        return None if job is None else (job, self._file(job, info.key, info.name))
+
+    def _on_file_started(self, event: FileStarted) -> None:
+        found = self._file_of(event.file)
+        if found is None:
             return
-        view = self._file(job, info["key"], info.get("name", ""))
-        job.done_bytes += int(event.get("resumed_bytes", 0)) - view.done
-        view.done = int(event.get("resumed_bytes", 0))
-        view.size = info.get("size") or view.size
-        view.state = "downloading"
-        if info.get("model_type"):
-            job.types.add(info["model_type"])
+        job, view = found
+        job.done_bytes += event.resumed_bytes - view.done
+        view.done = event.resumed_bytes
+        view.size = event.file.size or view.size
+        view.state = FileState.DOWNLOADING
+        if event.file.model_type:
+            job.types.add(event.file.model_type)
         self._dirty.add(job.id)
 
-    def _on_file_progress(self, event: dict[str, Any]) -> None:
-        job = self._job_for_key(event["key"])
+    def _on_file_progress(self, event: FileProgress) -> None:
+        job = self._job_for_key(event.key)
         if job is None:
             return
-        view = self._file(job, event["key"])
-        done = int(event["done"])
-        job.done_bytes += done - view.done
-        if not view.size and event.get("total"):  # first known now (a plain URL): count it
-            job.total_bytes += int(event["total"])
-        view.done, view.size = done, event.get("total") or view.size
-        view.speed = float(event.get("speed", 0.0))
-        view.connections = int(event.get("connections", 1))
-        view.state = "downloading"
+        view = self._file(job, event.key)
+        job.done_bytes += event.done - view.done
+        if not view.size and event.total:  # first known now (a plain URL): count it
+            job.total_bytes += event.total
+        view.done, view.size = event.done, event.total or view.size
+        view.speed = event.speed
+        view.connections = event.connections
+        view.state = FileState.DOWNLOADING
         self._dirty.add(job.id)
 
-    def _on_file_completed(self, event: dict[str, Any]) -> None:
-        info = event["file"]
-        job = self._job_for_key(info["key"], info.get("job_id"))
-        if job is None:
+    def _on_file_completed(self, event: FileCompleted) -> None:
+        found = self._file_of(event.file)
+        if found is None:
             return
-        view = self._file(job, info["key"], info.get("name", ""))
-        if view.state not in DONE_FILE_STATES:
+        job, view = found
+        if not view.state.done:
             job.files_done += 1
-        job.done_bytes += int(event["bytes"]) - view.done
-        view.done, view.size, view.state, view.speed = (
-            event["bytes"],
-            event["bytes"],
-            "completed",
-            0,
-        )
-        view.connections = int(event.get("connections", view.connections))
-        view.attempts = max(view.attempts, int(event.get("retries", 0)) + 1)
-        view.verification = "sha256 ok" if event.get("sha256") else "size ok"
+        job.done_bytes += event.bytes - view.done
+        view.done = view.size = event.bytes
+        view.state, view.speed = FileState.COMPLETED, 0.0
+        view.connections = event.connections
+        view.attempts = max(view.attempts, event.retries + 1)
+        view.verification = "sha256 ok" if event.sha256 else "size ok"
         view.error = ""
         self._dirty.add(job.id)
 
-    def _on_file_failed(self, event: dict[str, Any]) -> None:
-        info = event["file"]
-        job = self._job_for_key(info["key"], info.get("job_id"))
-        if job is None:
+    def _on_file_failed(self, event: FileFailed) -> None:
+        found = self._file_of(event.file)
+        if found is None:
             return
-        view = self._file(job, info["key"], info.get("name", ""))
-        if view.state != "failed":
+        job, view = found
+        if view.state is not FileState.FAILED:
             job.files_failed += 1
-        view.state, view.speed = "failed", 0.0
-        view.attempts = int(event.get("attempts", view.attempts))
-        view.error = f"{event.get('kind', '')}: {event.get('message', '')}"
-        if event.get("kind") in ("hash_mismatch", "size_mismatch", "invalid_format"):
-            view.verification = event["kind"].replace("_", " ")
-        if event.get("kind") == "unsafe":
+        view.state, view.speed = FileState.FAILED, 0.0
+        view.attempts = event.attempts
+        view.error = f"{event.kind}: {event.message}"
+        if event.kind in ("hash_mismatch", "size_mismatch", "invalid_format"):
+            view.verification = event.kind.replace("_", " ")
+        if event.kind == "unsafe":
             view.scan = "dangerous"
         self._dirty.add(job.id)
 
-    def _on_retry(self, event: dict[str, Any]) -> None:
-        job = self._job_for_key(event["key"])
+    def _on_retry(self, event: RetryScheduled) -> None:
+        job = self._job_for_key(event.key)
         if job is None:
             return
-        view = self._file(job, event["key"])
-        view.attempts = int(event.get("attempt", view.attempts))
-        view.error = f"retry in {float(event.get('delay', 0)):.1f} s: {event.get('reason', '')}"
+        view = self._file(job, event.key)
+        view.attempts = event.attempt
+        view.error = f"retry in {event.delay:.1f} s: {event.reason}"
         self._dirty.add(job.id)
 
-    def _on_scan(self, event: dict[str, Any]) -> None:
-        job = self._job_for_key(event["key"])
+    def _on_scan(self, event: SecurityScanFinished) -> None:
+        job = self._job_for_key(event.key)
         if job is None:
             return
-        self._file(job, event["key"]).scan = event.get("verdict", "")
+        self._file(job, event.key).scan = event.verdict
         self._dirty.add(job.id)
-
-    def _on_metrics(self, event: dict[str, Any]) -> None:
-        self.perf.add_sample(event, self.jobs)
-
-    def _on_decision(self, event: dict[str, Any]) -> None:
-        self.perf.decisions.appendleft(event)
-        self.perf.dirty = True
-
-    def _on_condition(self, event: dict[str, Any]) -> None:
-        self.perf.condition = event.get("new")
-        self.perf.dirty = True
-
-
-_HANDLERS = {
-    "state_save_failed": EngineState._on_save_failed,
-    "job_state_changed": EngineState._on_job_state,
-    "file_started": EngineState._on_file_started,
-    "file_progress": EngineState._on_file_progress,
-    "file_completed": EngineState._on_file_completed,
-    "file_failed": EngineState._on_file_failed,
-    "retry_scheduled": EngineState._on_retry,
-    "security_scan_finished": EngineState._on_scan,
-    "metrics_sample": EngineState._on_metrics,
-    "optimizer_decision": EngineState._on_decision,
-    "network_condition_changed": EngineState._on_condition,
-}

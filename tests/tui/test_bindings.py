@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from civitai_tui.events import JobStateChanged
 from civitai_tui.tui.app import CivitaiTuiApp, engine_keeps_running, make_app
 from civitai_tui.tui.screens.jobs import JobsScreen
 from civitai_tui.tui.screens.modals import ConfirmScreen
@@ -180,15 +181,12 @@ async def test_a_finished_job_is_announced_with_the_bell_when_asked(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(app.state.jobs) == len(JOBS))
         running = job_id("PROCESSING")
-        app.state.apply_event(
-            {"type": "job_state_changed", "job_id": running, "old": "PROCESSING", "new": "FAILED"}
-        )
+        app.state.apply_event(JobStateChanged(job_id=running, old="PROCESSING", new="FAILED"))
         await until(pilot, lambda: any(": failed" in n.message for n in app._notifications))
         assert rings == [1]
         assert any(n.message == "SDXL Base Checkpoint: failed" for n in app._notifications)
-        app.state.apply_event(  # a repeat of a finished state is not a new ending
-            {"type": "job_state_changed", "job_id": running, "old": "FAILED", "new": "CANCELLED"}
-        )
+        # a repeat of a finished state is not a new ending
+        app.state.apply_event(JobStateChanged(job_id=running, old="FAILED", new="CANCELLED"))
         await pilot.pause(0.3)
         assert rings == [1]
 

@@ -177,11 +177,11 @@ def test_add_form_falls_back_to_bulk_dest_then_the_current_folder(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     fields = ("model:1", "", "", "", "", "")
-    assert parse_form(*fields).options_dict["dest"] == str(tmp_path)
-    configured = parse_form(*fields, default_dest="~/models").options_dict["dest"]
+    assert parse_form(*fields).options.dest == str(tmp_path)
+    configured = parse_form(*fields, default_dest="~/models").options.dest
     assert configured == str(tmp_path / "home" / "models")
     typed = parse_form("model:1", "", "", "", "x", "", default_dest="~/models")
-    assert typed.options_dict["dest"] == str(tmp_path / "x")
+    assert typed.options.dest == str(tmp_path / "x")
 
 
 async def test_add_dialog_shows_errors_inline(live: Live) -> None:
@@ -257,3 +257,17 @@ async def test_filter_details_and_modes(live: Live, sim: Simulator, tmp_path: Pa
         assert app.screen.report["totals"]["completed"] == 2
         await pilot.press("1", "question_mark")
         assert type(app.screen).__name__ == "HelpScreen"
+
+
+def test_job_actions_are_offered_exactly_where_the_state_machine_allows_them() -> None:
+    from civitai_tui.bulk.states import JobState as S
+    from civitai_tui.tui.screens.jobs import ALLOWED
+
+    waiting_or_running = {S.PENDING, S.PROCESSING}
+    assert {
+        "pause": waiting_or_running,
+        "resume": {S.PAUSED},
+        "cancel": waiting_or_running | {S.PAUSED},
+        "retry": {S.COMPLETED, S.FAILED, S.CANCELLED},
+        "priority": waiting_or_running | {S.PAUSED},
+    } == ALLOWED

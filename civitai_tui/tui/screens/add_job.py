@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from civitai_tui.bulk.jobs import resolve_dest
+from civitai_tui.bulk.jobs import JobOptions, resolve_dest
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.formatting import human_bytes
@@ -41,12 +41,8 @@ class AddRequest:
     """What the fields say: targets, job options and priority."""
 
     targets: tuple[str, ...]
-    options: tuple[tuple[str, Any], ...]
+    options: JobOptions
     priority: int
-
-    @property
-    def options_dict(self) -> dict[str, Any]:
-        return dict(self.options)
 
 
 def _split(text: str) -> list[str]:
@@ -79,27 +75,20 @@ def parse_form(
         raise FormError(f"targets: {exc} (check the quotes)") from None
     if not parts:
         raise FormError("type at least one target, e.g. model:123 or user:NAME")
-    options: dict[str, Any] = {}
-    if _split(types):
-        options["types"] = _split(types)
-    if _split(base_models):
-        options["base_models"] = _split(base_models)
     limit_value = _int_field("limit", limit)
-    if limit_value is not None:
-        if limit_value < 1:
-            raise FormError("limit must be at least 1")
-        options["limit"] = limit_value
+    if limit_value is not None and limit_value < 1:
+        raise FormError("limit must be at least 1")
     try:
-        options["dest"] = str(resolve_dest(dest.strip(), default_dest))
+        where = str(resolve_dest(dest.strip(), default_dest))
     except (OSError, RuntimeError) as exc:
         raise FormError(f"destination: {exc}") from None
-    prio = _int_field("priority", priority) or 0
-    frozen = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())
-    return AddRequest(tuple(parts), frozen, prio)
-
-
-def _wire_options(request: AddRequest) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in request.options}
+    options = JobOptions(
+        dest=where,
+        limit=limit_value,
+        types=tuple(_split(types)),
+        base_models=tuple(_split(base_models)),
+    )
+    return AddRequest(tuple(parts), options, _int_field("priority", priority) or 0)
 
 
 def _free_after(preview: dict[str, Any]) -> str:
@@ -236,7 +225,7 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
         self._show_error("")
         self.query_one("#add-preview", Static).update("asking the engine…")
         try:
-            preview = await self.client.preview(list(request.targets), _wire_options(request))
+            preview = await self.client.preview(list(request.targets), request.options.to_dict())
         except CivitaiTuiError as err:
             self.previewed = None
             self.query_one("#add-preview", Static).update("")
@@ -244,14 +233,14 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             return
         self._show_error("\n".join(preview.get("errors", [])))
         self.previewed = request if preview["files"] else None
-        into = f"into [b]{markup_safe(request.options_dict['dest'])}[/b]\n"
+        into = f"into [b]{markup_safe(request.options.dest)}[/b]\n"
         self.query_one("#add-preview", Static).update(into + describe_preview(preview))
 
     @work(exclusive=True, group="add", exit_on_error=False)
     async def _run_add(self, request: AddRequest) -> None:
         try:
             job = await self.client.add(
-                list(request.targets), priority=request.priority, options=_wire_options(request)
+                list(request.targets), priority=request.priority, options=request.options.to_dict()
             )
         except CivitaiTuiError as err:
             self._show_error(err.message)

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.reactive import reactive, var
 from textual.widgets import DataTable, Footer, Input, Static
 
+from civitai_tui.bulk.states import FINISHED_STATES, TRANSITIONS, JobState
 from civitai_tui.security.display import markup_safe
 from civitai_tui.tui.screens.add_job import AddJobScreen
 from civitai_tui.tui.screens.base import EngineScreen
@@ -21,24 +22,32 @@ from civitai_tui.tui.widgets.jobs_table import JobsTable
 from civitai_tui.tui.widgets.mode_bar import ModeBar
 
 #: A job's life, in order: the "state" sort follows it (not the alphabet).
-LIFECYCLE = ("PENDING", "PROCESSING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
+LIFECYCLE = tuple(JobState)
 SORTS: dict[str, Callable[[JobView], Any] | None] = {
     "queue": None,
     "name": lambda j: j.name.lower(),
-    "state": lambda j: LIFECYCLE.index(j.state) if j.state in LIFECYCLE else len(LIFECYCLE),
+    "state": lambda j: LIFECYCLE.index(j.state),
     "priority": lambda j: -j.priority,
     "progress": lambda j: -(j.done_bytes / j.total_bytes if j.total_bytes else 0.0),
     "size": lambda j: -j.total_bytes,
     "speed": lambda j: -j.speed,
 }
-#: Which selected-job states allow each job action (others hide the key).
-FINISHED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
-ALLOWED: dict[str, frozenset[str]] = {
-    "pause": frozenset({"PENDING", "PROCESSING"}),
-    "resume": frozenset({"PAUSED"}),
-    "cancel": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
-    "retry": FINISHED,  # a COMPLETED job re-checks its files and fetches what went missing
-    "priority": frozenset({"PENDING", "PROCESSING", "PAUSED"}),
+
+
+def _into(state: JobState) -> frozenset[JobState]:
+    """The states the job state machine lets a job leave for ``state``."""
+    return frozenset(old for old, allowed in TRANSITIONS.items() if state in allowed)
+
+
+#: Which selected-job states allow each job action (others hide the key), from the
+#: state machine: an action is offered exactly where the engine would accept it.
+ALLOWED: dict[str, frozenset[JobState]] = {
+    "pause": _into(JobState.PAUSED),
+    "resume": _into(JobState.PENDING) & {JobState.PAUSED},  # PAUSED → PENDING
+    "cancel": _into(JobState.CANCELLED),
+    # a COMPLETED job re-checks its files and fetches what went missing
+    "retry": _into(JobState.PENDING) & FINISHED_STATES,
+    "priority": frozenset(state for state in JobState if not state.finished),
 }
 
 
@@ -48,13 +57,13 @@ def waiting_reason(job: JobView, queue: list[JobView]) -> str:
     The engine runs jobs in queue order (priority, then arrival): a job waits for
     the active ones ahead of it.
     """
-    if job.state != "PENDING":
+    if job.state is not JobState.PENDING:
         return ""
     ahead = []
     for other in queue:
         if other.id == job.id:
             break
-        if other.state in ("PENDING", "PROCESSING"):
+        if other.state in (JobState.PENDING, JobState.PROCESSING):
             ahead.append(other)
     if not ahead:
         return "waiting: next in the queue (starts when a batch slot frees up)"
@@ -184,7 +193,7 @@ class JobsScreen(EngineScreen):
     selected: var[tuple[str, str] | None] = var(None)
     #: The selected row's state: the footer follows it (not the id, so that moving the
     #: cursor between rows of one state does not rebuild the footer).
-    selected_state: reactive[str | None] = reactive(None, bindings=True)
+    selected_state: reactive[JobState | None] = reactive(None, bindings=True)
     details_open: reactive[bool] = reactive(False, bindings=True)
     sort_key: var[str] = var("queue")
     _painted_theme: str = ""  # the theme of the last full paint
@@ -290,7 +299,7 @@ class JobsScreen(EngineScreen):
         self.app.push_screen(ConfirmScreen(question), answered)
 
     def action_remove_finished(self) -> None:
-        finished = [j for j in self.tui.state.jobs.values() if j.state in FINISHED]
+        finished = [j for j in self.tui.state.jobs.values() if j.state.finished]
         if not finished:
             self.notify("no finished jobs to clear", timeout=3)
             return

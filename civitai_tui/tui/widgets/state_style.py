@@ -6,15 +6,16 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
+from civitai_tui.bulk.jobs import FileState
 from civitai_tui.tui.themes import DEFAULT_VARIABLES
 
 FILE_STATE_VARIABLE = {
-    "pending": "state-pending",
-    "downloading": "state-processing",
-    "completed": "state-completed",
-    "skipped": "state-completed",
-    "failed": "state-failed",
-    "cancelled": "state-cancelled",
+    FileState.PENDING: "state-pending",
+    FileState.DOWNLOADING: "state-processing",
+    FileState.COMPLETED: "state-completed",
+    FileState.SKIPPED: "state-completed",
+    FileState.FAILED: "state-failed",
+    FileState.CANCELLED: "state-cancelled",
 }
 
 
