@@ -22,6 +22,11 @@ SORTS = (
     "Most Images", "Newest", "Oldest",
 )  # fmt: skip
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
+#: Common ``baseModels`` values (the list grows with every new family; any string is sent as is).
+BASE_MODELS = (
+    "SD 1.4", "SD 1.5", "SD 2.0", "SD 2.1", "SDXL 1.0", "SDXL Turbo", "SD 3", "SD 3.5",
+    "Pony", "Illustrious", "NoobAI", "Flux.1 S", "Flux.1 D", "Other",
+)  # fmt: skip
 
 
 def _key(value: str) -> str:

@@ -1,4 +1,4 @@
-"""The App: three modes, global keys, themes, keymap, and the buffer-and-timer bridge.
+"""The App: four modes, global keys, themes, keymap, and the buffer-and-timer bridge.
 
 The engine link (:class:`EngineBridge`) fills plain state from async workers;
 ``flush`` runs ``ui.refresh_hz`` times a second and lets the current screen
@@ -26,6 +26,7 @@ from civitai_tui.tui.bridge import EngineAPI, EngineBridge
 from civitai_tui.tui.commands import ScreenCommands
 from civitai_tui.tui.screens.analytics import AnalyticsScreen
 from civitai_tui.tui.screens.base import EngineScreen
+from civitai_tui.tui.screens.browse import BrowseScreen
 from civitai_tui.tui.screens.jobs import JobsScreen
 from civitai_tui.tui.screens.modals import HelpScreen
 from civitai_tui.tui.screens.performance import PerformanceScreen
@@ -44,7 +45,12 @@ class CivitaiTuiApp(App[None]):
 
     TITLE = "civitai-tui"
     CSS_PATH = "styles/app.tcss"
-    MODES = {"jobs": JobsScreen, "performance": PerformanceScreen, "analytics": AnalyticsScreen}
+    MODES = {
+        "jobs": JobsScreen,
+        "performance": PerformanceScreen,
+        "analytics": AnalyticsScreen,
+        "browse": BrowseScreen,
+    }
     DEFAULT_MODE = "jobs"
     COMMANDS = App.COMMANDS | {ScreenCommands}
     # The mode keys, help and quit show in every screen's ModeBar, so not in the footer.
@@ -72,6 +78,14 @@ class CivitaiTuiApp(App[None]):
             id="nav.analytics",
             show=False,
             tooltip="Analytics and reports.",
+        ),
+        Binding(
+            "4",
+            "switch_mode('browse')",
+            "Browse",
+            id="nav.browse",
+            show=False,
+            tooltip="Search CivitAI, look at models, queue them; your library's updates.",
         ),
         Binding(
             "question_mark,f1",

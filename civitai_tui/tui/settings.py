@@ -14,6 +14,7 @@ from civitai_tui.binding import bound, from_config
 from civitai_tui.config import OPTIONS, Config, ConfigError
 
 USER_THEMES = "themes"
+NSFW_LEVEL = "browse.nsfw_level" if "browse.nsfw_level" in OPTIONS else "bulk.preview_nsfw_level"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class UISettings:
     warnings: tuple[str, ...] = ()
     #: ``bulk.dest``: the add dialog's destination when its field is empty ("" = the cwd).
     dest: str = bound("bulk.dest", OPTIONS["bulk.dest"].default)
+    #: ``browse.nsfw_level``: Browse shows no preview above this NSFW level.
+    nsfw_level: int = bound(NSFW_LEVEL, OPTIONS[NSFW_LEVEL].default)
 
     @property
     def theme_dirs(self) -> tuple[Path, ...]:

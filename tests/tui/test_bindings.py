@@ -77,8 +77,9 @@ async def test_mode_tabs_help_and_quit_always_show_and_click(
     app, _ = app_with(isolated_home)
     async with app.run_test(size=(width, 24)) as pilot:
         await until(pilot, lambda: app.screen.query_one("#jobs").row_count > 0)
-        for mode in ("jobs", "performance", "analytics"):
-            await pilot.press({"jobs": "1", "performance": "2", "analytics": "3"}[mode])
+        keys = {"jobs": "1", "performance": "2", "analytics": "3", "browse": "4"}
+        for mode, key in keys.items():
+            await pilot.press(key)
             await until(pilot, lambda m=mode: app.current_mode == m)
             bar = app.screen.query_one(ModeBar)
             labels = {item.id: (str(item.render()), item.region) for item in bar.query(BarItem)}
@@ -86,6 +87,7 @@ async def test_mode_tabs_help_and_quit_always_show_and_click(
                 "1 Jobs",
                 "2 Performance",
                 "3 Analytics",
+                "4 Browse",
             ]
             assert labels["key-help"][0] == "? Help" and labels["key-quit"][0] == "^q Quit"
             for _text, region in labels.values():  # every label whole on the screen

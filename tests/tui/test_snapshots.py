@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 from textual.pilot import Pilot
+from textual_image.widget import HalfcellImage
 
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
+from civitai_tui.tui.screens.browse import BrowseScreen
 from civitai_tui.tui.widgets.jobs_table import JobsTable, layout_for
 from tests.tui.conftest import SIZE, until
 from tests.tui.scripted import JOBS, T0, ScriptedEngine
+from tests.tui.scripted_browse import ScriptedBrowse
 
 
 def scripted_app(home: Path, theme: str = "civitai-dark") -> CivitaiTuiApp:
@@ -105,3 +108,41 @@ async def test_analytics_screen(isolated_home: Path) -> None:
         assert "Most downloads finish 19:00-23:00" in patterns
         assert patterns.count("queue large checkpoints overnight") == 1  # advice given once
         assert "Lower concurrency" in patterns and "its speeds need at least one" in patterns
+
+
+def browse_app(home: Path) -> CivitaiTuiApp:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("[ui]\ntheme = 'civitai-dark'\n")
+    return make_app(ScriptedBrowse(), home, clock=lambda: T0, follow_engine=False)  # type: ignore[arg-type]
+
+
+async def browse_loaded(pilot: Pilot[Any]) -> BrowseScreen:
+    await pilot.press("4")
+    screen = pilot.app.screen
+    assert isinstance(screen, BrowseScreen)
+    await until(pilot, lambda: screen.results.row_count >= 20 and not screen.loading_more)
+    await pilot.pause(0.3)
+    return screen
+
+
+def test_browse_list_at_80x24(snap_compare: Any, isolated_home: Path) -> None:
+    async def run(pilot: Pilot[Any]) -> None:
+        screen = await browse_loaded(pilot)
+        screen.results.move_cursor(row=3)  # the hostile name, shown as typed
+        await pilot.pause(0.3)
+
+    assert snap_compare(browse_app(isolated_home), run_before=run, terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_browse_detail_with_a_half_block_preview(
+    snap_compare: Any, isolated_home: Path, size: tuple[int, int]
+) -> None:
+    async def run(pilot: Pilot[Any]) -> None:
+        screen = await browse_loaded(pilot)
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: screen.pane.preview.shown is not None)
+        await until(pilot, lambda: bool(screen.pane.preview.query(HalfcellImage)))
+        await pilot.pause(0.3)
+
+    assert snap_compare(browse_app(isolated_home), run_before=run, terminal_size=size)

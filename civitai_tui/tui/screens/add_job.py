@@ -11,6 +11,7 @@ inline.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -152,11 +153,14 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
         Binding("escape", "close", "Close", id="add.close", tooltip="Close without queueing."),
     ]
 
-    def __init__(self, client: EngineAPI, default_dest: str = "") -> None:
+    def __init__(
+        self, client: EngineAPI, default_dest: str = "", *, targets: Sequence[str] = ()
+    ) -> None:
         super().__init__()
         self.client = client
         self.default_dest = default_dest  # bulk.dest; "" = this process's current folder
         self.previewed: AddRequest | None = None
+        self.targets = tuple(targets)  # filled in, and previewed at once (Browse's ``a``)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -175,6 +179,11 @@ class AddJobScreen(ModalScreen[dict[str, Any] | None]):
             yield Input(placeholder=f"destination folder (default: {default})", id="dest")
             yield Static("", id="add-error", markup=False)
             yield Static("", id="add-preview")
+
+    def on_mount(self) -> None:
+        if self.targets:
+            self.query_one("#targets", Input).value = shlex.join(self.targets)
+            self.action_preview()
 
     def _request(self) -> AddRequest:
         def value(name: str) -> str:

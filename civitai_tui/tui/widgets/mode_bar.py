@@ -18,11 +18,12 @@ from textual.widgets import Static
 if TYPE_CHECKING:
     from civitai_tui.tui.app import CivitaiTuiApp
 
-#: (mode, binding id, tab label) in the order of the keys 1, 2, 3.
+#: (mode, binding id, tab label) in the order of the keys 1, 2, 3, 4.
 MODE_TABS = (
     ("jobs", "nav.jobs", "Jobs"),
     ("performance", "nav.performance", "Performance"),
     ("analytics", "nav.analytics", "Analytics"),
+    ("browse", "nav.browse", "Browse"),
 )
 #: (binding id, label, action) of the global keys shown on the right.
 GLOBAL_KEYS = (("app.help", "Help", "help"), ("app.quit", "Quit", "quit"))
