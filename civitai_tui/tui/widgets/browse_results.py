@@ -61,7 +61,7 @@ def compact_count(n: int) -> str:
     for limit, unit in ((1_000_000, "M"), (1_000, "k")):
         if n >= limit:
             value = n / limit
-            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+            return f"{value:.1f}{unit}" if value < 99.95 else f"{value:.0f}{unit}"
     return str(n)
 
 
