@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual_image.widget import HalfcellImage
 
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
+from civitai_tui.tui.screens import browse
 from civitai_tui.tui.screens.add_job import AddJobScreen
 from civitai_tui.tui.screens.browse import BrowseScreen
 from civitai_tui.tui.screens.modals import ConfirmScreen
@@ -231,3 +233,23 @@ async def test_library_view_badges_updates_and_queues_them(isolated_home: Path) 
         assert screen.browse_query.types == ()
         await pilot.press("escape")
         assert screen.view == "results" and app.focused is screen.results
+
+
+async def test_the_detail_beside_the_list_follows_the_cursor_once_it_rests(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browse, "FOLLOW_DELAY", 3.0)  # three keys always pass within it
+    engine = ScriptedBrowse()
+    app = browse_app(isolated_home, engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.detail is not None)
+        assert screen.results.display  # beside, not instead
+        await pilot.press("down", "down", "down")
+        assert screen.detail.summary.id == 1000  # still resting on the first
+        await until(pilot, lambda: screen.detail is not None and screen.detail.summary.id == 1003)
+        asked = [c for c in engine.calls if c[0] == "browse_model"]
+        assert asked == [("browse_model", "1000"), ("browse_model", "1003")]  # not every row
+        await pilot.press("escape")
+        assert not screen.has_class("-detail")

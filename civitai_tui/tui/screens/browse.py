@@ -271,7 +271,10 @@ class BrowseScreen(EngineScreen):
         """Browse paints from its own answers, not from the job state."""
 
     def sync(self, state: EngineState, *, full: bool = False) -> None:
-        """Nothing of the job state shows here."""
+        """Nothing of the job state shows here; ``full`` (a new theme) recolours the text."""
+        if full:
+            self._paint_detail()
+            self.library.show(list(self.library.entries.values()), self.app.theme_variables)
 
     @property
     def results(self) -> BrowseResults:
