@@ -13,9 +13,13 @@ the UI's own cost, not the network's or the engine's:
   decode to the pane's box (:func:`civitai_tui.tui.images.decode`, the thread's
   work) plus drawing it as half blocks into a 60x9 cell area, target <= 150 ms.
 
-Run: ``.venv/bin/python -m bench.bench_browse [--results 1000]``.
-In a real terminal the keypress figures add the terminal's own drawing; the
-``bench_keys`` way (tmux) measures that for the Jobs screen.
+With ``--terminal`` (needs tmux) the same app runs in a detached tmux session
+at 120x40 (a real terminal driver, as ``bench_keys`` does for the Jobs screen):
+each ``Down`` is sent with ``tmux send-keys`` and timed until ``capture-pane``
+shows the moved cursor, through all the results; then ``enter`` is timed until
+the detail's preview shows (half blocks: tmux 3.3 answers no Sixel/Kitty query).
+
+Run: ``.venv/bin/python -m bench.bench_browse [--results 1000] [--terminal]``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +39,7 @@ from PIL import Image
 from rich.console import Console
 from textual_image.renderable.halfcell import Image as HalfcellRenderable
 
+from bench.bench_keys import SESSION, changed, plain, press, tmux, wait_screen
 from civitai_tui.tui.app import make_app
 from civitai_tui.tui.images import decode
 from civitai_tui.tui.screens.browse import BrowseScreen
@@ -110,11 +118,58 @@ def preview_figures(rounds: int) -> dict[str, float]:
     return figures
 
 
+def serve_app(results: int) -> None:
+    """The app on the scripted catalogue in this terminal, Browse open (``--app``)."""
+    engine = ScriptedBrowse(count=results)
+    app = make_app(engine, Path(tempfile.mkdtemp()), follow_engine=False)  # type: ignore[arg-type]
+    app.call_later(app.switch_mode, "browse")
+    app.run()
+
+
+def terminal_figures(results: int) -> dict[str, float]:
+    """Keypress-to-paint in tmux: scrolling every result, and enter to a drawn preview."""
+    if shutil.which("tmux") is None:
+        raise SystemExit("--terminal needs tmux")
+    command = f"{sys.executable} -m bench.bench_browse --app --results {results}"
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        SESSION,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        f"TERM=xterm-256color {command}",
+    )
+    try:
+        wait_screen(lambda s: "models, more below" in plain(s), timeout=60)
+        time.sleep(1.0)  # the first pages and paints settle
+        keys = []
+        for _ in range(results - 1):
+            keys.append(press(["Down"], changed))
+        wait_screen(lambda s: f"{results} models" in plain(s), timeout=30)
+        preview = press(["Enter"], lambda _before, now: "▀" in plain(now))
+    finally:
+        tmux("kill-session", "-t", SESSION)
+    return {
+        "p50": statistics.median(keys),
+        "p90": p90(keys),
+        "max": max(keys),
+        "preview": preview,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10, help="per preview picture")
+    parser.add_argument("--terminal", action="store_true", help="also measure in tmux")
+    parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.app:
+        serve_app(args.results)
+        return
     first, keys, cpu_per_key = asyncio.run(list_figures(args.results))
     print(f"Browse, headless at {SIZE[0]}x{SIZE[1]}, {args.results} results")
     print(f"first results painted {first:.1f} ms after the answer (target <= 300 ms)")
@@ -125,6 +180,14 @@ def main() -> None:
     )
     for name, ms in preview_figures(args.rounds).items():
         print(f"preview {name}: decode + half-block draw {ms:.1f} ms (target <= 150 ms)")
+    if args.terminal:
+        os.environ.pop("TMUX", None)
+        real = terminal_figures(args.results)
+        print(
+            f"in tmux 120x40: Down keypress-to-paint p50 {real['p50']:.1f} ms, "
+            f"p90 {real['p90']:.1f} ms, max {real['max']:.1f} ms (target p90 <= 100 ms); "
+            f"enter to a drawn preview {real['preview']:.1f} ms"
+        )
 
 
 if __name__ == "__main__":
