@@ -20,6 +20,7 @@ from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.probe import Phase
 from civitai_tui.perf.session import create_optimized_session
 from civitai_tui.simulator.catalogue import SimFile
+from civitai_tui.simulator.content import ContentKind, ContentSpec, FileContent
 from civitai_tui.simulator.server import Simulator
 
 FAST = OptimizationConfig(probe_interval=0.3, sample_interval=0.3, interval=1.0)
@@ -58,6 +59,7 @@ async def downloading(
         await optimizer.start()
         start_more(files)
         optimizer.start_more = start_more  # type: ignore[attr-defined]
+        optimizer.tasks = tasks  # type: ignore[attr-defined]
         try:
             yield optimizer, decisions
         finally:
@@ -161,6 +163,47 @@ async def test_a_connection_limit_is_learned_from_one_burst_and_never_crossed_ag
     assert host["limit"] == probe.conn_limit and "limit" in host["limit_why"]
     assert any(r["kind"] == "throttled" for r in snapshot["recommendations"])
     assert any("the server allows" in d.reason or "bisect" in d.reason for d in decisions)
+
+
+#: A connection limit of every kind, on capped connections: two files of ``SIZE`` from a
+#: cold start take at most ``LIMIT_FACTOR`` times the physical limit (both files' bytes at
+#: ``LIMIT`` connections of ``CAP`` each): the limit is found by one burst, not by halving
+#: and waiting, and a hang is read as a refusal within seconds, not after a stall timeout.
+LIMIT, CAP, SIZE = 6, 2 * MiB, 24 * MiB
+LIMIT_FACTOR = 1.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", ["503", "429", "reset", "hang"])
+async def test_a_connection_limit_of_every_kind_is_found_and_the_files_finish_near_it(
+    sim: Simulator, tmp_path: Path, answer: str
+) -> None:
+    file = big_file(sim)
+    file.content = FileContent(ContentSpec(file.id, SIZE, ContentKind.SAFETENSORS))
+    sim.faults.set(
+        per_connection_rate=CAP,
+        max_active_requests=LIMIT,
+        limit_answer=answer,
+        limit_retry_after=1,
+        limit_hang_seconds=60,
+    )
+    loop = asyncio.get_running_loop()
+    async with downloading(sim, tmp_path, files=2) as (optimizer, decisions):
+        started = loop.time()
+        results = await asyncio.gather(*optimizer.tasks)  # type: ignore[attr-defined]
+        wall = loop.time() - started
+        probe = next(iter(optimizer.probes.values()))
+    assert all(r.status == "completed" and r.verified for r in results), results
+    physical = 2 * SIZE / (LIMIT * CAP)
+    assert wall <= LIMIT_FACTOR * physical, (
+        wall,
+        physical,
+        [(d.old, d.new, d.reason) for d in decisions if d.setting == "connections"],
+    )
+    assert probe.conn_limit in (LIMIT - 1, LIMIT)
+    # at the limit (one under it if the busy machine shed one: the tables, not the probe)
+    assert probe.conn_limit - 1 <= probe.budget <= probe.conn_limit
+    assert probe.bursts == 1  # the first burst told the limit; none came after it
 
 
 @pytest.mark.slow

@@ -187,10 +187,21 @@ def network_errors(
 
 
 def closed_unanswered(message: str) -> bool:
-    """A network error where the server closed the connection before any answer.
+    """A network error where the server closed the connection before any answer, or
+    left a new one unanswered while others moved bytes (:func:`unanswered_error`).
 
-    Servers that limit connections per client by closing the ones over the limit
-    look like this (http.client and aiohttp word it differently).
+    Servers that limit connections per client by closing (or ignoring) the ones over
+    the limit look like this (http.client and aiohttp word it differently).
     """
     text = message.lower()
-    return "without response" in text or "server disconnected" in text
+    return "without response" in text or "server disconnected" in text or "unanswered" in text
+
+
+def unanswered_error(seconds: float) -> CivitaiTuiError:
+    """A request with no answer for ``seconds`` while the host's other connections move
+    bytes: a connection limit enforced by hanging (a refusal, not a stall)."""
+    return CivitaiTuiError(
+        FailureKind.NETWORK,
+        f"a new request left unanswered for {seconds:.1f} s while other connections move "
+        "bytes: read as the server's connection limit",
+    )

@@ -19,10 +19,11 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -52,6 +53,7 @@ from civitai_tui.download.responses import (
     sniff_body,
     status_error,
     strong_etag,
+    unanswered_error,
     unsatisfied_total,
 )
 from civitai_tui.download.settings import DownloadSettings
@@ -63,10 +65,18 @@ from civitai_tui.net.network import network_of
 from civitai_tui.net.proxy import Proxy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_REDIRECTS = 5
 #: Storage answers that mean "not with this link": a fresh one may work.
 REFUSED = frozenset({401, 403, 410})
+#: While the host's other connections moved bytes in the last ``FLOWING`` seconds, a
+#: request unanswered after ``ANSWER_TTFB_FACTOR`` times the usual time to first byte
+#: (at least ``ANSWER_FLOOR`` s) is a refusal: a server enforcing a connection limit by
+#: leaving the extra requests hanging, found in seconds instead of the stall timeout.
+FLOWING = 1.0
+ANSWER_FLOOR = 2.0
+ANSWER_TTFB_FACTOR = 10
 
 
 class HostPool:
@@ -79,6 +89,15 @@ class HostPool:
         self.transfers: set[Transfer] = set()
         self._first: Counter[str] = Counter()  # first requests in flight, by host
         self._freed: asyncio.Event | None = None
+
+    def answer_deadline(self, host: str, now: float) -> float | None:
+        """Seconds a request to ``host`` may wait for its answer before it counts as
+        refused; None while none of the host's connections moves bytes (then only the
+        stall timeout applies)."""
+        flowing = [t for t in self.transfers if t._host() == host and now - t._bytes_at < FLOWING]
+        if not flowing:
+            return None
+        return max(ANSWER_FLOOR, ANSWER_TTFB_FACTOR * max(t._ttfb for t in flowing))
 
     def room(self, host: str) -> int:
         """How many more connections ``host`` may have now (large: no budget set)."""
@@ -184,6 +203,9 @@ class Transfer:
         self._sleeping = 0
         self._all_done = asyncio.Event()
         self._last_progress = 0.0
+        self._bytes_at = -FLOWING  # when bytes last landed (loop time)
+        #: Tasks whose request waits for its answer's headers.
+        self._asking: set[asyncio.Task[Any] | None] = set()
         #: The minimum-progress floor: when its window began, the bytes fetched then, and
         #: the seconds excused since (our own speed limits and retry waits: no slow server).
         self._floor_since = 0.0
@@ -264,7 +286,13 @@ class Transfer:
         wanted = self.settings.host_connections.get(self._host())
         if wanted is not None and wanted != self._wanted:
             self._wanted, self._cap = wanted, 1 << 30
-        self._to_stop = max(0, len(self._workers) - self._limit())
+        excess = max(0, len(self._workers) - self._limit())
+        # Connections still waiting for an answer go first, at once (a server that
+        # hangs the ones over its limit would otherwise refuse them again, late).
+        for task in [t for t in self._workers.values() if t in self._asking][:excess]:
+            task.cancel()
+            excess -= 1
+        self._to_stop = excess
         self._ensure_workers()
 
     def _limit(self) -> int:
@@ -381,7 +409,7 @@ class Transfer:
         stall = self.settings.stall_timeout
         with network_errors(stall, self._route):
             async with asyncio.timeout(stall):
-                resp = await self._send(start, end, conditional=conditional)
+                resp = await self._answered(self._send(start, end, conditional=conditional))
         try:
             if resp.status == 200 and not self.single_stream:
                 if conditional:
@@ -657,8 +685,9 @@ class Transfer:
         return worth_stealing(self._speed / max(1, self.ranges.owners), self._ttfb)
 
     def _over_limit(self) -> bool:
-        """At a segment boundary: is this connection one too many?"""
-        if len(self._workers) > self._limit():
+        """At a segment boundary: is this connection one too many? (Connections still
+        waiting for an answer go first: they may never get one.)"""
+        if len(self._workers) - len(self._asking) > self._limit():
             self._to_stop = max(0, self._to_stop - 1)
             return True
         return False
@@ -698,8 +727,8 @@ class Transfer:
                     self.ranges.release(seg)
                     if err.kind is FailureKind.RATE_LIMITED:
                         self._busy.add(wid)
-                    await self._after_error(err, attempt, progressed)
-                    stopped = self._over_limit()
+                    stopped = await self._after_error(err, attempt, progressed)
+                    stopped = stopped or self._over_limit()
                 resp = None
                 if stopped or self._over_limit():
                     break
@@ -719,14 +748,17 @@ class Transfer:
 
     async def _after_error(
         self, err: CivitaiTuiError, attempt: int, progressed: bool = False
-    ) -> None:
+    ) -> bool:
+        """Wait before the retry; True (at once) when a refused connection is one too many
+        (its range goes to another: sleeping here would hold a worker that serves nothing)."""
         policy = self.settings.retry
         if not policy.should_retry(err, attempt):
             raise err
         loop = asyncio.get_running_loop()
-        if _refusal(err) and self.ranges is not None:
+        cut = _refusal(err) and self.ranges is not None
+        if cut:
             # Sit at the connections still served (each refusal has released its range).
-            self._cap = max(1, min(self._cap, self.ranges.owners))
+            self._cap = max(1, min(self._cap, self._serving()))
             self._last_cut = loop.time()
         delay = policy.delay(attempt, err.retry_after, progressed)
         self.retries += 1
@@ -736,6 +768,8 @@ class Transfer:
             )
         )
         log.info("%s: %s; retry %d in %.1f s", self.name, err.message, attempt, delay)
+        if cut and self._workers and self._over_limit():
+            return True
         self._sleeping += 1
         slept = loop.time()
         try:
@@ -744,9 +778,13 @@ class Transfer:
             self._sleeping -= 1
             self._last_progress = loop.time()
             self._excused += (loop.time() - slept) / max(1, len(self._workers))
+        return False
 
     def _grow_cap(self) -> None:
-        if self._cap < self.settings.connections:
+        """A served request: after 5 s without refusals, one more connection up to the count
+        wanted for this file (then no cut at all)."""
+        wanted = self.settings.host_connections.get(self._host(), self.settings.connections)
+        if self._cap < wanted:
             if asyncio.get_running_loop().time() - self._last_cut > 5.0:
                 self._cap += 1
                 self._ensure_workers()
@@ -831,7 +869,7 @@ class Transfer:
         headers = self._range_headers(start, end, conditional=True, close=close)
         while True:
             url = await self._url()
-            answer = await stream.run(partial(stream.request, url, headers))
+            answer = await self._answered(stream.run(partial(stream.request, url, headers)))
             self._observe(answer)
             try:
                 if answer.status in REDIRECT_STATUSES:
@@ -847,6 +885,27 @@ class Transfer:
             except BaseException:
                 stream.close()  # an answer that is not written: its body stays unread
                 raise
+
+    async def _answered(self, request: Awaitable[T]) -> T:
+        """``request`` (until its answer's headers), refused when it outwaits
+        ``HostPool.answer_deadline`` (a hung request is aborted by the cancellation).
+
+        While it waits it is not a connection that serves: progress and the cut after
+        refusals count only connections with an answer."""
+        now = asyncio.get_running_loop().time()
+        wait = self.pool.answer_deadline(self._host(), now) if self.pool else None
+        deadline = asyncio.timeout(wait)
+        task = asyncio.current_task()
+        self._asking.add(task)
+        try:
+            async with deadline:
+                return await request
+        except TimeoutError:
+            if wait is not None and deadline.expired():
+                raise unanswered_error(wait) from None
+            raise
+        finally:
+            self._asking.discard(task)
 
     def _observe(self, answer: Answer) -> None:
         """Note an answer's time to first byte; tell the settings' observer (the optimizer)."""
@@ -867,7 +926,7 @@ class Transfer:
         useful = max(0, min(nbytes, seg.end - seg.pos))
         self.ranges.advance(seg, useful)
         self.fetched += useful
-        now = self._last_progress = asyncio.get_running_loop().time()
+        now = self._last_progress = self._bytes_at = asyncio.get_running_loop().time()
         if not deadline.expired():  # a report may arrive while the timeout fires
             deadline.reschedule(now + self.settings.stall_timeout)
 
@@ -936,7 +995,7 @@ class Transfer:
                     await asyncio.sleep(wait)
                     win_start += wait  # our own limit is not a slow server
                     self._excused += wait
-                now = self._last_progress = loop.time()
+                now = self._last_progress = self._bytes_at = loop.time()
                 if now >= next_push:
                     deadline.reschedule(now + stall)
                     next_push = now + 0.5
@@ -998,9 +1057,14 @@ class Transfer:
                 done=self.ranges.done_bytes,
                 total=self.size,
                 speed=speed,
-                connections=self.ranges.owners,
+                connections=self._serving(),
             )
         )
+
+    def _serving(self) -> int:
+        """Connections with an answer (those still asking may never get one)."""
+        assert self.ranges is not None
+        return max(0, self.ranges.owners - len(self._asking))
 
     def _checkpoint_due(self, now: float) -> bool:
         return not self._checkpointing and (

@@ -43,7 +43,7 @@ from civitai_tui.perf.memory import HostMemory
 from civitai_tui.perf.modes import OptimizationMode, parse_mode
 from civitai_tui.perf.monitor import SystemMonitor, SystemSample, ThroughputTracker
 from civitai_tui.perf.network import ConditionWindow, NetworkCondition
-from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Step
+from civitai_tui.perf.probe import SETTLE_TICKS, HostProbe, Phase, Step
 from civitai_tui.perf.recommend import recommendations
 from civitai_tui.perf.retry import DEFAULT_BASE_DELAY, base_delay_for
 from civitai_tui.perf.tables import Action, next_chunk_size, system_verdict
@@ -333,6 +333,8 @@ class PerformanceOptimizer:
             if step is not None:
                 self._decide("connections", step.old, step.new, step.reason, host)
                 force = True
+        if probe.phase is Phase.BURST and not force:
+            return  # the connections the burst leaves decide the next count, not the files
         # Under a connection limit (the server's, or the mode's per-host maximum) the
         # downloader holds all files to it (a file may then use a slot another cannot:
         # round up); otherwise never above the budget.

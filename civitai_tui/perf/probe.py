@@ -123,6 +123,8 @@ class _Burst:
     open: int
     refused: int = 0
     what: str = ""
+    #: The most connections seen moving bytes during the burst (the server served them).
+    served: int = 0
     #: The budget before the step that provoked it (a bisection step), if any.
     safe: int | None = None
 
@@ -228,9 +230,10 @@ class HostProbe:
     def tick(self, rate: float, connections: int, now: float) -> Step | None:
         """One probe tick: the host moved ``rate`` bytes/s over ``connections`` open ones."""
         if self._burst is not None:
+            self._burst.served = max(self._burst.served, connections)
             if now - self._burst.started < BURST_WINDOW:
                 return None
-            return self._burst_over(connections, now)
+            return self._burst_over(self._burst.served, now)
         if connections == 0:
             return None  # nothing to learn from an idle host
         if self._settle > 0:
@@ -388,7 +391,9 @@ class HostProbe:
         self._burst.refused += 1
 
     def _burst_over(self, served: int, now: float) -> Step | None:
-        """The burst is over: ``served`` connections still move bytes; learn the limit."""
+        """The burst is over: at most ``served`` connections moved bytes at once; learn the
+        limit (the most seen, not the last count: connections over the limit, cut by the
+        refusals, stop at their next segment whatever the server allows)."""
         burst, self._burst = self._burst, None
         assert burst is not None
         self._slow_start = self.cold = False
