@@ -159,12 +159,17 @@ def measure(profile: str, client: str, url: str, size: int, work: Path, timeout:
 
 
 @contextlib.contextmanager
-def simulator(size_mib: int, sizes: list[int] | None = None) -> Iterator[dict[str, Any]]:
+def simulator(
+    size_mib: int, sizes: list[int] | None = None, tls: bool = False
+) -> Iterator[dict[str, Any]]:
     """``bench.perf_server`` in its own process (files of ``size_mib``, or of ``sizes``
-    bytes each); yields its address record; a server that will not stop is killed."""
+    bytes each; HTTPS storage with ``tls``); yields its address record; a server that
+    will not stop is killed."""
     command = [sys.executable, "-m", "bench.perf_server", "--size", str(size_mib)]
     if sizes:
         command += ["--sizes", ",".join(map(str, sizes))]
+    if tls:
+        command.append("--tls")
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -9,8 +9,9 @@ shows: a per-connection cap (none, or 0.5-50 MB/s), a total cap (none, or
 a reset every N MB, bursty pacing, and 1-20 files of 10 MB-1 GiB. Sizes (and
 the reset distance) are scaled down so that each run lasts about
 ``--target`` seconds at the profile's physical limit: the shape of a profile
-(file count, size ratios, limits) is kept, its bytes are not. Plain HTTP on
-loopback (the simulator has no TLS origin yet).
+(file count, size ratios, limits) is kept, its bytes are not. Half the
+profiles (``--https``) serve HTTPS from the simulator's throwaway CA, which every
+client trusts (``SSL_CERT_FILE`` for ours, ``--ca-certificate`` for aria2c).
 
 For every profile the simulator runs in its own process and each client
 downloads every file once, in a fresh directory on tmpfs: ADAPTIVE cold (an
@@ -22,7 +23,12 @@ connection limit times the per-connection cap. The table, the seed and the
 distribution of every ratio are printed; every run goes to
 ``bench/results/sweep-*.json``.
 
-Usage: ``python -m bench.sweep --profiles N [--seed S] [--target S] [--clients ...]``,
+A run of 30 profiles with every client takes about an hour on a quiet 2-core
+machine; ``--clients core`` (ADAPTIVE cold and warm, the fixed counts, aria2c)
+leaves out the three other modes.
+
+Usage: ``python -m bench.sweep --profiles N [--seed S] [--target S] [--https SHARE]
+[--clients core|all|a,b,...]``,
 ``python -m bench.sweep --report bench/results/sweep-....json`` (a saved sweep, also a
 partial one: the file is written after every profile).
 """
@@ -47,7 +53,7 @@ from typing import Any
 
 from bench import bench_perf
 from bench.measure import run_measured
-from bench.tools import Aria2c
+from bench.tools import Aria2c, Route
 
 MB = 1_000_000
 MIB = 1 << 20
@@ -55,6 +61,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FIXED = (1, 2, 4, 8, 16, 32, 64)
 MODES = ("adaptive-cold", "adaptive-warm", "speed", "efficiency", "minimal")
 CLIENTS = (*MODES, *(f"fixed-{n}" for n in FIXED), "aria2c")
+CORE = ("adaptive-cold", "adaptive-warm", *(f"fixed-{n}" for n in FIXED), "aria2c")
 #: The fastest a loopback download runs here (for sizing profiles without any cap).
 LOOPBACK = 800 * MB
 #: Our per-host ceiling (``performance.max_connections``) sizes capped profiles with no limit.
@@ -76,6 +83,7 @@ class Profile:
     bursty: float  # pacing burst (s), 0: smooth
     nominal: list[int]  # file sizes before scaling (bytes)
     sizes: list[int] = field(default_factory=list)  # what is served
+    https: bool = False
 
     @property
     def physical_rate(self) -> float | None:
@@ -126,15 +134,16 @@ class Profile:
         if self.bursty:
             parts.append(f"bursts {self.bursty:.1f} s")
         parts.append(f"{len(self.sizes)} files {sum(self.sizes) / MB:.0f} MB")
-        return ", ".join(parts)
+        return ("HTTPS: " if self.https else "") + ", ".join(parts)
 
 
 def log_uniform(rng: random.Random, low: float, high: float) -> float:
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
-def draw(rng: random.Random, index: int, target: float) -> Profile:
-    """One random profile, its sizes scaled to about ``target`` seconds at its limit."""
+def draw(rng: random.Random, index: int, target: float, https: float = 0.5) -> Profile:
+    """One random profile, its sizes scaled to about ``target`` seconds at its limit;
+    HTTPS with probability ``https``."""
     profile = Profile(
         index=index,
         per_connection=int(log_uniform(rng, 0.5 * MB, 50 * MB)) if rng.random() < 0.65 else 0,
@@ -150,6 +159,7 @@ def draw(rng: random.Random, index: int, target: float) -> Profile:
     profile.sizes = [max(MIB, int(size * scale)) for size in profile.nominal]
     if profile.reset_mb:
         profile.reset_mb = max(2.0, profile.reset_mb * scale)
+    profile.https = rng.random() < https
     return profile
 
 
@@ -168,9 +178,11 @@ class Run:
     error: str | None
 
 
-def command(client: str, urls: list[str], dest: Path, memory: Path, timeout: float) -> list[str]:
+def command(
+    client: str, urls: list[str], dest: Path, memory: Path, timeout: float, ca: str | None
+) -> list[str]:
     if client == "aria2c":
-        return Aria2c().commands(urls, dest)[0]
+        return Aria2c().commands(urls, dest, Route(ca_file=Path(ca) if ca else None))[0]
     cmd = [sys.executable, "-m", "bench.perf_client", "--dest", str(dest)]
     cmd += [arg for url in urls for arg in ("--url", url)]
     cmd += ["--timeout", str(timeout)]
@@ -191,8 +203,10 @@ def measure(profile: Profile, client: str, sim: dict[str, Any], work: Path, time
     if client == "adaptive-cold":
         memory.unlink(missing_ok=True)
     set_faults(sim["api_url"], profile.knobs())
-    cmd = command(client, sim["urls"], dest, memory, timeout)
-    m = run_measured([cmd], log_dir=work / "logs", timeout=timeout + 20)
+    ca = sim.get("ca_file")
+    cmd = command(client, sim["urls"], dest, memory, timeout, ca)
+    env = {**os.environ, "SSL_CERT_FILE": ca} if ca else None
+    m = run_measured([cmd], log_dir=work / "logs", timeout=timeout + 20, env=env)
     out = (work / "logs" / "0.out").read_text(errors="replace").strip().splitlines()
     report = json.loads(out[-1]) if client != "aria2c" and out else {}
     sizes = sorted(p.stat().st_size for p in dest.iterdir() if p.suffix not in (".part", ".aria2"))
@@ -218,9 +232,11 @@ def measure(profile: Profile, client: str, sim: dict[str, Any], work: Path, time
     )
 
 
-def simulator(sizes: list[int]) -> contextlib.AbstractContextManager[dict[str, Any]]:
-    """The perf server serving one file of each of ``sizes`` bytes."""
-    return bench_perf.simulator(1, sizes)
+def simulator(
+    sizes: list[int], tls: bool = False
+) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """The perf server serving one file of each of ``sizes`` bytes (HTTPS with ``tls``)."""
+    return bench_perf.simulator(1, sizes, tls)
 
 
 set_faults = bench_perf.set_faults
@@ -274,7 +290,10 @@ class Row:
     runs: list[Run]
 
     def ratio(self, client: str, reference: float | None) -> float | None:
-        """Speed of ``client`` relative to ``reference`` seconds (>1: faster)."""
+        """Speed of ``client`` relative to ``reference`` seconds (>1: faster; 0: it failed;
+        None: no reference, or the client was not run)."""
+        if not any(r.client == client for r in self.runs):
+            return None
         mine = time_of(self.runs, client)
         if mine is None or reference is None:
             return None if reference is None else 0.0
@@ -339,16 +358,15 @@ def summary(rows: list[Row]) -> list[str]:
     """The issue's targets over the sweep, each with its numbers."""
     out: list[str] = []
     for label, client in (("cold", "adaptive-cold"), ("warm", "adaptive-warm")):
-        ratios = [
-            r
-            for row in rows
-            if (best := best_fixed(row.runs)) and (r := row.ratio(client, best[1])) is not None
-        ]
+        ratios = versus_best(rows, client)
         out.append(distribution(f"ADAPTIVE {label} ÷ best fixed (speed ratio)", ratios))
         if ratios:
             median, worst = statistics.median(ratios), min(ratios)
             met = median >= 0.95 and worst >= 0.80
             out.append(f"  - target median ≥ 0.95 and worst ≥ 0.80: {'met' if met else 'NOT met'}")
+        for scheme, https in (("HTTP", False), ("HTTPS", True)):
+            part = versus_best([row for row in rows if row.profile.https is https], client)
+            out.append("  " + distribution(f"{scheme} profiles", part))
     vs_aria = [
         r
         for row in rows
@@ -404,6 +422,15 @@ def summary(rows: list[Row]) -> list[str]:
     return out
 
 
+def versus_best(rows: list[Row], client: str) -> list[float]:
+    """``client``'s speed relative to the best fixed count, per profile where one finished."""
+    return [
+        r
+        for row in rows
+        if (best := best_fixed(row.runs)) and (r := row.ratio(client, best[1])) is not None
+    ]
+
+
 def mode_summary(rows: list[Row]) -> list[str]:
     out = []
     tput, conns = [], []
@@ -449,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=30)
     parser.add_argument("--seed", type=int, help="default: a new one, printed")
     parser.add_argument("--target", type=float, default=3.0, help="seconds per run at the limit")
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--clients", default="all", help="all, core (no SPEED/EFFICIENCY/MINIMAL) or a list"
+    )
+    parser.add_argument("--https", type=float, default=0.5, help="share of HTTPS profiles")
     parser.add_argument(
         "--work", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="tmpfs"
     )
@@ -460,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
-    clients = [c for c in args.clients.split(",") if c != "aria2c" or shutil.which("aria2c")]
+    named = {"all": ",".join(CLIENTS), "core": ",".join(CORE)}.get(args.clients, args.clients)
+    clients = [c for c in named.split(",") if c != "aria2c" or shutil.which("aria2c")]
     print(f"seed {seed}", file=sys.stderr)
     rows: list[Row] = []
     started = time.monotonic()
@@ -470,11 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sweep-", dir=args.work) as tmp:
         work = Path(tmp)
         for index in range(1, args.profiles + 1):
-            profile = draw(rng, index, args.target)
+            profile = draw(rng, index, args.target, args.https)
             physical = profile.expected_rate()
             timeout = max(30.0, 8 * sum(profile.sizes) / physical)
             print(f"profile {index}: {profile.describe()}", file=sys.stderr)
-            with simulator(profile.sizes) as sim:
+            with simulator(profile.sizes, profile.https) as sim:
                 runs = measure_profile(profile, clients, sim, work, timeout)
             rows.append(Row(profile, runs))
             save(out, seed, args.target, rows, time.monotonic() - started)  # after every one

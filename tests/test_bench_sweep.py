@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import random
+import ssl
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-from bench.sweep import MB, Profile, Row, Run, draw, load, save, summary, table
+import pytest
+
+from bench.sweep import MB, Profile, Row, Run, draw, load, save, simulator, summary, table
 from civitai_tui.simulator.faults import Faults
 
 
 def test_profiles_are_reproducible_valid_and_scaled_to_the_target() -> None:
-    first = [draw(random.Random(7), i, 3.0) for i in range(1, 40)]
-    again = [draw(random.Random(7), i, 3.0) for i in range(1, 40)]
+    rng, same = random.Random(7), random.Random(7)
+    first = [draw(rng, i, 3.0) for i in range(1, 40)]
+    again = [draw(same, i, 3.0) for i in range(1, 40)]
     assert first == again  # a seed names a sweep
     for profile in first:
         Faults().update(**profile.knobs())  # every knob is one the simulator has
@@ -46,3 +52,26 @@ def test_the_report_counts_an_aria2c_failure_as_ours_and_round_trips(tmp_path: P
     save(path, 7, 3.0, rows, 12.0)
     seed, loaded, seconds = load(path)
     assert (seed, seconds) == (7, 12.0) and loaded[0].runs == runs
+
+
+def test_half_the_profiles_are_https_unless_told_otherwise() -> None:
+    rng = random.Random(3)
+    profiles = [draw(rng, i, 3.0) for i in range(1, 41)]
+    https = [p for p in profiles if p.https]
+    assert 10 <= len(https) <= 30 and https[0].describe().startswith("HTTPS: ")
+    assert not any(draw(rng, i, 3.0, https=0.0).https for i in range(1, 20))
+    rows = [Row(p, [_run("adaptive-cold", 2.0), _run("fixed-4", 1.9)]) for p in profiles[:6]]
+    lines = "\n".join(summary(rows))
+    assert "  - HTTPS profiles: median 0.95" in lines and "  - HTTP profiles: median 0.95" in lines
+
+
+@pytest.mark.slow
+def test_an_https_profile_is_served_over_tls_from_the_ca_it_names() -> None:
+    with simulator([1 << 20], tls=True) as sim:
+        (url,) = sim["urls"]
+        assert url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=sim["ca_file"])
+        with urllib.request.urlopen(url, context=context) as answer:
+            assert len(answer.read()) == 1 << 20
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(url, context=ssl.create_default_context())
