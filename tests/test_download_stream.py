@@ -173,15 +173,19 @@ async def test_cancelled_download_under_503s_leaves_no_connection_open(
 ) -> None:
     """The busy path (``Connection: close`` answers) must not leak an unread response."""
     file = pick(sim, 3 * MiB, 8 * MiB)
-    sim.faults.set(per_connection_rate=1 * MiB, max_connections=3)
+    # One connection, reset every 512 KiB: each reset is a new request. Once bytes flow,
+    # the next request is refused (503): the connection, the only one (so not one too
+    # many), waits out Retry-After and asks again with "Connection: close".
+    sim.faults.set(per_connection_rate=1 * MiB, reset_after_bytes=512 * KiB)
     bus = EventBus()
     seen: list[object] = []
     bus.add_callback(seen.append)
-    settings = fast_settings(connections=6, min_split=256 * KiB, stall_timeout=10.0)
+    settings = fast_settings(connections=1, min_split=256 * KiB, stall_timeout=10.0)
     async with downloader(settings, bus) as dl:
         task = asyncio.create_task(dl.download(request_for(sim, file, dest)))
-        # Connections retried after a 503 ask for "Connection: close": wait until they
-        # are back and streaming, then cancel in the middle of their bodies.
+        await until(lambda: any(isinstance(e, FileProgress) and e.done for e in seen), 15)
+        sim.faults.set(fail_status=503, fail_count=1, retry_after=0.2)
+        # Wait until it is back and streaming, then cancel in the middle of the body.
         await until(lambda: busy_and_streaming(seen), timeout=15)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -194,7 +198,7 @@ def busy_and_streaming(seen: list[object]) -> bool:
     retry = next((e for e in seen if isinstance(e, RetryScheduled) and e.status == 503), None)
     if retry is None:
         return False
-    resumed = retry.ts + retry.delay + 0.5
+    resumed = retry.ts + retry.delay + 0.2
     return any(isinstance(e, FileProgress) and e.ts > resumed for e in seen)
 
 
