@@ -2,8 +2,14 @@
 
 It owns the jobs (persisted in ``state.db``), the priority queue, the batch
 slots and one shared download session (its per-host connection limit keeps any
-host from being hammered). It tells the world what happens only through the
+host from being hammered), and saves their progress. What a job's targets
+expand to, and the library's side of each file, is the :class:`JobExpander`'s
+(``bulk/expansion.py``). It tells the world what happens only through the
 event bus: ``JobStateChanged`` here, file events from the downloader.
+
+(Over 600 lines: scheduling, the user's actions on jobs and saving progress
+share the in-flight state — running files, busy paths, unsaved changes — that
+splitting them would pass around.)
 
 Pause cancels a job's running downloads (their ``.part`` files and control
 files stay, so resume continues from them); cancel also removes the partial
@@ -18,7 +24,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -28,33 +33,19 @@ import aiohttp
 
 from civitai_tui.binding import bound
 from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
+from civitai_tui.bulk.expansion import JobExpander, default_name
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
-from civitai_tui.bulk.library import LibraryIndex
-from civitai_tui.bulk.placement import add_companions, place
 from civitai_tui.bulk.queue import JobQueue
 from civitai_tui.bulk.states import JobState
 from civitai_tui.bulk.store import JobStore, StoreError
 from civitai_tui.civitai.client import CivitAIClient
-from civitai_tui.civitai.layouts import LibraryLayout
-from civitai_tui.civitai.planner import plan_targets
-from civitai_tui.civitai.targets import (
-    SearchTarget,
-    TagTarget,
-    Target,
-    UrlTarget,
-    UserTarget,
-    describe_target,
-    parse_target,
-)
-from civitai_tui.download.disk import free_bytes
+from civitai_tui.civitai.targets import UrlTarget, parse_target
 from civitai_tui.download.downloader import FileDownloader, unexpected
-from civitai_tui.download.place import place_copy
-from civitai_tui.download.request import DownloadRequest
 from civitai_tui.download.session import create_download_session
 from civitai_tui.download.settings import DownloadResult, DownloadSettings
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import Event, EventBus, FileProgress, JobStateChanged, StateSaveFailed
-from civitai_tui.security.redact import mask_text, mask_url
+from civitai_tui.security.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +107,7 @@ class BulkDownloadManager:
         self._busy_paths: set[Path] = set()
         self._dirty: dict[str, set[str]] = {}
         self._client: CivitAIClient | None = None
-        self._library: LibraryIndex | None = None
-        self._scanned: set[Path] = set()
+        self._expander: JobExpander | None = None
         self._session: aiohttp.ClientSession | None = None
         self._downloader: FileDownloader | None = None
         self._unsubscribe = self.bus.add_callback(self._on_event)
@@ -138,12 +128,12 @@ class BulkDownloadManager:
             **self.settings.client_options,
         )
         await self._client.__aenter__()
-        self._library = LibraryIndex(self.settings.state_dir / "state.db")
         self._session = (
             self._session_factory()
             if self._session_factory is not None
             else create_download_session(limit_per_host=self.settings.max_connections_per_host)
         )
+        self._expander = JobExpander(self.settings, self._client, self._session)
         self._downloader = FileDownloader(
             self._session,
             bus=self.bus,
@@ -178,8 +168,8 @@ class BulkDownloadManager:
         if self._client is not None:
             await self._client.close()
         self._store.close()
-        if self._library is not None:
-            self._library.close()
+        if self._expander is not None:
+            self._expander.close()
 
     def _recover(self, job: BulkDownloadJob) -> None:
         for f in job.files:
@@ -327,7 +317,7 @@ class BulkDownloadManager:
                     None,
                 )
                 f.path, f.method, f.warning = None, None, None
-                f.origin = self._copy_elsewhere(f)
+                f.origin = self._expansion().copy_elsewhere(f)
         if not job.files:
             job.expanded = False
         self._save_job(job)
@@ -468,8 +458,9 @@ class BulkDownloadManager:
     async def _download(self, job: BulkDownloadJob, f: JobFile) -> DownloadResult:
         assert self._downloader is not None
         try:
-            f.origin = f.origin or self._copy_elsewhere(f)  # one may have landed since
-            placed = await self._place(f) if f.origin else None
+            expander = self._expansion()
+            f.origin = f.origin or expander.copy_elsewhere(f)  # one may have landed since
+            placed = await expander.place(f) if f.origin else None
             result = placed or await self._downloader.download(f.request)
             await self._apply_result(job, f, result)
         except asyncio.CancelledError:
@@ -487,25 +478,6 @@ class BulkDownloadManager:
                 self._busy_paths.discard(f.final)
         return result
 
-    async def _place(self, f: JobFile) -> DownloadResult | None:
-        """Put the library's copy of ``f`` at its asked path; None: download it instead."""
-        sha256, final = f.request.sha256, f.final
-        assert f.origin is not None and sha256 and final is not None
-        if self.settings.dedupe == "download":
-            f.origin = None
-            return None
-        try:
-            f.method = await asyncio.to_thread(
-                place_copy, Path(f.origin), final, sha256, self.settings.dedupe
-            )
-            size = final.stat().st_size
-        except OSError as exc:  # the copy vanished (an unmounted disk) or changed
-            log.warning("%s: cannot use %s (%s); downloading it instead", final, f.origin, exc)
-            f.origin = None
-            return None
-        log.info("%s: %s of %s", final, f.method, f.origin)
-        return DownloadResult("skipped", final, bytes=size, sha256=sha256.upper(), verified=True)
-
     async def _apply_result(self, job: BulkDownloadJob, f: JobFile, result: DownloadResult) -> None:
         f.attempts += max(1, result.retries + 1)
         if result.status in ("completed", "skipped"):
@@ -518,7 +490,7 @@ class BulkDownloadManager:
             f.path = str(result.path) if result.path else f.path
             f.error = f.error_kind = None
             if result.path is not None:
-                await self._landed(f, result.path, result.sha256)
+                await self._expansion().in_place(f, result.path, result.sha256)
             self._save_files(job, [f])
         else:
             self._fail_file(job, f, result)
@@ -530,26 +502,6 @@ class BulkDownloadManager:
         f.error = err.message if err else "failed"
         f.last_status = err.status if err else None
         self._save_files(job, [f])
-
-    async def _landed(self, f: JobFile, path: Path, sha256: str | None) -> None:
-        """A file is in place: index it and write its sidecars."""
-        assert self._library is not None
-        if sha256:
-            try:
-                await asyncio.to_thread(self._library.add, path, sha256)
-            except (OSError, sqlite3.Error) as exc:  # only the index misses it
-                log.warning("library index: cannot record %s: %s", path, exc)
-        f.warning = await add_companions(
-            self._session,
-            path,
-            f.info,
-            sha256,
-            f.request.preview_url,
-            sidecars=self.settings.sidecars,
-            previews=self.settings.previews,
-            base_url=self.settings.base_url,
-            allow_http=self.settings.allow_http,
-        )
 
     def _finish(self, job: BulkDownloadJob) -> None:
         """End a job: COMPLETED only when every file is done *where it was asked for*.
@@ -591,113 +543,19 @@ class BulkDownloadManager:
 
     async def preview(self, targets: Sequence[str], options: JobOptions) -> dict[str, object]:
         """What a job for ``targets`` would download, without queueing it."""
-        requests, errors = await self._plan(targets, options)
-        files = self._job_files(
-            BulkDownloadJob(name="preview", targets=(), options=options), requests
-        )
-        present = [f for f in files if f.state is FileState.SKIPPED]
-        copies = [f for f in files if f.origin is not None]
-        return {
-            "files": len(files),
-            "total_bytes": sum(f.size or 0 for f in files),
-            "free_bytes": free_bytes(Path(options.dest or ".")),
-            "already_present": len(present),
-            "from_library": len(copies),
-            "download_bytes": sum(
-                f.size or 0 for f in files if f not in present and f not in copies
-            ),
-            "errors": errors,
-            "items": [
-                {
-                    "name": f.request.filename or f.info.name,
-                    "size": f.size,
-                    "model": f.info.model_name,
-                    "type": f.info.model_type,
-                    "base_model": f.info.base_model,
-                    "present": f in present,
-                    "copy_from": f.origin,
-                }
-                for f in files[:100]
-            ],
-        }
+        return await self._expansion().preview(targets, options)
 
     async def _expand(self, job: BulkDownloadJob) -> None:
         try:
-            requests, errors = await self._plan(job.targets, job.options)
+            await self._expansion().expand(job)
         finally:
             self._expanding.pop(job.id, None)
-        job.files.extend(self._job_files(job, requests))
-        job.name = model_name(job, requests, self.settings.base_url)
-        job.expanded = True
-        job.error = "; ".join(errors) or None
         self._save_job(job)
         self._wake.set()
 
-    async def _plan(
-        self, targets: Sequence[str], opts: JobOptions
-    ) -> tuple[list[DownloadRequest], list[str]]:
-        """Plan ``targets``; errors are collected per target, never raised."""
-        assert self._client is not None
-        errors: list[str] = []
-        try:
-            requests, failures = await plan_targets(
-                self._client,
-                [parse_target(t, self.settings.base_url) for t in targets],
-                opts.plan_options(self.settings.preview_nsfw_level),
-            )
-            errors = [f"{f.target}: {f.error.message}" for f in failures]
-            await self._scan_library(Path(opts.dest or "."))
-        except CivitaiTuiError as err:
-            errors.append(err.message)
-            requests = []
-        except Exception as exc:  # never lose the job to a surprise
-            log.exception("planning failed")
-            errors.append(mask_text(f"unexpected error: {exc}"))
-            requests = []
-        return requests, errors
-
-    async def _scan_library(self, root: Path) -> None:
-        """Index the destination's model files once per engine run (then kept current)."""
-        root = root.expanduser().resolve()
-        if root in self._scanned or not root.is_dir():
-            return
-        assert self._library is not None
-        result = await asyncio.to_thread(self._library.scan, root)
-        self._scanned.add(root)
-        log.info("library %s: %d model files, %d hashed", root, result.files, result.hashed)
-
-    def _job_files(self, job: BulkDownloadJob, requests: list[DownloadRequest]) -> list[JobFile]:
-        """Place each planned file in the library; mark the ones already at their path and
-        note, for the others, a verified copy elsewhere to link or copy from."""
-        layout = LibraryLayout(
-            Path(job.options.dest or "."), self.settings.layout, self.settings.template
-        )
-        assert self._library is not None
-        files = []
-        for req in requests:
-            info = dataclasses.replace(req.info, key=f"{job.id}:{req.info.key}", job_id=job.id)
-            f = JobFile(place(layout, dataclasses.replace(req, info=info)))
-            sha256, final = f.request.sha256, f.final
-            if sha256 and final is not None and self._library.holds(final, sha256):
-                f.state, f.done, f.path, f.method = (
-                    FileState.SKIPPED,
-                    f.size or 0,
-                    str(final),
-                    "present",
-                )
-            else:
-                f.origin = self._copy_elsewhere(f)
-            files.append(f)
-        return files
-
-    def _copy_elsewhere(self, f: JobFile) -> str | None:
-        """A verified copy of ``f`` in the library to place at its path (``bulk.dedupe``)."""
-        sha256, final = f.request.sha256, f.final
-        if not (sha256 and final) or self.settings.dedupe == "download":
-            return None
-        assert self._library is not None
-        found = self._library.find(sha256, exclude=final)
-        return str(found) if found is not None else None
+    def _expansion(self) -> JobExpander:
+        assert self._expander is not None, "the manager is not started"
+        return self._expander
 
     # ---------------------------------------------------------------- plumbing
 
@@ -798,20 +656,3 @@ def _at_destination(f: JobFile) -> bool:
     """The file is where the job asked for it (a file, not a folder, in its folder)."""
     path = Path(f.path) if f.path is not None else None
     return path is not None and path.parent == f.request.dest_dir and path.is_file()
-
-
-def default_name(targets: Sequence[Target]) -> str:
-    """A job's name when the user gave none: its first targets (``model:5575``)."""
-    return ", ".join(describe_target(t) for t in targets[:3])
-
-
-def model_name(job: BulkDownloadJob, requests: Sequence[DownloadRequest], base_url: str) -> str:
-    """The job's name once planned: the model's own name when the job had a default name
-    and its one model-like target (``model:``, ``version:``, ``hash:``, a URL) found one
-    model; a name the user gave, or a bulk target's, stays."""
-    parsed = [parse_target(t, base_url) for t in job.targets]
-    models = {r.info.model_name for r in requests if r.info.model_name}
-    bulk = isinstance(parsed[0], UserTarget | TagTarget | SearchTarget) if parsed else True
-    if len(parsed) != 1 or bulk or len(models) != 1 or job.name != default_name(parsed):
-        return job.name
-    return models.pop()
