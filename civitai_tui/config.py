@@ -425,6 +425,24 @@ OPTIONS: dict[str, Option] = _options(
         maximum=100_000,
         applies="restart",
     ),
+    # browse (mode 4 and `civitai-tui updates`)
+    Option(
+        "browse.cache_ttl",
+        int,
+        3600,
+        "Seconds an API answer of Browse (search, model, hash lookup) is reused before "
+        "asking CivitAI again.",
+        minimum=0,
+        maximum=30 * 86400,
+    ),
+    Option(
+        "browse.nsfw_level",
+        int,
+        1,
+        "Highest NSFW level of Browse previews (1 PG, 2 PG-13, 4 R, 8 X, 16 XXX).",
+        minimum=1,
+        maximum=31,
+    ),
     # network (empty: from the environment; see civitai_tui.net)
     Option(
         "network.proxy",

@@ -30,6 +30,7 @@ from civitai_tui.oneshot import GetOptions, GetReport, run_get
 from civitai_tui.runtime_settings import download_settings
 from civitai_tui.security.quarantine import quarantine_dir
 from civitai_tui.simulator.catalogue import Catalogue
+from civitai_tui.simulator.gallery import GALLERY_MODELS
 from civitai_tui.simulator.server import start_simulator
 
 SAMPLE_SIZE = 6
@@ -123,7 +124,7 @@ async def run_tui_demo(home: Path, models: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)  # stale signed URLs point at old ports
     home.mkdir(parents=True)
     token = secrets.token_hex(16)
-    sim = await start_simulator(tokens={token}, tls="storage")
+    sim = await start_simulator(tokens={token}, tls="storage", gallery=GALLERY_MODELS)
     assert sim.ca is not None
     (home / "config.toml").write_text(
         f'[network]\nca_bundle = "{sim.ca.ca_file}"\nno_proxy = "127.0.0.1,::1,localhost"\n'

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.binding import keys_of
+from civitai_tui.browse.service import BrowseSettings
 from civitai_tui.bulk.batches import BatchConfig
 from civitai_tui.bulk.manager import ManagerSettings
 from civitai_tui.bulk.placement import LibrarySettings
@@ -118,6 +119,8 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "api.downloads_per_second": (5.0, _limiter("download_limiter")),
     "api.max_answer_mb": (8, lambda e: e.manager.settings.client_options["limits"].max_body),
     "api.max_listing_pages": (3, lambda e: e.manager.settings.client_options["limits"].max_pages),
+    "browse.cache_ttl": (60, lambda e: e.browser.settings.cache_ttl),
+    "browse.nsfw_level": (4, lambda e: e.browser.settings.nsfw_level),
     "engine.allowed_roots": (
         "/srv/a:/srv/b",
         lambda e: parse_roots(e.config.get("engine.allowed_roots"), e.config.get("bulk.dest")),
@@ -165,6 +168,7 @@ SETTINGS = (
     AnalyticsSettings,
     ApiPacing,
     BatchConfig,
+    BrowseSettings,
     DownloadSettings,
     LibrarySettings,
     ManagerSettings,

@@ -70,14 +70,7 @@ class LibraryIndex:
     def scan(self, root: Path) -> ScanResult:
         """Bring the index up to date with ``root`` (blocking: run it in a thread)."""
         root = root.resolve()
-        with self._lock:
-            known = {
-                row[0]: (row[1], row[2])
-                for row in self._db.execute(
-                    "SELECT path, size, mtime_ns FROM library WHERE path >= ? AND path < ?",
-                    (str(root) + os.sep, str(root) + chr(ord(os.sep) + 1)),
-                )
-            }
+        known = {row[0]: (row[1], row[2]) for row in self._under(root, "path, size, mtime_ns")}
         seen, hashed = set(), 0
         for path in _model_files(root):
             try:
@@ -97,6 +90,18 @@ class LibraryIndex:
         with self._lock:
             self._db.executemany("DELETE FROM library WHERE path = ?", ((p,) for p in gone))
         return ScanResult(files=len(seen), hashed=hashed, removed=len(gone))
+
+    def entries(self, root: Path) -> list[tuple[Path, str]]:
+        """(path, SHA256) of every indexed file under ``root`` (scan it first), by path."""
+        rows = self._under(root.resolve(), "path, sha256")
+        return sorted((Path(path), sha256) for path, sha256 in rows)
+
+    def _under(self, root: Path, columns: str) -> list[tuple[str, ...]]:
+        with self._lock:
+            return self._db.execute(
+                f"SELECT {columns} FROM library WHERE path >= ? AND path < ?",
+                (str(root) + os.sep, str(root) + chr(ord(os.sep) + 1)),
+            ).fetchall()
 
     def add(self, path: Path, sha256: str) -> None:
         """Record a file whose hash is already known (a download that just landed)."""

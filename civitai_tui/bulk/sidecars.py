@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from civitai_tui.atomic import write_atomic
-from civitai_tui.civitai.urls import REDIRECT_STATUSES, check_fetch, check_redirect
+from civitai_tui.civitai.images import IMAGE_SUFFIXES, fetch_image
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import FileInfo
 from civitai_tui.security.redact import mask_url
@@ -30,8 +30,6 @@ from civitai_tui.security.redact import mask_url
 log = logging.getLogger(__name__)
 
 MAX_PREVIEW_BYTES = 20 * 1024 * 1024
-MAX_REDIRECTS = 3
-IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpeg", "image/webp": ".webp"}
 
 
 def sidecar_path(model: Path) -> Path:
@@ -66,40 +64,19 @@ def write_sidecar(model: Path, info: FileInfo, sha256: str | None, base_url: str
 async def fetch_preview(
     session: aiohttp.ClientSession, url: str, model: Path, *, allow_http: bool = False
 ) -> Path | None:
-    """Download the preview image beside ``model``; None when it cannot be had.
-
-    Redirects are followed one by one, each checked like any other URL from the
-    API (no internal hosts, no downgrade to http).
-    """
+    """Download the preview image beside ``model``; None when it cannot be had
+    (:func:`~civitai_tui.civitai.images.fetch_image` checks every redirect)."""
     try:
-        check_fetch(url, allow_http)
-        for _ in range(MAX_REDIRECTS + 1):
-            async with session.get(url, allow_redirects=False) as resp:
-                location = resp.headers.get("Location")
-                if resp.status in REDIRECT_STATUSES and location:
-                    url = check_fetch(check_redirect(url, location, allow_http), allow_http)
-                    continue
-                kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if resp.status != 200 or kind not in IMAGE_SUFFIXES:
-                    log.info("no preview for %s: HTTP %s, %s", model.name, resp.status, kind or "?")
-                    return None
-                data = await resp.content.read(MAX_PREVIEW_BYTES + 1)
-                break
-        else:
-            log.info("no preview for %s: more than %d redirects", model.name, MAX_REDIRECTS)
-            return None
+        image = await fetch_image(session, url, allow_http=allow_http, max_bytes=MAX_PREVIEW_BYTES)
     except CivitaiTuiError as err:
         log.info("no preview for %s: %s", model.name, err.message)
         return None
     except Exception as exc:  # a preview is a nicety: never fail the model for it
         log.info("no preview for %s: %s", model.name, type(exc).__name__)
         return None
-    if len(data) > MAX_PREVIEW_BYTES:
-        log.info("no preview for %s: larger than %d bytes", model.name, MAX_PREVIEW_BYTES)
-        return None
-    path = model.with_name(model.stem + ".preview" + IMAGE_SUFFIXES[kind])
+    path = model.with_name(model.stem + ".preview" + IMAGE_SUFFIXES[image.content_type])
     try:
-        write_atomic(path, data)
+        write_atomic(path, image.data)
     except OSError as exc:
         log.warning("no preview for %s: cannot write %s: %s", model.name, path, exc)
         return None

@@ -414,6 +414,27 @@ class CivitAIClient(SessionOwner):
         data = await self._call_json("GET", f"/api/v1/models/{int(model_id)}", what)
         return self._parse(Model.from_json, data, what)
 
+    async def model_data(self, model_id: int) -> Mapping[str, Any]:
+        """``/api/v1/models/{id}``'s answer as JSON (Browse reads fields ``Model`` drops)."""
+        what = f"model {model_id}"
+        data = await self._call_json("GET", f"/api/v1/models/{int(model_id)}", what)
+        if not isinstance(data, Mapping):
+            raise CivitaiTuiError(FailureKind.API, f"{what}: expected a JSON object")
+        return data
+
+    async def models_page(self, params: Params) -> tuple[list[Mapping[str, Any]], str | None]:
+        """One page of ``/api/v1/models`` as JSON items, and the cursor of the next (or None)."""
+        cursor = dict(params).get("cursor")
+        what = "the model list" + (f" (page after cursor {cursor})" if cursor else "")
+        data = await self._call_json("GET", "/api/v1/models", what, params=params)
+        items = data.get("items") if isinstance(data, Mapping) else None
+        if not isinstance(items, list):
+            raise CivitaiTuiError(FailureKind.API, f"{what}: the answer has no 'items' list")
+        metadata = data.get("metadata")
+        next_cursor = metadata.get("nextCursor") if isinstance(metadata, Mapping) else None
+        found = [item for item in items if isinstance(item, Mapping)]
+        return found, (str(next_cursor) if next_cursor not in (None, "") and found else None)
+
     async def get_version(self, version_id: int) -> ModelVersion:
         what = f"model version {version_id}"
         data = await self._call_json("GET", f"/api/v1/model-versions/{int(version_id)}", what)

@@ -28,6 +28,12 @@ Routes (all JSON)::
     POST /v1/token                       {"token": T}: a client's API token (Unix socket only)
     DELETE /v1/token                     forget a handed-over token
     POST /v1/shutdown                    stop the engine gracefully
+    GET  /v1/browse/models?query=&types=&base_models=&sort=&period=&nsfw=&cursor=&limit=&refresh=
+                                         one page of search results (BrowsePage)
+    GET  /v1/browse/models/{id}[?refresh=1]  a model's details (ModelDetail)
+    GET  /v1/browse/image?url=U&width=N  a preview image's bytes (only from CivitAI's image hosts)
+    GET  /v1/library?dest=D[&dest=D2][&refresh=1]  {"entries": [LibraryEntry...]}
+    POST /v1/library/updates             {"version_ids": [...], "dest": D | null} -> {"jobs": [...]}
     GET  /v1/events                      WebSocket
     GET  /v1/openapi.json                the OpenAPI 3 document of these routes
 
@@ -51,6 +57,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from civitai_tui import __version__
+from civitai_tui.browse.records import BrowseQuery
+from civitai_tui.browse.updates import update_destinations
 from civitai_tui.bulk.jobs import BulkDownloadJob, JobOptions
 from civitai_tui.config import option
 from civitai_tui.engine.remote import Listen, check_under_roots, parse_roots, token_matches
@@ -180,6 +188,31 @@ def _days(raw: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 3650:
         raise BadRequest("'days' must be a whole number from 1 to 3650")
     return int(raw)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "0").lower()
+    if value not in ("0", "1", "true", "false"):
+        raise BadRequest(f"'{name}' must be 1, 0, true or false")
+    return value in ("1", "true")
+
+
+def _browse_query(request: web.Request) -> BrowseQuery:
+    q = request.query
+    raw: dict[str, Any] = {
+        "query": q.get("query", ""),
+        "types": q.getall("types", []),
+        "base_models": q.getall("base_models", []),
+        "nsfw": _flag(request, "nsfw"),
+    }
+    for key in ("sort", "period", "cursor"):
+        if q.get(key):
+            raw[key] = q[key]
+    if "limit" in q:
+        if not q["limit"].isdigit() or not 1 <= int(q["limit"]) <= 100:
+            raise BadRequest("'limit' must be a whole number from 1 to 100")
+        raw["limit"] = int(q["limit"])
+    return BrowseQuery.from_dict(raw)
 
 
 def job_detail(job: BulkDownloadJob) -> dict[str, Any]:
@@ -375,6 +408,70 @@ class ControlAPI:
         value = self.engine.config.set("performance.mode", mode)
         return web.json_response({"mode": value})
 
+    async def browse_search(self, request: web.Request) -> web.Response:
+        page = await self.engine.browser.search(
+            _browse_query(request), refresh=_flag(request, "refresh")
+        )
+        return web.json_response(page.to_dict())
+
+    async def browse_model(self, request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        if not raw.isdigit() or not 1 <= int(raw) <= 2_147_483_647:
+            raise BadRequest("the model id must be a whole number from 1 to 2147483647")
+        detail = await self.engine.browser.model(int(raw), refresh=_flag(request, "refresh"))
+        return web.json_response(detail.to_dict())
+
+    async def browse_image(self, request: web.Request) -> web.Response:
+        url, width = request.query.get("url", ""), request.query.get("width", "")
+        if not url or not width.isdigit():
+            raise BadRequest("'url' and 'width' (pixels) are required")
+        image = await self.engine.browser.image(url, int(width))
+        return web.Response(
+            body=image.data,
+            content_type=image.content_type,
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    async def library(self, request: web.Request) -> web.Response:
+        dests = request.query.getall("dest", []) or [self.engine.config.get("bulk.dest")]
+        roots = []
+        for dest in filter(None, dests):
+            self._guard_path(request, dest, "the destination")
+            roots.append(Path(dest).expanduser())
+        entries = await self.engine.browser.library(roots, refresh=_flag(request, "refresh"))
+        return web.json_response({"entries": [e.to_dict() for e in entries]})
+
+    async def queue_updates(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        ids, dest = data.get("version_ids"), data.get("dest")
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or not all(type(i) is int and 1 <= i <= 2_147_483_647 for i in ids)
+        ):
+            raise BadRequest("'version_ids' must be a non-empty list of version ids")
+        if dest is not None and (not isinstance(dest, str) or not dest):
+            raise BadRequest("'dest' must be a folder path or null (beside the old files)")
+        if dest is not None:
+            self._guard_path(request, dest, "the destination")
+        browser = self.engine.browser
+        plan = update_destinations(
+            browser.last_library,
+            browser.last_roots,
+            ids,
+            dest,
+            self.engine.config.get("bulk.layout"),
+        )
+        jobs = []
+        for version_id, folder in plan:
+            job = await self.manager.add_job(
+                [f"version:{version_id}"],
+                options=JobOptions(dest=folder),
+                name=f"update to version {version_id}",
+            )
+            jobs.append(job.id)
+        return web.json_response({"jobs": jobs}, status=201)
+
     async def openapi(self, _: web.Request) -> web.Response:
         return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
@@ -483,6 +580,11 @@ def make_app(
     app.router.add_post("/v1/token", api.hand_over_token)
     app.router.add_delete("/v1/token", api.hand_over_token)
     app.router.add_post("/v1/shutdown", api.shutdown)
+    app.router.add_get("/v1/browse/models", api.browse_search)
+    app.router.add_get("/v1/browse/models/{id}", api.browse_model)
+    app.router.add_get("/v1/browse/image", api.browse_image)
+    app.router.add_get("/v1/library", api.library)
+    app.router.add_post("/v1/library/updates", api.queue_updates)
     app.router.add_get("/v1/events", api.events)
     app.router.add_get("/v1/openapi.json", api.openapi)
     return app

@@ -6,17 +6,25 @@ an engine that is not running gives ``FailureKind.ENGINE`` with what to do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from civitai_tui.browse.records import BrowsePage, BrowseQuery, LibraryEntry, ModelDetail
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.session_owner import SessionOwner
 
 BASE = "http://engine"
+#: Seconds a Browse call may take beyond the read timeout (paced API calls, retries).
+BROWSE_WAIT = 120.0
 GOING_AWAY = aiohttp.WSCloseCode.GOING_AWAY
+
+
+def _bool(flag: bool) -> str:
+    return "1" if flag else "0"
 
 
 class EngineStopped(CivitaiTuiError):
@@ -46,9 +54,19 @@ class EngineClient(SessionOwner):
         )
 
     async def _call(
-        self, method: str, path: str, body: Any = None, *, wait: float | None = 0.0
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        wait: float | None = 0.0,
+        params: list[tuple[str, str]] | None = None,
+        raw_ok: bool = False,
     ) -> Any:
-        """One request; ``wait`` is how long the engine may take on purpose (None: forever)."""
+        """One request; ``wait`` is how long the engine may take on purpose (None: forever).
+
+        ``raw_ok``: a successful answer's body is returned as bytes (images), not JSON.
+        """
         assert self._session is not None, "use `async with EngineClient(...)`"
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -57,9 +75,12 @@ class EngineClient(SessionOwner):
         )
         try:
             async with self._session.request(
-                method, BASE + path, json=body, timeout=timeout
+                method, BASE + path, json=body, params=params, timeout=timeout
             ) as resp:
-                data = await resp.json(content_type=None)
+                raw = await resp.read()
+                if raw_ok and resp.status < 400:
+                    return raw
+                data = json.loads(raw)
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
             raise self._unavailable(exc) from None
         except ValueError:
@@ -151,6 +172,48 @@ class EngineClient(SessionOwner):
     async def forget_token(self) -> dict[str, Any]:
         """Make the engine drop a token a client handed over."""
         return await self._call("DELETE", "/v1/token")
+
+    async def browse_search(self, query: BrowseQuery, refresh: bool = False) -> BrowsePage:
+        """One page of CivitAI search results (``query.cursor``: the page after it)."""
+        params = [("query", query.query), ("sort", query.sort), ("period", query.period)]
+        params += [("types", t) for t in query.types]
+        params += [("base_models", b) for b in query.base_models]
+        params += [("nsfw", _bool(query.nsfw)), ("limit", str(query.limit))]
+        params += [("cursor", query.cursor)] if query.cursor else []
+        params += [("refresh", _bool(refresh))]
+        data = await self._call("GET", "/v1/browse/models", params=params, wait=BROWSE_WAIT)
+        return BrowsePage.from_dict(data)
+
+    async def browse_model(self, model_id: int, refresh: bool = False) -> ModelDetail:
+        """A model's details: versions newest first, files, licence, plain-text description."""
+        params = [("refresh", _bool(refresh))]
+        data = await self._call(
+            "GET", f"/v1/browse/models/{int(model_id)}", params=params, wait=BROWSE_WAIT
+        )
+        return ModelDetail.from_dict(data)
+
+    async def browse_image(self, url: str, width: int) -> bytes:
+        """A preview image's bytes (PNG, JPEG, WebP or GIF) at ``width`` pixels."""
+        params = [("url", url), ("width", str(int(width)))]
+        return await self._call(
+            "GET", "/v1/browse/image", params=params, wait=BROWSE_WAIT, raw_ok=True
+        )
+
+    async def library(
+        self, dest: list[str] | None = None, refresh: bool = False
+    ) -> list[LibraryEntry]:
+        """Every model file under ``dest`` (default ``bulk.dest``) with its update flag.
+
+        The first check of a big library hashes its files: no time limit.
+        """
+        params = [("dest", d) for d in dest or []] + [("refresh", _bool(refresh))]
+        data = await self._call("GET", "/v1/library", params=params, wait=None)
+        return [LibraryEntry.from_dict(e) for e in data["entries"]]
+
+    async def queue_updates(self, version_ids: list[int], dest: str | None) -> list[str]:
+        """Queue these newer versions (beside the files they update, or in ``dest``)."""
+        body = {"version_ids": version_ids, "dest": dest}
+        return (await self._call("POST", "/v1/library/updates", body))["jobs"]
 
     async def shutdown(self) -> None:
         await self._call("POST", "/v1/shutdown")

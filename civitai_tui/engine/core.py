@@ -24,8 +24,11 @@ from civitai_tui.analytics.schema import DB_NAME
 from civitai_tui.analytics.settings import AnalyticsSettings
 from civitai_tui.analytics.summary import AnalyticsReport
 from civitai_tui.binding import apply, from_config, keys_of
+from civitai_tui.browse.service import Browser, BrowseSettings
 from civitai_tui.bulk.batches import BatchConfig
 from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
+from civitai_tui.civitai.client import CivitAIClient
+from civitai_tui.civitai.politeness import Backoff
 from civitai_tui.config import OPTIONS, Config, Environment
 from civitai_tui.credentials import TokenKeeper
 from civitai_tui.engine.hooks import Hooks, JobFacts
@@ -96,6 +99,20 @@ class Engine:
             batch=from_config(BatchConfig, self.config),
             session_factory=lambda: create_optimized_session(self.optimizer),
         )
+        #: Browse: search, details, previews and the library's update check.
+        self.browser = Browser(
+            state_dir,
+            CivitAIClient(
+                env.base_url,
+                self.credentials,
+                allow_http=allow_http,
+                # Someone is waiting on the screen: retry briefly, `r` retries again.
+                backoff=Backoff(attempts=3, base=0.5, cap=10.0),
+                **self.manager.settings.client_options,  # one API budget with the queue
+            ),
+            from_config(BrowseSettings, self.config),
+            allow_http=allow_http,
+        )
         self.hooks = Hooks(self.config, self._job_facts)
         self.bus.add_callback(self.hooks)
         self.manager.settings.download.speed.job_rate = self._job_speed
@@ -115,11 +132,13 @@ class Engine:
             self.analytics.attach(self.bus)
             self._housekeeping = asyncio.create_task(self._clean_analytics_forever())
         await self.manager.start()
+        await self.browser.start()
         await self.optimizer.start()
 
     async def stop(self) -> None:
         await self.optimizer.stop()
         await self.manager.stop()
+        await self.browser.close()
         await self.hooks.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -178,6 +197,7 @@ class Engine:
         ):
             self.manager.kick()
         apply(self.api, self.config, key)
+        apply(self.browser.settings, self.config, key)
         if key in keys_of(OptimizationConfig):
             self.optimizer.update_config(from_config(OptimizationConfig, self.config))
         if key == "download.max_speed":  # the optimizer probes within the limit

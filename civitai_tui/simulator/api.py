@@ -10,6 +10,7 @@ download hit counted per token, a per-token daily quota (429 without
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,6 +107,7 @@ class ApiOrigin:
         if request.path.startswith("/_sim/"):
             return await handler(request)
         self.stats.api_requests += 1
+        self.stats.api_log.append((time.monotonic(), f"{request.method} {request.path}"))
         if self.faults.challenge and request.path.startswith("/api/"):
             return web.Response(
                 status=403,

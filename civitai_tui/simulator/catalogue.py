@@ -90,14 +90,16 @@ def _wrong_hashes(file_id: int) -> dict[str, str]:
 
 @dataclass
 class SimImage:
-    """A preview image (a tiny PNG served by the storage origin)."""
+    """A preview image: a tiny PNG, or (gallery) a picture drawn on request in ``drawn``'s
+    format ("png", "jpeg", "webp") at any width (:mod:`civitai_tui.simulator.pictures`)."""
 
     id: int
     nsfw_level: int
     width: int
     height: int
     blurhash: str
-    png: bytes = field(repr=False)
+    png: bytes = field(default=b"", repr=False)
+    drawn: str = ""
 
 
 @dataclass
@@ -149,6 +151,8 @@ class SimModel:
     stats: ModelStats
     nsfw: bool = False
     mode: str | None = None  # None | "Archived" | "TakenDown"
+    licence: str | list[str] = "{Image,RentCivit}"  # allowCommercialUse, as the API sends it
+    allow_no_credit: bool = True
 
     @property
     def nsfw_level(self) -> int:
@@ -226,6 +230,7 @@ class Catalogue:
     _versions: dict[int, SimVersion] = field(init=False, repr=False)
     _files: dict[int, SimFile] = field(init=False, repr=False)
     _images: dict[int, SimImage] = field(init=False, repr=False)
+    _by_hash: dict[str, list[SimVersion]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._models = {m.id: m for m in self.models}
@@ -266,10 +271,10 @@ class Catalogue:
 
     def find_by_hash(self, value: str) -> SimVersion | None:
         """The oldest published version with a file whose API hash (any kind) matches."""
-        wanted = value.strip().upper()
-        matches = [
-            self._versions[f.version_id]
-            for f in self._files.values()
-            if wanted in f.api_hashes().values()
-        ]
+        if self._by_hash is None:  # built once: every hash is fixed when the catalogue is
+            self._by_hash = {}
+            for f in self._files.values():
+                for digest in f.api_hashes().values():
+                    self._by_hash.setdefault(digest, []).append(self._versions[f.version_id])
+        matches = self._by_hash.get(value.strip().upper(), [])
         return min(matches, key=lambda v: (v.published_at, v.id), default=None)

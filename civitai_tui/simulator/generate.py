@@ -78,7 +78,7 @@ def camel(text: str) -> str:
 
 
 @dataclass
-class _Builder:
+class Builder:
     seed: int
     rng: random.Random
     today: datetime
@@ -203,12 +203,12 @@ class _Builder:
         return self.today - timedelta(days=age_days, minutes=self.rng.randint(0, 600))
 
 
-def _file_name(model: SimModel, version: SimVersion, suffix: str, ext: str) -> str:
+def file_name(model: SimModel, version: SimVersion, suffix: str, ext: str) -> str:
     """``{modelName}_{versionName}{suffix}.{ext}``, as CivitAI names downloads."""
     return f"{camel(model.name)}_{camel(version.name)}{suffix}.{ext}"
 
 
-def _regular_model(b: _Builder, index: int) -> SimModel:
+def _regular_model(b: Builder, index: int) -> SimModel:
     rng = b.rng
     model_type = MODEL_TYPES[index % len(MODEL_TYPES)]
     nsfw = index % NSFW_EVERY == NSFW_EVERY - 1
@@ -216,15 +216,16 @@ def _regular_model(b: _Builder, index: int) -> SimModel:
     age = AGE_DAYS[index % len(AGE_DAYS)]
     model = b.model(name, model_type, nsfw=nsfw)
     base = rng.choice(BASE_MODELS)
-    for number in range(rng.randint(1, 4), 0, -1):
-        published = b.published(age + 30 * (number - 1))
+    count = rng.randint(1, 4)
+    for number in range(count, 0, -1):  # newest first, as the API lists them
+        published = b.published(age + 30 * (count - number))
         version = b.version(model.id, f"v{number}.0", base, published, nsfw)
         version.files = _regular_files(b, model, version)
         model.versions.append(version)
     return model
 
 
-def _regular_files(b: _Builder, model: SimModel, version: SimVersion) -> list[SimFile]:
+def _regular_files(b: Builder, model: SimModel, version: SimVersion) -> list[SimFile]:
     scanned = version.published_at - timedelta(minutes=30)
     pickled = model.type in ("Upscaler", "TextualInversion") and b.rng.random() < 0.5
     kind = ContentKind.PICKLE_ZIP if pickled else ContentKind.SAFETENSORS
@@ -233,16 +234,16 @@ def _regular_files(b: _Builder, model: SimModel, version: SimVersion) -> list[Si
         if pickled
         else "safetensors"
     )
-    files = [b.file(version.id, _file_name(model, version, "", ext), kind=kind, scanned_at=scanned)]
+    files = [b.file(version.id, file_name(model, version, "", ext), kind=kind, scanned_at=scanned)]
     if model.type == "Checkpoint" and b.rng.random() < 0.6:
-        name = _file_name(model, version, "_fp32", "safetensors")
+        name = file_name(model, version, "_fp32", "safetensors")
         files.append(
             b.file(
                 version.id, name, primary=False, fp="fp32", size_label="full", scanned_at=scanned
             )
         )
     if model.type == "Checkpoint" and b.rng.random() < 0.3:
-        name = _file_name(model, version, "", "yaml")
+        name = file_name(model, version, "", "yaml")
         files.append(
             b.file(
                 version.id,
@@ -257,7 +258,7 @@ def _regular_files(b: _Builder, model: SimModel, version: SimVersion) -> list[Si
 
 
 def _special(
-    b: _Builder, name: str, model_type: str, file_name: str, **file_args: object
+    b: Builder, name: str, model_type: str, file_name: str, **file_args: object
 ) -> tuple[SimModel, FileRef]:
     """A one-version, one-file model for a special case."""
     model = b.model(name, model_type)
@@ -269,7 +270,7 @@ def _special(
     return model, FileRef(model.id, version.id, version.files[0].id)
 
 
-def _specials(b: _Builder) -> tuple[list[SimModel], Specials]:
+def _specials(b: Builder) -> tuple[list[SimModel], Specials]:
     models: list[SimModel] = []
 
     def add(name: str, model_type: str, file_name: str, **file_args: object) -> FileRef:
@@ -329,7 +330,7 @@ HOSTILE_FILE_NAMES = (
 )
 
 
-def _hostile(b: _Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int, ...]]:
+def _hostile(b: Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int, ...]]:
     model = b.model("../../CON \x1b[31m<b>Evil</b>\x07 Model", "Checkpoint")
     version = b.version(model.id, "v1/../..", "SD 1.5", b.published(90))
     for index, name in enumerate(HOSTILE_FILE_NAMES):
@@ -341,7 +342,7 @@ def _hostile(b: _Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int, .
     return FileRef(model.id, version.id, ids[0]), ids
 
 
-def _multi_file(b: _Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int, int, int]]:
+def _multi_file(b: Builder, models: list[SimModel]) -> tuple[FileRef, tuple[int, int, int]]:
     model = b.model("Trio Checkpoint", "Checkpoint")
     version = b.version(model.id, "v2.0", "SDXL 1.0", b.published(20))
     version.files = [
@@ -379,19 +380,24 @@ def build_catalogue(
     *,
     regular_models: int = REGULAR_MODELS,
     file_size: int | None = None,
+    gallery: int = 0,
 ) -> Catalogue:
     """The catalogue for ``seed`` (``today`` anchors the dates; default: now, UTC).
 
     Benchmarks ask for more ``regular_models`` and a fixed ``file_size`` for their
-    files (the specials keep theirs).
+    files (the specials keep theirs). ``gallery`` adds that many browsable models
+    after the others (:mod:`civitai_tui.simulator.gallery`; their ids do not move).
     """
+    from civitai_tui.simulator.gallery import gallery_models  # it builds on this module
+
     now = today or datetime.now(UTC)
     # The hour, not the day: "today" models, up to 10 h old, must stay within
     # ``period=Day`` at 23:59 too (a midnight anchor put them up to 34 h back).
     anchor = now.replace(minute=0, second=0, microsecond=0)
-    builder = _Builder(seed, random.Random(seed), anchor)
+    builder = Builder(seed, random.Random(seed), anchor)
     builder.fixed_size = file_size
     models = [_regular_model(builder, i) for i in range(regular_models)]
     builder.fixed_size = None
     special_models, specials = _specials(builder)
-    return Catalogue(seed=seed, models=models + special_models, specials=specials)
+    extra = gallery_models(seed, anchor, gallery) if gallery else []
+    return Catalogue(seed=seed, models=models + special_models + extra, specials=specials)

@@ -9,6 +9,7 @@ are computed here, synchronously.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,9 +70,23 @@ def file_json(origins: Origins, file: SimFile, *, listing: bool) -> dict[str, An
     return data
 
 
+#: The first path segment of gallery image URLs (CivitAI's CDN has an account key there).
+CDN_KEY = "xG1nkqKTMzGDvpLrqFT7WA"
+
+
+def image_url(origins: Origins, image: SimImage) -> str:
+    """A tiny PNG's own URL, or a gallery picture's CDN-style one (``/width=N/``)."""
+    if not image.drawn:
+        return f"{origins.storage_url}/images/{image.id}.png"
+    uuid = hashlib.md5(str(image.id).encode()).hexdigest()
+    uuid = f"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}"
+    name = f"{image.id}.{image.drawn}"
+    return f"{origins.storage_url}/{CDN_KEY}/{uuid}/width={image.width}/{name}"
+
+
 def image_json(origins: Origins, image: SimImage) -> dict[str, Any]:
     return {
-        "url": f"{origins.storage_url}/images/{image.id}.png",
+        "url": image_url(origins, image),
         "nsfwLevel": image.nsfw_level,
         "width": image.width,
         "height": image.height,
@@ -79,7 +94,7 @@ def image_json(origins: Origins, image: SimImage) -> dict[str, Any]:
         "type": "image",
         "metadata": {
             "hash": image.blurhash,
-            "size": len(image.png),
+            "size": len(image.png) or image.width * image.height // 8,
             "width": image.width,
             "height": image.height,
         },
@@ -146,8 +161,8 @@ def model_json(origins: Origins, model: SimModel, *, primary_only: bool = False)
         "nsfwLevel": model.nsfw_level,
         "availability": "Public",
         "supportsGeneration": False,
-        "allowNoCredit": True,
-        "allowCommercialUse": "{Image,RentCivit}",
+        "allowNoCredit": model.allow_no_credit,
+        "allowCommercialUse": model.licence,
         "allowDerivatives": True,
         "allowDifferentLicense": True,
         "minor": False,

@@ -27,6 +27,7 @@ from civitai_tui.simulator.api import ApiOrigin, DownloadPolicy
 from civitai_tui.simulator.catalogue import Catalogue
 from civitai_tui.simulator.control import Control
 from civitai_tui.simulator.faults import ApiFaults, FaultBoard
+from civitai_tui.simulator.gallery import GALLERY_MODELS
 from civitai_tui.simulator.generate import REGULAR_MODELS, build_catalogue
 from civitai_tui.simulator.render import Origins
 from civitai_tui.simulator.signing import UrlSigner
@@ -109,6 +110,7 @@ async def start_simulator(
     url_ttl: float = 86400,
     regular_models: int | None = None,
     file_size: int | None = None,
+    gallery: int = 0,
     tls: Literal["storage", "all"] | None = None,
 ) -> Simulator:
     """Start both origins (port 0 = an ephemeral port) and return the handle.
@@ -126,7 +128,10 @@ async def start_simulator(
         api_url=origins.api_url,
         storage_url=origins.storage_url,
         catalogue=build_catalogue(
-            seed, regular_models=regular_models or REGULAR_MODELS, file_size=file_size
+            seed,
+            regular_models=regular_models or REGULAR_MODELS,
+            file_size=file_size,
+            gallery=gallery,
         ),
         faults=FaultBoard(),
         api_faults=ApiFaults(),
@@ -161,7 +166,12 @@ def serve_forever(
 
     async def main() -> None:
         sim = await start_simulator(
-            seed=seed, host=host, api_port=api_port, storage_port=storage_port, tokens={token}
+            seed=seed,
+            host=host,
+            api_port=api_port,
+            storage_port=storage_port,
+            tokens={token},
+            gallery=GALLERY_MODELS,
         )
         knobs = {k: v for k, v in (faults or {}).items() if v}
         if knobs:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+API_LOG = 10_000
 
 
 @dataclass
@@ -14,6 +16,8 @@ class SimulatorStats:
     #: Hits of ``/api/download`` per token ("" = no token), failed ones included.
     download_hits: Counter[str] = field(default_factory=Counter)
     api_requests: int = 0
+    #: (monotonic time, "METHOD /path") of the latest API requests, to check pacing.
+    api_log: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=API_LOG))
     storage_requests: int = 0
     storage_bytes_sent: int = 0
     #: Body bytes sent per file id (a resume must not fetch a file twice).
@@ -38,4 +42,5 @@ class SimulatorStats:
         data["download_hits"] = dict(self.download_hits)
         data["bytes_per_file"] = dict(self.bytes_per_file)
         data["range_requests"] = [list(item) for item in self.range_requests]
+        data["api_log"] = [list(item) for item in self.api_log]
         return data

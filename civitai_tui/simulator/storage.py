@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from civitai_tui.simulator import pictures
 from civitai_tui.simulator.catalogue import Catalogue, SimFile
 from civitai_tui.simulator.content import BLOCK
 from civitai_tui.simulator.faults import FaultBoard, Faults
 from civitai_tui.simulator.ranges import ByteRange, Unsatisfiable, if_range_holds, parse_range
+from civitai_tui.simulator.render import CDN_KEY
 from civitai_tui.simulator.signing import UrlSigner
 from civitai_tui.simulator.stats import SimulatorStats
 from civitai_tui.simulator.throttle import TokenBucket, chunk_for_rate
@@ -104,6 +106,11 @@ class StorageOrigin:
         app = web.Application()
         app.router.add_get(r"/files/{file_id:\d+}/{name:.*}", self.serve_file)
         app.router.add_get(r"/images/{image_id:\d+}.png", self.serve_image)
+        app.router.add_get(r"/images/width={width:\d+}/{image_id:\d+}.png", self.serve_image)
+        app.router.add_get(
+            "/" + CDN_KEY + r"/{uuid}/{size:width=\d+|original=true}/{image_id:\d+}.{ext}",
+            self.serve_picture,
+        )
         return app
 
     def _observe(self, request: web.Request) -> None:
@@ -119,6 +126,19 @@ class StorageOrigin:
         if image is None:
             return s3_error(404, "NoSuchKey", "The specified key does not exist.")
         return web.Response(body=image.png, content_type="image/png")
+
+    async def serve_picture(self, request: web.Request) -> web.Response:
+        """A gallery picture at the asked width (at most its own), like CivitAI's CDN."""
+        self._observe(request)
+        image = self.catalogue.image(int(request.match_info["image_id"]))
+        if image is None or not image.drawn:
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        size = request.match_info["size"]
+        width = image.width if size == "original=true" else int(size.partition("=")[2])
+        width = max(1, min(width, image.width))
+        height = max(1, round(image.height * width / image.width))
+        data = await asyncio.to_thread(pictures.draw, image.id, width, height, image.drawn)
+        return web.Response(body=data, content_type=pictures.CONTENT_TYPES[image.drawn])
 
     async def serve_file(self, request: web.Request) -> web.StreamResponse:
         self._observe(request)
