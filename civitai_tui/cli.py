@@ -698,6 +698,45 @@ def ls(as_json: bool) -> None:
         print_jobs(Console(), jobs)
 
 
+@main.command()
+@click.option(
+    "--dest",
+    "-d",
+    "dests",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder to check (repeatable; default: bulk.dest, else the current folder).",
+)
+@click.option("--refresh", is_flag=True, help="Ask CivitAI again instead of the cached answers.")
+@click.option("--queue", is_flag=True, help="Queue every newer version beside the file it updates.")
+@click.option("--json", "as_json", is_flag=True)
+def updates(dests: tuple[Path, ...], refresh: bool, queue: bool, as_json: bool) -> None:
+    """Which model files in your library have a newer version on CivitAI (by SHA256).
+
+    Files are hashed once (the library index) and looked up 100 at a time, answers
+    cached for browse.cache_ttl; --queue downloads the updates, deleting nothing.
+    """
+    from civitai_tui.console import print_library
+
+    folders = [str(resolve_dest(d)) for d in dests] or [
+        str(resolve_dest(None, _config().get("bulk.dest")))
+    ]
+
+    async def call(client: Any) -> tuple[list[Any], list[str]]:
+        entries = await client.library(folders, refresh=refresh)
+        wanted = sorted({e.newest_version_id for e in entries if e.has_update})
+        jobs = await client.queue_updates(wanted, None) if queue and wanted else []
+        return entries, jobs
+
+    entries, jobs = _with_engine(call)
+    if as_json:
+        click.echo(json.dumps({"entries": [e.to_dict() for e in entries], "jobs": jobs}))
+        return
+    print_library(Console(), entries)
+    if jobs:
+        click.echo(f"queued {len(jobs)} update job(s): {', '.join(jobs)}")
+
+
 def _job_action(action: str, job_ids: tuple[str, ...]) -> None:
     async def call(client: Any) -> list[dict[str, Any]]:
         return [await client.action(job_id, action) for job_id in job_ids]

@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from civitai_tui.browse.records import LibraryEntry
 from civitai_tui.events import Event, FileCompleted, FileFailed, FileProgress, FileStarted
 from civitai_tui.security.display import printable, rich_text
 from civitai_tui.tui.formatting import human_bytes, human_speed
@@ -216,3 +217,28 @@ def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
             rich_text(job["name"]),
         )
     console.print(table)
+
+
+def print_library(console: Console, entries: Sequence[LibraryEntry]) -> None:
+    """The library check as a table: each model file, its model and version, and updates."""
+    if not entries:
+        console.print("no model files found")
+        return
+    table = Table(show_lines=False, expand=False, box=HEAVY_HEAD)
+    if not console.is_terminal:
+        table.box = None
+        console = Console(file=console.file, width=UNWRAPPED, color_system=None)
+    for name in ("file", "model", "version", "newest", "status"):
+        table.add_column(name, overflow="fold")
+    for e in entries:
+        status = "update" if e.has_update else ("current" if e.known else "not on CivitAI")
+        table.add_row(
+            rich_text(e.path),
+            rich_text(e.model_name or "-"),
+            rich_text(e.version_name or "-"),
+            rich_text(e.newest_version_name or "-"),
+            Text(status, style="bold" if e.has_update else ""),
+        )
+    console.print(table)
+    updates = sum(e.has_update for e in entries)
+    console.print(f"{len(entries)} files, {updates} with a newer version on CivitAI")

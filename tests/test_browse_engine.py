@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator, start_simulator
 from tests.conftest import TOKEN, embedded_engine
+from tests.engine_cli import Cli, engine_home
 
 
 @pytest.fixture
@@ -214,3 +216,22 @@ def test_every_simulated_model_lists_its_versions_newest_first(gallery: Simulato
     for model in gallery.catalogue.models:
         dates = [v.published_at for v in model.versions]
         assert dates == sorted(dates, reverse=True), model.name
+
+
+@pytest.mark.slow
+async def test_updates_command_lists_the_library_and_queues_updates(
+    sim: Simulator, tmp_path: Path, clis: list[Cli]
+) -> None:
+    cli, _, lib = engine_home(sim, tmp_path, clis, "")
+    model = next(m for m in sim.catalogue.ordinary_models() if len(m.versions) >= 2)
+    old = write_file(lib, model.versions[-1].files[0])
+    _, out, _ = await cli("updates", "--dest", str(lib), "--json")
+    (entry,) = json.loads(out)["entries"]
+    assert entry["path"] == str(old.resolve()) and entry["has_update"] is True
+    assert entry["newest_version_id"] == model.versions[0].id
+    _, text, _ = await cli("updates", "--dest", str(lib), "--queue")
+    assert "1 files, 1 with a newer version" in text and "queued 1 update job" in text
+    (job,) = await cli.jobs()
+    assert job["name"] == f"update to version {model.versions[0].id}"
+    await cli("wait", job["id"])
+    assert old.exists() and len(list(lib.glob("*.safetensors"))) == 2  # beside, nothing deleted
