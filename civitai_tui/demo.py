@@ -6,8 +6,9 @@ state dir (``<state dir>/demo``, wiped at each start) with a sample queue:
 models of several types, a creator's catalogue, the 128 MiB and 512 MiB
 checkpoints (rate-capped: the queue lasts a few minutes, so progress, pause and
 resume can be watched), one malicious pickle that the local scan must refuse and
-quarantine (in the demo's state dir), and an archived model whose job fails. ``--no-tui``
-downloads the sample with progress bars instead. Nothing reaches the internet.
+quarantine (in the demo's state dir), and an archived model whose job fails; the UI's
+simulator also serves a gallery of browsable models with drawn previews (Browse, mode 4).
+``--no-tui`` downloads the sample with progress bars instead. Nothing reaches the internet.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from civitai_tui.engine.core import Engine
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator, start_simulator
-from tests.conftest import TOKEN, embedded_engine
+from tests.conftest import TOKEN, embedded_engine, forward_proxy
 from tests.engine_cli import Cli, engine_home
 
 
@@ -235,3 +235,71 @@ async def test_updates_command_lists_the_library_and_queues_updates(
     assert job["name"] == f"update to version {model.versions[0].id}"
     await cli("wait", job["id"])
     assert old.exists() and len(list(lib.glob("*.safetensors"))) == 2  # beside, nothing deleted
+
+
+async def test_previews_go_through_the_proxy_over_https_with_the_private_ca(
+    tmp_path: Path,
+) -> None:
+    sim = await start_simulator(tokens={TOKEN}, gallery=20, tls="storage")
+    assert sim.ca is not None
+    try:
+        async with forward_proxy() as proxy:
+            config = (
+                f'[network]\nproxy = "{proxy.url("socks5h")}"\nca_bundle = "{sim.ca.ca_file}"\n'
+            )
+            async with embedded_engine(sim, tmp_path / "state", config) as (_, client, _):
+                page = await client.browse_search(BrowseQuery(limit=50, sort="Newest"))
+                drawn = {m.id for m in sim.catalogue.models[-20:]}
+                preview = next(m.preview for m in page.items if m.id in drawn and m.preview)
+                assert preview.url.startswith("https://")
+                data = await client.browse_image(preview.url, 48)
+            carried = await proxy.carried()
+        assert Image.open(io.BytesIO(data)).width == 48
+        storage = sim.storage_url.removeprefix("https://")
+        assert carried.get(f"socks {storage}", 0) >= 1
+    finally:
+        await sim.close()
+
+
+@pytest.mark.parametrize("dest", ["relative/models", "/tmp/a\0b"])
+async def test_a_library_folder_must_be_an_absolute_path(
+    browse: tuple[Engine, EngineClient], dest: str
+) -> None:
+    _, client = browse
+    with pytest.raises(CivitaiTuiError) as caught:
+        await client.library([dest])
+    assert caught.value.kind is FailureKind.BAD_TARGET and "absolute folder" in caught.value.message
+
+
+async def test_a_cache_entry_of_another_shape_is_only_a_miss(
+    gallery: Simulator, browse: tuple[Engine, EngineClient]
+) -> None:
+    engine, client = browse
+    query = BrowseQuery(limit=3)
+    fresh = await client.browse_search(query)
+    entries = list((engine.state_dir / "browse-cache" / "api").glob("*.json"))
+    assert len(entries) == 1
+    data = json.loads(entries[0].read_text())
+    data["value"] = {"items": "from an older engine"}
+    entries[0].write_text(json.dumps(data))
+    calls = gallery.stats.api_requests
+    again = await client.browse_search(query)
+    assert again.items == fresh.items and gallery.stats.api_requests == calls + 1
+
+
+async def test_the_library_defaults_to_bulk_dest_which_must_be_absolute(
+    gallery: Simulator, browse: tuple[Engine, EngineClient], tmp_path: Path
+) -> None:
+    _, client = browse
+    with pytest.raises(CivitaiTuiError) as caught:
+        await client.library()
+    assert caught.value.kind is FailureKind.BAD_TARGET and "bulk.dest" in caught.value.message
+    await client.set_config("bulk.dest", "models")
+    with pytest.raises(CivitaiTuiError) as caught:
+        await client.library()
+    assert "is relative" in caught.value.message
+    model = next(m for m in gallery.catalogue.models[-80:] if m.type == "LORA")
+    write_file(tmp_path / "lib", model.versions[0].files[0])
+    await client.set_config("bulk.dest", str(tmp_path / "lib"))
+    (entry,) = await client.library()
+    assert entry.model_id == model.id and entry.version_id == model.versions[0].id

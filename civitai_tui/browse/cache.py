@@ -15,12 +15,11 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from civitai_tui.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +29,18 @@ IMAGE_CACHE_BYTES = 256 * 1024 * 1024
 
 def _name(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all (a private temporary file, then a rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -59,11 +70,23 @@ class AnswerCache:
         age = time.time() - stored
         return Cached(value, max(0.0, age)) if age < ttl else None
 
+    def get_many(self, keys: list[str], ttl: float) -> dict[str, Cached]:
+        """The fresh entries among ``keys`` (blocking: run it in a thread for many)."""
+        found = {key: self.get(key, ttl) for key in keys}
+        return {key: hit for key, hit in found.items() if hit is not None}
+
     def put(self, key: str, value: Any) -> None:
-        body = json.dumps({"key": key, "stored": time.time(), "value": value})
+        self.put_many({key: value})
+
+    def put_many(self, values: dict[str, Any]) -> None:
+        """Store ``values`` by key: renamed into place, not fsynced (a cache entry lost to a
+        crash is only a miss)."""
+        stored = time.time()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._path(key), body.encode())
+            for key, value in values.items():
+                body = json.dumps({"key": key, "stored": stored, "value": value}).encode()
+                _replace(self._path(key), body)
         except OSError as exc:
             log.warning("browse cache: cannot write %s: %s", self.directory, exc)
 
@@ -85,9 +108,10 @@ class ImageCache:
         return data
 
     def put(self, url: str, data: bytes) -> None:
+        """Store ``data`` for ``url`` and trim the cache (blocking: run it in a thread)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.directory / _name(url), data)
+            _replace(self.directory / _name(url), data)
             self._trim()
         except OSError as exc:
             log.warning("browse image cache: cannot write %s: %s", self.directory, exc)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import aiohttp
 
@@ -35,6 +35,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.connector import RoutedConnector
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", BrowsePage, ModelDetail)
 
 #: Image fetches running at once (the rest wait; API calls never do).
 IMAGE_FETCHES = 4
@@ -114,11 +115,16 @@ class Browser:
         await self.client.close()
         self._index.close()
 
-    def _cached(self, key: str, refresh: bool) -> tuple[Any, float] | None:
-        if refresh:
+    def _cached(self, key: str, refresh: bool, record: type[R]) -> R | None:
+        """The cached ``record`` under ``key`` with its age, or None (missing, stale,
+        unreadable: a cache written by another version is only a miss)."""
+        hit = None if refresh else self.answers.get(key, self.settings.cache_ttl)
+        if hit is None or not isinstance(hit.value, dict):
             return None
-        hit = self.answers.get(key, self.settings.cache_ttl)
-        return None if hit is None else (hit.value, hit.age_s)
+        try:
+            return record.from_dict({**hit.value, "age_s": hit.age_s})
+        except TypeError:
+            return None
 
     def _saw_images(self, urls: Sequence[str]) -> None:
         self._image_origins.update(origin(u) for u in urls)
@@ -128,10 +134,8 @@ class Browser:
         params = search_params(query)
         level = self.settings.nsfw_level
         key = "search:" + json.dumps([params, level])
-        hit = self._cached(key, refresh)
-        if hit is not None:
-            page = BrowsePage.from_dict({**hit[0], "age_s": hit[1]})
-        else:
+        page = self._cached(key, refresh, BrowsePage)
+        if page is None:
             items, cursor = await self.client.models_page(params)
             rows = []
             for item in items:
@@ -150,10 +154,8 @@ class Browser:
             raise bad(f"{model_id} is not a CivitAI model id")
         level = self.settings.nsfw_level
         key = f"model:{model_id}:{level}"
-        hit = self._cached(key, refresh)
-        if hit is not None:
-            detail = ModelDetail.from_dict({**hit[0], "age_s": hit[1]})
-        else:
+        detail = self._cached(key, refresh, ModelDetail)
+        if detail is None:
             data = await self.client.model_data(model_id)
             page_url = f"{self.client.base_url}/models/{model_id}"
             try:
@@ -177,14 +179,14 @@ class Browser:
                 "first",
             )
         sized = sized_url(url, width)
-        cached = self.images.get(sized)
+        cached = await asyncio.to_thread(self.images.get, sized)
         kind = image_type(cached) if cached is not None else None
         if cached is not None and kind is not None:
             return Image(cached, kind)
         assert self._session is not None, "Browser.start() first"
         async with self._image_slots:
             image = await fetch_image(self._session, sized, allow_http=self.allow_http)
-        self.images.put(sized, image.data)
+        await asyncio.to_thread(self.images.put, sized, image.data)
         return image
 
     async def library(self, roots: Sequence[Path], *, refresh: bool = False) -> list[LibraryEntry]:

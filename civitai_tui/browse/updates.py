@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from civitai_tui.browse.cache import AnswerCache
+from civitai_tui.browse.cache import AnswerCache, Cached
 from civitai_tui.browse.records import LibraryEntry
 from civitai_tui.browse.text import line_text
 from civitai_tui.bulk.library import LibraryIndex
@@ -83,15 +83,17 @@ class UpdateChecker:
         self, hashes: list[str], ttl: float, refresh: bool
     ) -> dict[str, Known | None]:
         found: dict[str, Known | None] = {}
+        cached = await self._cached([f"hash:{sha}" for sha in hashes], ttl, refresh)
         missing = []
         for sha in hashes:
-            cached = None if refresh else self.cache.get(f"hash:{sha}", ttl)
-            if cached is None:
+            hit = cached.get(f"hash:{sha}")
+            if hit is None:
                 missing.append(sha)
             else:
-                found[sha] = Known(**cached.value) if cached.value else None
+                found[sha] = Known(**hit.value) if hit.value else None
         for batch in _chunks(missing, HASH_BATCH):
             versions = await self.client.versions_by_hashes(batch)
+            answers: dict[str, Any] = {}
             for sha in batch:
                 version = next((v for v in versions if any(f.has_hash(sha) for f in v.files)), None)
                 known = None
@@ -104,18 +106,25 @@ class UpdateChecker:
                         published_at=version.published_at,
                     )
                 found[sha] = known
-                self.cache.put(f"hash:{sha}", vars(known) if known else None)
+                answers[f"hash:{sha}"] = vars(known) if known else None
+            await asyncio.to_thread(self.cache.put_many, answers)
         return found
+
+    async def _cached(self, keys: list[str], ttl: float, refresh: bool) -> dict[str, Cached]:
+        if refresh:
+            return {}
+        return await asyncio.to_thread(self.cache.get_many, keys, ttl)
 
     async def _newest(self, model_ids: list[int], ttl: float, refresh: bool) -> dict[int, Newest]:
         newest: dict[int, Newest] = {}
+        cached = await self._cached([f"versions:{m}" for m in model_ids], ttl, refresh)
         missing = []
         for model_id in model_ids:
-            cached = None if refresh else self.cache.get(f"versions:{model_id}", ttl)
-            if cached is None:
+            hit = cached.get(f"versions:{model_id}")
+            if hit is None:
                 missing.append(model_id)
-            elif cached.value:
-                newest[model_id] = Newest(*(tuple(v) for v in cached.value))
+            elif hit.value:
+                newest[model_id] = Newest(*(tuple(v) for v in hit.value))
         for batch in _chunks(missing, IDS_BATCH):
             params = [
                 ("ids", ",".join(str(i) for i in batch)),
@@ -134,12 +143,15 @@ class UpdateChecker:
                     tuple(line_text(v.name) for v in versions),
                     tuple(v.published_at for v in versions),
                 )
+            answers: dict[str, Any] = {}
             for model_id in batch:
                 entry = newest.get(model_id)
-                value = None
-                if entry is not None:
-                    value = [entry.version_ids, entry.version_names, entry.published]
-                self.cache.put(f"versions:{model_id}", value)
+                answers[f"versions:{model_id}"] = (
+                    None
+                    if entry is None
+                    else [entry.version_ids, entry.version_names, entry.published]
+                )
+            await asyncio.to_thread(self.cache.put_many, answers)
         return newest
 
 

@@ -215,6 +215,14 @@ def _browse_query(request: web.Request) -> BrowseQuery:
     return BrowseQuery.from_dict(raw)
 
 
+def _folder(dest: str) -> Path:
+    """A destination a client named: absolute (the engine runs in a folder of its own)."""
+    path = Path(dest).expanduser()
+    if "\0" in dest or not path.is_absolute():
+        raise BadRequest(f"the destination must be an absolute folder path, not {dest!r:.80}")
+    return path
+
+
 def job_detail(job: BulkDownloadJob) -> dict[str, Any]:
     """A job summary plus its files (each with its path, or why it has none)."""
     return {**job.summary(), "files": [f.view() for f in job.files]}
@@ -433,11 +441,17 @@ class ControlAPI:
         )
 
     async def library(self, request: web.Request) -> web.Response:
-        dests = request.query.getall("dest", []) or [self.engine.config.get("bulk.dest")]
+        dests = request.query.getall("dest", [])
+        configured = self.engine.config.get("bulk.dest")
+        if not dests and configured and not Path(configured).expanduser().is_absolute():
+            raise BadRequest(
+                f"bulk.dest ({configured!r:.80}) is relative, and the engine does not know your "
+                "folder: set it to an absolute path (config set bulk.dest …) or give a destination"
+            )
         roots = []
-        for dest in filter(None, dests):
+        for dest in filter(None, dests or [configured]):
+            roots.append(_folder(dest))
             self._guard_path(request, dest, "the destination")
-            roots.append(Path(dest).expanduser())
         entries = await self.engine.browser.library(roots, refresh=_flag(request, "refresh"))
         return web.json_response({"entries": [e.to_dict() for e in entries]})
 
@@ -450,9 +464,10 @@ class ControlAPI:
             or not all(type(i) is int and 1 <= i <= 2_147_483_647 for i in ids)
         ):
             raise BadRequest("'version_ids' must be a non-empty list of version ids")
-        if dest is not None and (not isinstance(dest, str) or not dest):
+        if dest is not None and not isinstance(dest, str):
             raise BadRequest("'dest' must be a folder path or null (beside the old files)")
         if dest is not None:
+            dest = str(_folder(dest))
             self._guard_path(request, dest, "the destination")
         browser = self.engine.browser
         plan = update_destinations(
