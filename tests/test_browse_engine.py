@@ -6,6 +6,8 @@ import io
 import json
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from civitai_tui.browse.records import BrowseQuery
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.engine.core import Engine
 from civitai_tui.errors import CivitaiTuiError, FailureKind
+from civitai_tui.simulator import listing
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator, start_simulator
 from tests.conftest import TOKEN, embedded_engine, forward_proxy
@@ -303,3 +306,50 @@ async def test_the_library_defaults_to_bulk_dest_which_must_be_absolute(
     await client.set_config("bulk.dest", str(tmp_path / "lib"))
     (entry,) = await client.library()
     assert entry.model_id == model.id and entry.version_id == model.versions[0].id
+
+
+@pytest.mark.parametrize(
+    ("limit", "query"),
+    [
+        (7, BrowseQuery(sort="Newest")),
+        (30, BrowseQuery(types=("Checkpoint", "LORA"), nsfw=True, sort="Most Downloaded")),
+        (11, BrowseQuery(query="Garden", period="Year")),
+    ],
+)
+async def test_cursors_walk_every_match_once_in_order(
+    gallery: Simulator, browse: tuple[Engine, EngineClient], limit: int, query: BrowseQuery
+) -> None:
+    _, client = browse
+    seen: list[int] = []
+    cursor = None
+    for _ in range(200):
+        page = await client.browse_search(replace(query, limit=limit, cursor=cursor))
+        seen += [m.id for m in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    wanted = listing.ListingQuery(
+        query=query.query or None,
+        types=query.types,
+        sort=query.sort,
+        period=query.period,
+        nsfw=query.nsfw,
+    )
+    expected = [m.id for m in listing.select(gallery.catalogue, wanted, datetime.now(UTC))]
+    assert seen == expected and len(seen) > limit
+
+
+async def test_the_token_never_reaches_the_browse_cache(
+    gallery: Simulator, browse: tuple[Engine, EngineClient], tmp_path: Path
+) -> None:
+    engine, client = browse
+    page = await client.browse_search(BrowseQuery(limit=20))
+    await client.browse_model(page.items[0].id)
+    model = next(m for m in gallery.catalogue.models[-80:] if m.type == "LORA")
+    write_file(tmp_path / "lib", model.versions[0].files[0])
+    await client.library([str(tmp_path / "lib")])
+    cached = list((engine.state_dir / "browse-cache").rglob("*"))
+    assert len([p for p in cached if p.is_file()]) >= 4
+    for path in cached:
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
