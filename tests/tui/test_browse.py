@@ -10,6 +10,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual_image.widget import HalfcellImage
 
+from civitai_tui.browse.records import LibraryEntry
+from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
 from civitai_tui.tui.screens import browse
 from civitai_tui.tui.screens.add_job import AddJobScreen
@@ -223,6 +225,7 @@ async def test_library_view_badges_updates_and_queues_them(isolated_home: Path) 
         cells = [str(c) for c in screen.library.get_row_at(0)]
         assert cells[2] == "▲ update: v3.0"
         assert "1 with an update" in screen.sub_title
+        assert "library: 3 model file(s)" in shown_text(screen, "#browse-filters")
         await pilot.press("u")
         await until(pilot, lambda: ("queue_updates", "10013") in engine.calls)
         await pilot.press("U")
@@ -253,3 +256,19 @@ async def test_the_detail_beside_the_list_follows_the_cursor_once_it_rests(
         assert asked == [("browse_model", "1000"), ("browse_model", "1003")]  # not every row
         await pilot.press("escape")
         assert not screen.has_class("-detail")
+
+
+async def test_a_library_the_engine_cannot_check_says_why_on_screen(isolated_home: Path) -> None:
+    engine = ScriptedBrowse()
+
+    async def refuse(dest: list[str] | None = None, refresh: bool = False) -> list[LibraryEntry]:
+        raise CivitaiTuiError(FailureKind.BAD_CONFIG, "no destination to check: set bulk.dest")
+
+    engine.library = refuse  # type: ignore[method-assign]
+    app = browse_app(isolated_home, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("L")
+        await until(pilot, lambda: "set bulk.dest" in shown_text(screen, "#browse-filters"))
+        await pilot.press("escape")  # back to the list: its own line again
+        assert "t type any" in shown_text(screen, "#browse-filters")

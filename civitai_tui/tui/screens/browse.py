@@ -135,6 +135,7 @@ class BrowseScreen(EngineScreen):
     BrowseScreen #library {{ display: none; }}
     BrowseScreen.-library #library {{ display: block; }}
     BrowseScreen.-library #browse-main {{ display: none; }}
+    BrowseScreen.-library #browse-search {{ display: none; }}
     /* the narrow/wide switch is at {SIDE_BY_SIDE_WIDTH} columns */
     """
 
@@ -249,6 +250,7 @@ class BrowseScreen(EngineScreen):
         self.detail: ModelDetail | None = None
         self.version_index = 0
         self.library_loaded = False
+        self.library_text = ""
         self._follow_timer: Timer | None = None
         #: ``time.perf_counter()`` after each page was painted (the benchmark reads it).
         self.painted: list[float] = []
@@ -305,6 +307,8 @@ class BrowseScreen(EngineScreen):
     # ------------------------------------------------------------------ status
 
     def _paint_status(self, doing: str = "") -> None:
+        if self.view == "library":
+            return  # the line says the library's state until the list is back
         shown = self.results.row_count
         if doing:
             state = doing
@@ -548,25 +552,33 @@ class BrowseScreen(EngineScreen):
         self.set_class(self.view == "library", "-library")
         if self.view == "library":
             self.library.focus()
-            if not self.library_loaded:
+            if self.library_loaded:
+                self._library_status(self.library_text)
+            else:
                 self._load_library(False)
         else:
             self.results.focus()
             self._paint_status()
 
+    def _library_status(self, text: str) -> None:
+        """The library view's state, in the mode bar and on the line the filters use."""
+        self.library_text = text
+        self.sub_title = f"library: {text}"
+        self.query_one("#browse-filters", Static).update(f"library: {text}")
+
     @work(exclusive=True, group="browse-library", exit_on_error=False)
     async def _load_library(self, refresh: bool) -> None:
-        self.sub_title = "checking the library (hashes, then CivitAI)…"
+        self._library_status("checking your model files (hashes, then CivitAI)…")
         try:
             entries = await self.tui.client.library(None, refresh=refresh)
         except CivitaiTuiError as err:
-            self.sub_title = f"library: {printable(err.message)}"
+            self._library_status(printable(err.message))
             self.notify(f"library: {markup_safe(err.message)}", severity="error", timeout=8)
             return
         self.library_loaded = True
         self.library.show(entries, self.app.theme_variables)
         updates = sum(1 for e in entries if e.has_update)
-        self.sub_title = f"library: {len(entries)} model file(s), {updates} with an update"
+        self._library_status(f"{len(entries)} model file(s), {updates} with an update")
 
     def action_update_one(self) -> None:
         entry = self.library.selected
