@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from textual.binding import Binding
 
-from civitai_tui.tui.images import MAX_PIXELS, PreviewError, decode
+from civitai_tui.tui import images
+from civitai_tui.tui.images import MAX_PIXELS, PreviewError, decode, renderer
 from civitai_tui.tui.screens.browse import BrowseScreen
 from civitai_tui.tui.screens.pick_files import PickFilesScreen
 from civitai_tui.tui.widgets.browse_results import BrowseResults, compact_count, layout_for
@@ -75,3 +76,15 @@ def test_every_browse_binding_has_an_id_a_description_and_a_tooltip(owner: type)
         assert isinstance(binding, Binding)
         assert binding.id and binding.description, binding
         assert binding.tooltip or binding.id.startswith("results."), binding
+
+
+def test_the_renderer_follows_what_the_terminal_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images.renderable, "Image", images.renderable.TGPImage)
+    kitty = renderer(headless=False)
+    assert kitty.name == "kitty" and kitty.cell_width > 1  # real pixels per cell
+    monkeypatch.setattr(images.renderable, "Image", images.renderable.SixelImage)
+    assert renderer(headless=False).name == "sixel"
+    assert renderer(headless=True).name == "half-block"  # tests and snapshots see pictures
+    monkeypatch.setattr(images.renderable, "Image", images.renderable.UnicodeImage)  # no tty
+    half = renderer(headless=False)
+    assert (half.name, half.pixels(10, 4)) == ("half-block", (10, 8))
