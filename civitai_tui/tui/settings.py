@@ -14,7 +14,7 @@ from civitai_tui.binding import bound, from_config
 from civitai_tui.config import OPTIONS, Config, ConfigError
 
 USER_THEMES = "themes"
-NSFW_LEVEL = "browse.nsfw_level" if "browse.nsfw_level" in OPTIONS else "bulk.preview_nsfw_level"
+NSFW_LEVEL = "browse.nsfw_level"
 
 
 @dataclass(frozen=True)

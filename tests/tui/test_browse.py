@@ -272,3 +272,14 @@ async def test_a_library_the_engine_cannot_check_says_why_on_screen(isolated_hom
         await until(pilot, lambda: "set bulk.dest" in shown_text(screen, "#browse-filters"))
         await pilot.press("escape")  # back to the list: its own line again
         assert "t type any" in shown_text(screen, "#browse-filters")
+
+
+async def test_a_higher_browse_nsfw_level_lets_that_preview_show(isolated_home: Path) -> None:
+    engine = ScriptedBrowse()
+    app = browse_app(isolated_home, engine, "[browse]\nnsfw_level = 4\n")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.pane.preview.shown is not None)
+        await pilot.press("v", "v")
+        await until(pilot, lambda: "1000/1.png" in (screen.pane.preview.shown or ("",))[0])
