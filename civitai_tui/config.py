@@ -500,6 +500,22 @@ OPTIONS: dict[str, Option] = _options(
         maximum=3600,
         applies="restart",
     ),
+    Option(
+        "fleet.egress",
+        str,
+        "",
+        "The address storage servers see this engine come from; engines giving the same name "
+        "share per-host connection budgets (empty: public IP, proxy, else one shared NAT).",
+        applies="restart",
+    ),
+    Option(
+        "fleet.shared_roots",
+        str,
+        "",
+        "Folders on storage every engine mounts at the same path, joined by ':'; files "
+        "another engine placed there are linked or copied, not downloaded again.",
+        applies="restart",
+    ),
     # analytics
     Option("analytics.enabled", bool, True, "Record analytics events.", applies="restart"),
     Option(

@@ -13,26 +13,31 @@ from typing import Any
 
 from civitai_tui.binding import bound, from_config
 from civitai_tui.civitai.client import ApiLimits
-from civitai_tui.civitai.politeness import RateLimiter
+from civitai_tui.civitai.politeness import Pacer, RateLimiter
 from civitai_tui.config import Config
 from civitai_tui.download.settings import DownloadSettings, VerifySettings
+
+
+def _set_ceiling(pacer: Pacer, rate: float) -> None:
+    pacer.set_ceiling(rate)  # the pacer's own: a fleet-wide one updates its local share too
 
 
 @dataclass
 class ApiPacing:
     """The API client's pacing and size bounds (its keyword arguments), from ``api.*``."""
 
-    limiter: RateLimiter = bound(
+    #: Local limiters, or fleet-wide ones given in their place (``civitai_tui.fleet.pacing``).
+    limiter: Pacer = bound(
         "api.requests_per_second",
         default_factory=RateLimiter,
         read=RateLimiter,
-        update=RateLimiter.set_ceiling,
+        update=_set_ceiling,
     )
-    download_limiter: RateLimiter = bound(
+    download_limiter: Pacer = bound(
         "api.downloads_per_second",
         default_factory=RateLimiter,
         read=lambda rate: RateLimiter(rate, burst=10),
-        update=RateLimiter.set_ceiling,
+        update=_set_ceiling,
     )
     limits: ApiLimits = field(default_factory=ApiLimits)
 

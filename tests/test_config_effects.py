@@ -132,6 +132,8 @@ EFFECTS: dict[str, tuple[Any, Probe]] = {
     "fleet.password_file": ("/nonexistent/fleet.pw", lambda e: e.fleet.password_file),
     "fleet.name": ("node-a", lambda e: e.fleet.name),
     "fleet.lease": (5.0, lambda e: e.fleet.lease),
+    "fleet.egress": ("office", lambda e: e.fleet.egress),
+    "fleet.shared_roots": ("/mnt/nas", lambda e: e.fleet.shared_roots),
     "analytics.enabled": (False, lambda e: e.analytics is not None),
     "analytics.anonymize_users": (True, _analytics("anonymize_users")),
     "analytics.retention_days": (7, _analytics("retention_days")),

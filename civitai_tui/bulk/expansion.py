@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
-from civitai_tui.bulk.library import LibraryIndex
+from civitai_tui.bulk.library import LibraryIndex, Placements
 from civitai_tui.bulk.placement import add_companions, place
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.layouts import LibraryLayout
@@ -55,11 +55,14 @@ class JobExpander:
         settings: ManagerSettings,
         client: CivitAIClient,
         session: aiohttp.ClientSession | None,
+        placements: Placements | None = None,
     ) -> None:
         self.settings = settings
         self._client = client
         self._session = session
         self._library = LibraryIndex(settings.state_dir / "state.db")
+        #: Fleet mode: what the other engines placed (``civitai_tui.fleet.placements``).
+        self._placements = placements
         self._scanned: set[Path] = set()
 
     def close(self) -> None:
@@ -113,6 +116,14 @@ class JobExpander:
         found = self._library.find(sha256, exclude=final)
         return str(found) if found is not None else None
 
+    async def copy_in_fleet(self, f: JobFile) -> str | None:
+        """A verified copy another engine of the fleet placed on shared storage."""
+        sha256, final = f.request.sha256, f.final
+        if self._placements is None or not (sha256 and final) or self.settings.dedupe == "download":
+            return None
+        found = await self._placements.find(sha256, exclude=final)
+        return str(found) if found is not None else None
+
     async def place(self, f: JobFile) -> DownloadResult | None:
         """Put the library's copy of ``f`` at its asked path; None: download it instead."""
         sha256, final = f.request.sha256, f.final
@@ -139,6 +150,8 @@ class JobExpander:
                 await asyncio.to_thread(self._library.add, path, sha256)
             except (OSError, sqlite3.Error) as exc:  # only the index misses it
                 log.warning("library index: cannot record %s: %s", path, exc)
+            if self._placements is not None:
+                await self._placements.add(path, sha256)
         f.warning = await add_companions(
             self._session,
             path,

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from civitai_tui.private import private_file
 from civitai_tui.security.hashing import sha256_file_sync
@@ -50,6 +51,13 @@ def _model_files(root: Path) -> Iterator[Path]:
         for name in names:
             if Path(name).suffix.lower() in MODEL_SUFFIXES:
                 yield Path(folder, name)
+
+
+class Placements(Protocol):
+    """Copies other engines placed (fleet mode): found by SHA256, told of new ones."""
+
+    async def find(self, sha256: str, exclude: Path | None = None) -> Path | None: ...
+    async def add(self, path: Path, sha256: str) -> None: ...
 
 
 class LibraryIndex:

@@ -35,6 +35,7 @@ from civitai_tui.binding import bound
 from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
 from civitai_tui.bulk.expansion import JobExpander, default_name
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
+from civitai_tui.bulk.library import Placements
 from civitai_tui.bulk.queue import JobQueue
 from civitai_tui.bulk.states import JobState
 from civitai_tui.bulk.store import JobStore, StoreError
@@ -108,6 +109,8 @@ class BulkDownloadManager:
         self._dirty: dict[str, set[str]] = {}
         self._client: CivitAIClient | None = None
         self._expander: JobExpander | None = None
+        #: Fleet mode: what the other engines placed (``civitai_tui.fleet.placements``).
+        self.placements: Placements | None = None
         self._session: aiohttp.ClientSession | None = None
         self._downloader: FileDownloader | None = None
         self._unsubscribe = self.bus.add_callback(self._on_event)
@@ -133,7 +136,7 @@ class BulkDownloadManager:
             if self._session_factory is not None
             else create_download_session(limit_per_host=self.settings.max_connections_per_host)
         )
-        self._expander = JobExpander(self.settings, self._client, self._session)
+        self._expander = JobExpander(self.settings, self._client, self._session, self.placements)
         self._downloader = FileDownloader(
             self._session,
             bus=self.bus,
@@ -460,6 +463,7 @@ class BulkDownloadManager:
         try:
             expander = self._expansion()
             f.origin = f.origin or expander.copy_elsewhere(f)  # one may have landed since
+            f.origin = f.origin or await expander.copy_in_fleet(f)
             placed = await expander.place(f) if f.origin else None
             result = placed or await self._downloader.download(f.request)
             await self._apply_result(job, f, result)

@@ -26,7 +26,7 @@ import aiohttp
 from civitai_tui import __version__
 from civitai_tui.binding import bound
 from civitai_tui.civitai.models import Model, ModelVersion
-from civitai_tui.civitai.politeness import Backoff, RateLimiter
+from civitai_tui.civitai.politeness import Backoff, Pacer, RateLimiter
 from civitai_tui.civitai.signed_urls import filename_from_url, signed_url_expiry
 from civitai_tui.civitai.urls import REDIRECT_STATUSES, check_redirect, check_url, same_origin
 from civitai_tui.download.request import (
@@ -133,8 +133,8 @@ class CivitAIClient(SessionOwner):
         allow_http: bool = False,
         user_agent: str = DEFAULT_USER_AGENT,
         bus: EventBus | None = None,
-        limiter: RateLimiter | None = None,
-        download_limiter: RateLimiter | None = None,
+        limiter: Pacer | None = None,
+        download_limiter: Pacer | None = None,
         backoff: Backoff | None = None,
         timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
         limits: ApiLimits | None = None,
@@ -156,9 +156,9 @@ class CivitAIClient(SessionOwner):
         register_secret(self._token())
         self._user_agent = user_agent
         self._bus = bus or NULL_BUS
-        self._limiter = limiter or RateLimiter()
+        self._limiter: Pacer = limiter or RateLimiter()
         #: /api/download hits are paced apart from metadata: a bulk job needs one per file.
-        self._download_limiter = download_limiter or RateLimiter(100.0, burst=10)
+        self._download_limiter: Pacer = download_limiter or RateLimiter(100.0, burst=10)
         self._backoff = backoff or Backoff()
         self.limits = limits or ApiLimits()
         self._timeout = timeout
@@ -192,7 +192,7 @@ class CivitAIClient(SessionOwner):
         what: str,
         params: Params | None,
         body: Any,
-        limiter: RateLimiter | None = None,
+        limiter: Pacer | None = None,
     ) -> _Answer:
         if self._session is None:
             raise RuntimeError("use CivitAIClient inside 'async with'")
@@ -376,7 +376,7 @@ class CivitAIClient(SessionOwner):
                 return self._json_body(answer, what)
             except CivitaiTuiError as err:
                 if err.kind is FailureKind.RATE_LIMITED:
-                    self._limiter.slow_down()
+                    self._limiter.slow_down(err.retry_after)
                 if err.kind not in _RETRY_KINDS or attempt == attempts:
                     raise
                 delay = self._backoff.delay(attempt, err.retry_after)
@@ -550,7 +550,7 @@ class CivitAIClient(SessionOwner):
             "GET", self.base_url + path, what, params, None, self._download_limiter
         )
         if answer.status in (429, 503):
-            self._download_limiter.slow_down()
+            self._download_limiter.slow_down(parse_retry_after(answer.headers.get("Retry-After")))
         location = answer.headers.get("Location")
         if answer.status in REDIRECT_STATUSES and location:
             return self._resolved(answer.url, location, what)

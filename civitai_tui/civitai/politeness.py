@@ -4,7 +4,9 @@ A :class:`RateLimiter` spaces API requests (default at most 10 a second, with a
 small burst) so resolving a thousand targets never sets off a 429 storm; one
 limiter can be shared by several clients. When the server answers 429/503
 anyway, ``slow_down`` halves the pace; each request that goes through wins a
-little of it back (AIMD), up to the configured ceiling. :class:`Backoff` gives exponential
+little of it back (AIMD), up to the configured ceiling. :class:`Pacer` is what the
+client needs of a limiter: fleet mode puts one shared by every engine behind it
+(``civitai_tui.fleet.pacing``). :class:`Backoff` gives exponential
 delays with full jitter, honouring ``Retry-After`` and capped (60 s by default).
 """
 
@@ -14,6 +16,17 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Pacer(Protocol):
+    """Request pacing as the API client uses it (a local or a fleet-wide limiter)."""
+
+    max_rate: float
+
+    async def acquire(self) -> None: ...
+    def slow_down(self, retry_after: float | None = None) -> None: ...
+    def set_ceiling(self, rate: float) -> None: ...
 
 
 class RateLimiter:
@@ -52,8 +65,9 @@ class RateLimiter:
             self._tokens -= 1
             self.rate = min(self.max_rate, self.rate + self.RECOVERY * self.max_rate)
 
-    def slow_down(self) -> None:
-        """The server pushed back (429/503): halve the pace."""
+    def slow_down(self, retry_after: float | None = None) -> None:
+        """The server pushed back (429/503): halve the pace (the caller's own retry
+        waits out ``retry_after``; other requests here go on at the halved pace)."""
         self.rate = max(self.MIN_RATE, self.rate / 2)
 
 

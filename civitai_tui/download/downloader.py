@@ -58,6 +58,11 @@ class FileDownloader:
         self._pool = HostPool(self.settings)
         self._active = self._pool.transfers
 
+    @property
+    def pool(self) -> HostPool:
+        """The running transfers by host (fleet mode sizes its shared budgets from it)."""
+        return self._pool
+
     def set_connections(self, connections: int) -> None:
         """Change the per-file connection count now, for running and future downloads."""
         self.settings.connections = max(1, connections)

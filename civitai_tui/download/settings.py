@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from civitai_tui.binding import bound
 from civitai_tui.download.disk import FreeSpaceRule, parse_free_space
@@ -19,6 +19,14 @@ from civitai_tui.download.speed import RateLimiter, SpeedLimits
 from civitai_tui.errors import CivitaiTuiError
 
 MiB = 1 << 20
+
+
+class SharedBudget(Protocol):
+    """A connection budget per host shared with other engines (fleet mode)."""
+
+    def granted(self, host: str) -> int:
+        """Connections this engine may have open to ``host`` now."""
+        ...
 
 
 @dataclass
@@ -43,6 +51,9 @@ class DownloadSettings:
     host_budget: dict[str, int] = field(default_factory=dict)
     #: The budget of a host not in ``host_budget`` (a mode's per-host maximum), None: none.
     default_host_budget: int | None = None
+    #: Fleet mode: this engine's part of each host's budget shared with the other
+    #: engines (``civitai_tui.fleet.slots``); None: not in a fleet.
+    shared_budget: SharedBudget | None = None
     #: Never split a range below this (a file under 2x this uses one connection);
     #: ranges are split only where that beats a new request's first byte, so a small
     #: floor (aria2c's ``-k1M``) costs nothing on slow-to-answer hosts.

@@ -82,7 +82,8 @@ ANSWER_TTFB_FACTOR = 10
 class HostPool:
     """The running transfers by host: a host's budget (``settings.host_budget``) is the
     most connections all of its files may have open together (a server's limit is per
-    client, not per file)."""
+    client, not per file). In fleet mode ``settings.shared_budget`` grants this engine
+    its part of a budget shared with other engines, and the pool keeps under both."""
 
     def __init__(self, settings: DownloadSettings) -> None:
         self.settings = settings
@@ -90,11 +91,17 @@ class HostPool:
         self._first: Counter[str] = Counter()  # first requests in flight, by host
         self._freed: asyncio.Event | None = None
 
+    def _on(self, host: str) -> list[Transfer]:
+        return [t for t in self.transfers if t._host() == host]
+
+    def _used(self, host: str) -> int:
+        return sum(t.connections for t in self._on(host)) + self._first[host]
+
     def answer_deadline(self, host: str, now: float) -> float | None:
         """Seconds a request to ``host`` may wait for its answer before it counts as
         refused; None while none of the host's connections moves bytes (then only the
         stall timeout applies)."""
-        flowing = [t for t in self.transfers if t._host() == host and now - t._bytes_at < FLOWING]
+        flowing = [t for t in self._on(host) if now - t._bytes_at < FLOWING]
         if not flowing:
             return None
         return max(ANSWER_FLOOR, ANSWER_TTFB_FACTOR * max(t._ttfb for t in flowing))
@@ -102,16 +109,39 @@ class HostPool:
     def room(self, host: str) -> int:
         """How many more connections ``host`` may have now (large: no budget set)."""
         budget = self.settings.host_budget.get(host, self.settings.default_host_budget)
+        shared = self.settings.shared_budget
+        if shared is not None:
+            granted = shared.granted(host)
+            budget = granted if budget is None else min(budget, granted)
         if budget is None:
             return 1 << 30
-        used = sum(t.connections for t in self.transfers if t._host() == host)
-        return budget - used - self._first[host]
+        return budget - self._used(host)
+
+    def hosts(self) -> set[str]:
+        """The hosts of running transfers (those still resolving their link have none)."""
+        return {host for t in self.transfers if (host := t._host())}
+
+    def demand(self, host: str) -> tuple[int, int]:
+        """``(in use, wanted)`` connections to ``host``: open now, and what its files
+        would open under this engine's own budget (the optimizer's)."""
+        want = sum(t.wanted_connections() for t in self._on(host))
+        budget = self.settings.host_budget.get(host, self.settings.default_host_budget)
+        return self._used(host), want if budget is None else min(want, budget)
+
+    def reshare(self, host: str) -> None:
+        """The shared grant of ``host`` changed: shed connections over it (every file
+        keeps one), or let files open more."""
+        over = -self.room(host)
+        for transfer in sorted(self._on(host), key=lambda t: -t.connections):
+            cut = max(0, min(over, transfer.connections - 1))
+            transfer.set_shared_cap(transfer.connections - cut if cut else None)
+            over -= cut
+        self.freed(host)
 
     def freed(self, host: str) -> None:
         """A connection to ``host`` closed: let its files (the freer's too) take the slot."""
-        for transfer in list(self.transfers):
-            if transfer._host() == host:
-                transfer._ensure_workers()
+        for transfer in self._on(host):
+            transfer._ensure_workers()
         if self._freed is not None:
             self._freed.set()
             self._freed = None
@@ -198,6 +228,7 @@ class Transfer:
         self._fatal: CivitaiTuiError | None = None
         self._to_stop = 0
         self._cap = 1 << 30  # connections that were served when refusals came (429/503)
+        self._shared_cap = 1 << 30  # connections the fleet's shared host budget leaves
         self._wanted: int | None = None  # the host's count last applied by adjust()
         self._last_cut = 0.0
         self._sleeping = 0
@@ -296,10 +327,20 @@ class Transfer:
         self._ensure_workers()
 
     def _limit(self) -> int:
+        return max(1, min(self.wanted_connections(), self._shared_cap))
+
+    def wanted_connections(self) -> int:
+        """Connections this file would use under this engine's own limits."""
         if self.single_stream:
             return 1
         wanted = self.settings.host_connections.get(self._host(), self.settings.connections)
         return max(1, min(wanted, self._cap))
+
+    def set_shared_cap(self, cap: int | None) -> None:
+        """At most ``cap`` connections while the fleet's grant for the host is short
+        (None: no such cap); extra ones stop at once."""
+        self._shared_cap = 1 << 30 if cap is None else max(1, cap)
+        self.adjust()
 
     @property
     def connections(self) -> int:

@@ -255,6 +255,7 @@ class ControlAPI:
 
     async def status(self, _: web.Request) -> web.Response:
         token_source = self.engine.credentials.current()[1]
+        limits = self.engine.fleet_limits
         jobs = self.manager.jobs()
         counts: dict[str, int] = {}
         for job in jobs:
@@ -272,6 +273,8 @@ class ControlAPI:
                 "network": self.engine.network.describe(),
                 # The fleet server (credentials masked), or None for a lone engine.
                 "fleet": self.engine.config.shown()["fleet.url"] or None,
+                # Shared or degraded limits (docs/fleet-limits.md), None for a lone engine.
+                "fleet_limits": limits.snapshot() if limits is not None else None,
                 "clients": {"waiting": self._waiters, "streams": len(self._streams)},
                 # Why writes to state.db fail, while they do (None: everything is saved).
                 "store_error": self.manager.store_error,

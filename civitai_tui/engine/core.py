@@ -34,6 +34,7 @@ from civitai_tui.credentials import TokenKeeper
 from civitai_tui.engine.hooks import Hooks, JobFacts
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
+from civitai_tui.fleet.limits import FleetLimits, engine_limits
 from civitai_tui.fleet.settings import FleetSettings
 from civitai_tui.net.network import Network, install
 from civitai_tui.net.policy import UrlPolicy
@@ -79,8 +80,12 @@ class Engine:
             from_config(OptimizationConfig, self.config),
             HostMemory(state_dir / HOST_MEMORY_FILE),
         )
-        #: The API client's pacing (``api.*``), shared with the manager's client.
-        self.api = from_config(ApiPacing, self.config)
+        #: Fleet mode: API pacing, host budgets and dedupe shared with the other engines.
+        self.fleet_limits = self._fleet_limits()
+        shared = self.fleet_limits.api_limiters() if self.fleet_limits else {}
+        #: The API client's pacing (``api.*``), shared with the manager's client (and, in
+        #: fleet mode, with every engine using the same key).
+        self.api = from_config(ApiPacing, self.config, **shared)
         self.manager = BulkDownloadManager(
             from_config(
                 ManagerSettings,
@@ -113,6 +118,9 @@ class Engine:
             from_config(BrowseSettings, self.config),
             allow_http=allow_http,
         )
+        if self.fleet_limits is not None:
+            self.manager.settings.download.shared_budget = self.fleet_limits.slots
+            self.manager.placements = self.fleet_limits.placements
         self.hooks = Hooks(self.config, self._job_facts)
         self.bus.add_callback(self.hooks)
         self.manager.settings.download.speed.job_rate = self._job_speed
@@ -134,16 +142,35 @@ class Engine:
         await self.manager.start()
         await self.browser.start()
         await self.optimizer.start()
+        if self.fleet_limits is not None:
+            await self.fleet_limits.start()
 
     async def stop(self) -> None:
         await self.optimizer.stop()
         await self.manager.stop()
         await self.browser.close()
+        if self.fleet_limits is not None:
+            await self.fleet_limits.stop()  # hands back its connection slots
+            await self.fleet_limits.close()
         await self.hooks.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self.analytics is not None:
             await asyncio.to_thread(self.analytics.close)
+
+    def _fleet_limits(self) -> FleetLimits | None:
+        """The limits shared with the fleet (None: a lone engine keeps its own)."""
+        if self.fleet.url is None:
+            return None
+        return engine_limits(
+            self.fleet.url.client(self.config.get("network.ca_bundle")),
+            self.fleet,
+            self.config,
+            self.credentials,
+            self.network.routes,
+            self.optimizer,
+            lambda: self.manager.downloader,
+        )
 
     def _job_facts(self, job_id: str) -> JobFacts | None:
         """A finished job's name and the paths of its files in place (for hooks)."""

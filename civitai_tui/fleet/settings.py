@@ -8,6 +8,7 @@ from pathlib import Path
 
 from civitai_tui.config import Config
 from civitai_tui.fleet.connection import FleetUrl, fleet_url
+from civitai_tui.fleet.placements import parse_roots
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,19 @@ class FleetSettings:
     lease: float
     #: Where the password came from: ``fleet.password_file``'s path, or "" (URL or none).
     password_file: str = ""
+    #: The address storage servers see (``fleet.egress``; "": found, docs/fleet-limits.md).
+    egress: str = ""
+    #: Folders every engine mounts at the same path (``fleet.shared_roots``): fleet dedupe.
+    shared_roots: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config, state_dir: Path) -> FleetSettings:
         name = config.get("fleet.name") or f"{socket.gethostname()}:{state_dir}"
         return cls(
-            fleet_url(config), name, config.get("fleet.lease"), config.get("fleet.password_file")
+            fleet_url(config),
+            name,
+            config.get("fleet.lease"),
+            config.get("fleet.password_file"),
+            config.get("fleet.egress").strip(),
+            parse_roots(config.get("fleet.shared_roots")),
         )

@@ -28,6 +28,8 @@ class SimulatorStats:
     #: latest count, and the most seen at once).
     open_connections: int = 0
     max_open_connections: int = 0
+    #: The most file responses being sent at once (what ``max_active_requests`` counts).
+    max_active_requests: int = 0
     #: Requests refused for being over ``max_connections``.
     refused: int = 0
     #: (file id, Range header) of every storage request for a file.
@@ -36,6 +38,9 @@ class SimulatorStats:
     def saw_connections(self, count: int) -> None:
         self.open_connections = count
         self.max_open_connections = max(self.max_open_connections, count)
+
+    def saw_active(self, count: int) -> None:
+        self.max_active_requests = max(self.max_active_requests, count)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -260,6 +260,7 @@ class StorageOrigin:
             length = end - start
             response.content_length = max(0, length - 1) if faults.wrong_content_length else length
         self.active[id(request)] = request
+        self.stats.saw_active(self.active_requests())
         try:
             if faults.first_byte_latency > 0:
                 await asyncio.sleep(faults.first_byte_latency)
