@@ -111,8 +111,10 @@ class SharedRateLimiter:
         self.rate = rate
         #: Engines seen on this key (this one included) at the last answer: the N of 1/N.
         self.engines = 1
-        #: When the last shared slot was given, by the server's clock (Unix ms; 0: none).
+        #: When the last shared slot was given, by the server's clock (Unix ms; 0: none),
+        #: and how long the server said to wait for it (s).
         self.last_slot = 0
+        self.last_wait = 0.0
         self._take = redis.register_script(_TAKE)
         self._slow = redis.register_script(_SLOW)
         self._local = RateLimiter(rate, burst=1)
@@ -135,7 +137,7 @@ class SharedRateLimiter:
             await self._local.acquire()
             return
         wait_ms, rate, engines, slot = answer
-        self.rate, self.last_slot = float(rate), int(slot)
+        self.rate, self.last_slot, self.last_wait = float(rate), int(slot), wait_ms / 1000
         if engines != self.engines:
             self.engines = max(1, int(engines))
             self._local.set_ceiling(self.max_rate / self.engines)
