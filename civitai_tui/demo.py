@@ -14,6 +14,7 @@ simulator also serves a gallery of browsable models with drawn previews (Browse,
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import shutil
 from pathlib import Path
@@ -117,6 +118,16 @@ def run_demo(dest: Path, home: Path, console: Console) -> int:
     return 0 if ok else 1
 
 
+def demo_config(ca_file: Path, models: Path) -> str:
+    """The demo's config.toml: trust the simulator's CA, and ``models`` as ``bulk.dest``
+    (what Browse queues goes there, and its library view checks that folder)."""
+    return (
+        f"[network]\nca_bundle = {json.dumps(str(ca_file))}\n"
+        'no_proxy = "127.0.0.1,::1,localhost"\n'
+        f"[bulk]\ndest = {json.dumps(str(models.resolve()))}\n"
+    )
+
+
 async def run_tui_demo(home: Path, models: Path) -> None:
     """The UI with an embedded engine on the simulator and a sample queue."""
     from civitai_tui.engine.core import Engine
@@ -127,9 +138,7 @@ async def run_tui_demo(home: Path, models: Path) -> None:
     token = secrets.token_hex(16)
     sim = await start_simulator(tokens={token}, tls="storage", gallery=GALLERY_MODELS)
     assert sim.ca is not None
-    (home / "config.toml").write_text(
-        f'[network]\nca_bundle = "{sim.ca.ca_file}"\nno_proxy = "127.0.0.1,::1,localhost"\n'
-    )
+    (home / "config.toml").write_text(demo_config(sim.ca.ca_file, models))
     specials = sim.catalogue.specials
     # Slow storage for the two big files (about 1 and 4 minutes), so there is
     # progress to watch, pause and resume whatever connections the optimizer opens.

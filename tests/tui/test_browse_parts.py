@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
+import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from textual.binding import Binding
 
+from civitai_tui.config import Config
+from civitai_tui.demo import demo_config
 from civitai_tui.tui import images
 from civitai_tui.tui.images import MAX_PIXELS, PreviewError, decode, renderer
 from civitai_tui.tui.screens.browse import BrowseScreen
@@ -88,3 +92,13 @@ def test_the_renderer_follows_what_the_terminal_answered(monkeypatch: pytest.Mon
     monkeypatch.setattr(images.renderable, "Image", images.renderable.UnicodeImage)  # no tty
     half = renderer(headless=False)
     assert (half.name, half.pixels(10, 4)) == ("half-block", (10, 8))
+
+
+def test_the_demo_gives_browse_a_destination(tmp_path: Path) -> None:
+    models = tmp_path / 'odd "name" \\ dir' / "models"
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    path = tmp_path / "config.toml"
+    path.write_text(demo_config(tmp_path / "ca.pem", models))
+    config = Config.load(path)
+    assert config.get("bulk.dest") == str(models)  # Browse's `a` and `L` use it
+    assert config.get("network.ca_bundle") == str(tmp_path / "ca.pem")
