@@ -128,6 +128,10 @@ class FileProgress(Event):
     total: int | None
     speed: float  # bytes/s, smoothed
     connections: int = 1
+    #: Of them, those with an answer (the rest wait for theirs) ...
+    serving: int | None = None
+    #: ... and those waiting longer than a request takes (a server may never answer).
+    stuck: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

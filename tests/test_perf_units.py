@@ -195,6 +195,15 @@ def test_a_burst_of_refusals_tells_the_limit_and_the_budget_sits_there() -> None
     assert probe.conn_limit == 4 and probe.bursts == 2
 
 
+def test_a_hang_burst_counts_the_connections_served_at_best_not_those_left_hanging() -> None:
+    probe = HostProbe("h", 32, 64, 0.1)
+    for _ in range(26):  # 26 requests hung past the answer deadline, 6 are served
+        probe.refused("connections closed unanswered", 6, now=10.0)
+    assert probe.tick(6 * MB, 6, 10.1) is None  # 26 more open, waiting for an answer
+    assert probe.tick(3 * MB, 3, 10.5) is not None  # served ones at a segment boundary
+    assert probe.conn_limit == 6 and probe.budget == 6  # the most seen served at once
+
+
 def test_a_burst_that_leaves_a_gap_is_bisected() -> None:
     probe = HostProbe("h", 32, 64, 0.1)
     probe.refused("HTTP 429", 32, now=1.0)  # one refusal seen, 4 served: the limit is 4..31

@@ -77,6 +77,9 @@ REFUSED = frozenset({401, 403, 410})
 FLOWING = 1.0
 ANSWER_FLOOR = 2.0
 ANSWER_TTFB_FACTOR = 10
+#: A request unanswered this long (x TTFB, at least the floor) no longer counts as serving.
+STUCK_FLOOR = 0.5
+STUCK_TTFB_FACTOR = 3
 
 
 class HostPool:
@@ -235,8 +238,8 @@ class Transfer:
         self._all_done = asyncio.Event()
         self._last_progress = 0.0
         self._bytes_at = -FLOWING  # when bytes last landed (loop time)
-        #: Tasks whose request waits for its answer's headers.
-        self._asking: set[asyncio.Task[Any] | None] = set()
+        #: Tasks whose request waits for its answer's headers -> when it was sent.
+        self._asking: dict[asyncio.Task[Any] | None, float] = {}
         #: The minimum-progress floor: when its window began, the bytes fetched then, and
         #: the seconds excused since (our own speed limits and retry waits: no slow server).
         self._floor_since = 0.0
@@ -937,7 +940,7 @@ class Transfer:
         wait = self.pool.answer_deadline(self._host(), now) if self.pool else None
         deadline = asyncio.timeout(wait)
         task = asyncio.current_task()
-        self._asking.add(task)
+        self._asking[task] = now
         try:
             async with deadline:
                 return await request
@@ -946,7 +949,7 @@ class Transfer:
                 raise unanswered_error(wait) from None
             raise
         finally:
-            self._asking.discard(task)
+            self._asking.pop(task, None)
 
     def _observe(self, answer: Answer) -> None:
         """Note an answer's time to first byte; tell the settings' observer (the optimizer)."""
@@ -1098,7 +1101,9 @@ class Transfer:
                 done=self.ranges.done_bytes,
                 total=self.size,
                 speed=speed,
-                connections=self._serving(),
+                connections=self.ranges.owners,
+                serving=self._serving(),
+                stuck=self._stuck(),
             )
         )
 
@@ -1106,6 +1111,13 @@ class Transfer:
         """Connections with an answer (those still asking may never get one)."""
         assert self.ranges is not None
         return max(0, self.ranges.owners - len(self._asking))
+
+    def _stuck(self) -> int:
+        """Requests waiting for an answer longer than a request takes here
+        (``STUCK_TTFB_FACTOR`` x the usual time to first byte, at least ``STUCK_FLOOR`` s)."""
+        wait = max(STUCK_FLOOR, STUCK_TTFB_FACTOR * self._ttfb)
+        since = asyncio.get_running_loop().time() - wait
+        return sum(1 for asked in self._asking.values() if asked < since)
 
     def _checkpoint_due(self, now: float) -> bool:
         return not self._checkpointing and (

@@ -70,6 +70,8 @@ class FileTrack:
     credited: int = 0  # bytes already added to the host's running total
     sampled: int = 0  # bytes already counted in the file's series
     connections: int = 0
+    serving: int = 0  # of them, with an answer
+    stuck: int = 0  # of them, waiting for one longer than a request takes
     seen: float = field(default_factory=time.monotonic)
     #: The last rate measurement: its rate, and the progress it was measured up to.
     rate: float = 0.0
@@ -108,11 +110,15 @@ class ThroughputTracker:
     def started(self, key: str, host: str, done: int = 0) -> None:
         self.files[key] = FileTrack(host, done, done, done)
 
-    def progress(self, key: str, done: int, connections: int) -> None:
+    def progress(
+        self, key: str, done: int, connections: int, serving: int | None = None, stuck: int = 0
+    ) -> None:
         track = self.files.get(key)
         if track is None:
             return
         track.done, track.connections, track.seen = done, connections, time.monotonic()
+        track.serving = connections if serving is None else serving
+        track.stuck = stuck
 
     def finished(self, key: str) -> None:
         track = self.files.pop(key, None)
@@ -134,6 +140,14 @@ class ThroughputTracker:
 
     def connections(self, host: str | None = None) -> int:
         return sum(t.connections for t in self.active(host))
+
+    def serving(self, host: str) -> int:
+        """Connections to ``host`` with an answer (not those still waiting for one)."""
+        return sum(t.serving for t in self.active(host))
+
+    def usable(self, host: str) -> int:
+        """Connections to ``host`` serving or asking no longer than a request takes."""
+        return sum(t.connections - t.stuck for t in self.active(host))
 
     def host_rate(self, host: str) -> float:
         """Bytes/s from ``host`` now: each active file's rate between its progress reports."""

@@ -143,7 +143,9 @@ class PerformanceOptimizer:
     # ------------------------------------------------------------ bus events
     def _on_event(self, event: Event) -> None:
         if isinstance(event, FileProgress):
-            self.tracker.progress(event.key, event.done, event.connections)
+            self.tracker.progress(
+                event.key, event.done, event.connections, event.serving, event.stuck
+            )
         elif isinstance(event, FileStarted):
             self._file_started(event)
             self._wake.set()
@@ -192,7 +194,7 @@ class PerformanceOptimizer:
             return
         if trouble in (Trouble.THROTTLED, Trouble.REFUSED):
             what = f"HTTP {event.status}" if event.status else "connections closed unanswered"
-            probe.refused(what, self.tracker.connections(host), _now())
+            probe.refused(what, self.tracker.serving(host), _now())
         elif trouble in (Trouble.RESET, Trouble.STALLED):
             self._host_errors[host] = self._host_errors.get(host, 0) + 1
 
@@ -237,8 +239,9 @@ class PerformanceOptimizer:
             errors = self._host_errors.pop(host, 0)
             if errors and self.config.limits.probe:
                 self._apply_step(host, probe.connection_errors(errors, now))
-            connections = self.tracker.connections(host)
-            self._apply_step(host, probe.tick(self.tracker.host_rate(host), connections, now))
+            rate, serving = self.tracker.host_rate(host), self.tracker.serving(host)
+            usable = self.tracker.usable(host)
+            self._apply_step(host, probe.tick(rate, serving, now, usable))
             self._share(host)
 
     def _sample(self) -> None:

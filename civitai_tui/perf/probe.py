@@ -88,9 +88,15 @@ class Step:
 
 @dataclass(frozen=True)
 class Measurement:
-    connections: float  # connections actually open, averaged over the measurement
+    connections: float  # connections serving (with an answer), averaged over the measurement
     budget: int
     rate: float  # bytes/s
+    #: Connections in use: serving, or asking no longer than a request takes (None: same).
+    usable: float | None = None
+
+    @property
+    def in_use(self) -> float:
+        return self.connections if self.usable is None else self.usable
 
 
 def _open(base: Measurement) -> int:
@@ -103,15 +109,19 @@ class _Window:
     ticks: int = 0
     rate_sum: float = 0.0
     conn_sum: float = 0.0
+    usable_sum: float = 0.0
 
-    def add(self, rate: float, connections: int) -> None:
+    def add(self, rate: float, connections: int, usable: int) -> None:
         self.ticks += 1
         self.rate_sum += rate
         self.conn_sum += connections
+        self.usable_sum += usable
 
     def result(self, budget: int) -> Measurement:
         ticks = max(1, self.ticks)
-        return Measurement(self.conn_sum / ticks, budget, self.rate_sum / ticks)
+        return Measurement(
+            self.conn_sum / ticks, budget, self.rate_sum / ticks, self.usable_sum / ticks
+        )
 
 
 @dataclass
@@ -227,8 +237,12 @@ class HostProbe:
         return self.budget
 
     # ----------------------------------------------------------- observing
-    def tick(self, rate: float, connections: int, now: float) -> Step | None:
-        """One probe tick: the host moved ``rate`` bytes/s over ``connections`` open ones."""
+    def tick(
+        self, rate: float, connections: int, now: float, usable: int | None = None
+    ) -> Step | None:
+        """One probe tick: the host moved ``rate`` bytes/s over ``connections`` serving ones
+        (with an answer); ``usable``: those plus the ones asking no longer than a request
+        takes (default: ``connections``)."""
         if self._burst is not None:
             self._burst.served = max(self._burst.served, connections)
             if now - self._burst.started < BURST_WINDOW:
@@ -239,7 +253,7 @@ class HostProbe:
         if self._settle > 0:
             self._settle -= 1
             return None
-        self._window.add(rate, connections)
+        self._window.add(rate, connections, connections if usable is None else usable)
         if self._window.ticks < (1 if self.cold else MEASURE_TICKS):  # decide early on a new host
             return None
         measured = self._window.result(self.budget)
@@ -284,7 +298,7 @@ class HostProbe:
         if direction is Direction.UP:
             if self._grow_blocked or base.budget >= self.limit(now):
                 return None
-            if base.connections < base.budget * 0.75:
+            if base.in_use < base.budget * 0.75:
                 return None  # the files cannot use the budget they have (too few ranges)
             if self.rate_cap and base.rate >= 0.9 * self.rate_cap:
                 return None  # the speed limit, not the connections, sets the rate
