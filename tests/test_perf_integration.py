@@ -167,10 +167,11 @@ async def test_a_connection_limit_is_learned_from_one_burst_and_never_crossed_ag
 
 #: A connection limit of every kind, on capped connections: two files of ``SIZE`` from a
 #: cold start take at most ``LIMIT_FACTOR`` times the physical limit (both files' bytes at
-#: ``LIMIT`` connections of ``CAP`` each): the limit is found by one burst, not by halving
-#: and waiting, and a hang is read as a refusal within seconds, not after a stall timeout.
+#: ``LIMIT`` connections of ``CAP`` each: 4 s): the limit is found by one burst, not by
+#: halving and waiting, and a hang is read as a refusal within seconds, not after a stall
+#: timeout (its 2 s answer deadline is half the physical time: a factor of its own).
 LIMIT, CAP, SIZE = 6, 2 * MiB, 24 * MiB
-LIMIT_FACTOR = 1.5
+LIMIT_FACTOR = {"503": 1.5, "429": 1.5, "reset": 1.5, "hang": 2.0}
 
 
 @pytest.mark.slow
@@ -195,12 +196,13 @@ async def test_a_connection_limit_of_every_kind_is_found_and_the_files_finish_ne
         probe = next(iter(optimizer.probes.values()))
     assert all(r.status == "completed" and r.verified for r in results), results
     physical = 2 * SIZE / (LIMIT * CAP)
-    assert wall <= LIMIT_FACTOR * physical, (
+    assert wall <= LIMIT_FACTOR[answer] * physical, (
         wall,
         physical,
         [(d.old, d.new, d.reason) for d in decisions if d.setting == "connections"],
     )
-    assert probe.conn_limit in (LIMIT - 1, LIMIT)
+    # the most connections seen served at once (a loaded machine may see one or two fewer)
+    assert probe.conn_limit is not None and LIMIT - 2 <= probe.conn_limit <= LIMIT
     # at the limit (one under it if the busy machine shed one: the tables, not the probe)
     assert probe.conn_limit - 1 <= probe.budget <= probe.conn_limit
     assert probe.bursts == 1  # the first burst told the limit; none came after it
