@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -612,7 +613,7 @@ def engine_status(as_json: bool) -> None:
             ("API token", token),
             ("jobs", jobs),
             *[(name, str(value)) for name, value in found.get("network", {}).items()],
-            *([("fleet", found["fleet"])] if found.get("fleet") else []),
+            *([("fleet", _fleet_line(found))] if found.get("fleet") else []),
             *(
                 [("state.db", f"cannot save: {found['store_error']}")]
                 if found.get("store_error")
@@ -625,6 +626,16 @@ def engine_status(as_json: bool) -> None:
     raise SystemExit(0 if found is not None else 1)
 
 
+def _fleet_line(found: dict[str, Any]) -> str:
+    """``engine status``'s fleet line: the server, this engine's name and files, trouble."""
+    work = found.get("fleet_engine") or {}
+    line = f"{found['fleet']} as {printable(work.get('name', '?'))}, "
+    line += f"{work.get('in_flight', 0)} file(s) held"
+    if work.get("server_error"):
+        line += f"; server unreachable ({work['server_error']}): no new work is taken"
+    return line
+
+
 def _with_engine(call: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``call(client)`` against the engine, starting it when none runs."""
     from civitai_tui.engine.client import EngineClient
@@ -634,6 +645,27 @@ def _with_engine(call: Callable[[Any], Awaitable[T]]) -> T:
         socket = await ensure_engine(state_dir())
         async with EngineClient(socket) as client:
             return await call(client)
+
+    return _run(go())
+
+
+def _fleet() -> Any:
+    """The fleet's server (``fleet.url``), or None: the queue commands use the local engine."""
+    from civitai_tui.fleet.connection import fleet_url
+
+    try:
+        return fleet_url(_config())
+    except CivitaiTuiError as err:
+        _fail(err.message, 2)
+
+
+def _on_fleet(fleet: Any, call: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``call(queue)`` on the fleet's queue (fleet mode: no local engine needed)."""
+    from civitai_tui.fleet.commands import fleet_queue
+
+    async def go() -> T:
+        async with fleet_queue(fleet, _config().get("network.ca_bundle")) as queue:
+            return await call(queue)
 
     return _run(go())
 
@@ -677,12 +709,63 @@ def add(
     expanded = expand_target_args(targets)
     _targets(tuple(expanded), env.base_url)
     config = _config()
-    options = _job_options(bulk, dest, config).to_dict()  # dest absolute: the engine's cwd differs
-    job = _with_engine(lambda c: c.add(expanded, priority=priority, options=options, name=name))
+    fleet = _fleet()
+    if fleet is not None:
+        job = _fleet_add(fleet, tuple(expanded), bulk, dest, name, priority)
+    else:
+        options = _job_options(bulk, dest, config).to_dict()  # absolute: the engine's cwd differs
+        job = _with_engine(lambda c: c.add(expanded, priority=priority, options=options, name=name))
     if as_json:
         click.echo(json.dumps(job))
     else:
         click.echo(f"queued job {job['id']}: {printable(job['name'])} (priority {job['priority']})")
+
+
+def _fleet_add(
+    fleet: Any,
+    targets: tuple[str, ...],
+    bulk: dict[str, Any],
+    dest: Path | None,
+    name: str | None,
+    priority: int,
+) -> dict[str, Any]:
+    """``add`` in fleet mode: planned here (as ``--dry-run`` plans), its files queued on the
+    fleet's server for any engine to claim; the destination must be the same path on the
+    engines (shared storage)."""
+    from civitai_tui.bulk.manager import default_name
+    from civitai_tui.events import EventBus
+    from civitai_tui.fleet.commands import job_view
+    from civitai_tui.fleet.records import request_text
+    from civitai_tui.oneshot import plan_get
+    from civitai_tui.runtime_settings import api_options
+
+    env, config, parsed = _client_side(targets)
+    options = _get_options(config, bulk, dest, None, False, tuned=False)
+    requests, failures = _run(
+        plan_get(
+            parsed,
+            options,
+            base_url=env.base_url,
+            api_key=_api_key(env),
+            bus=EventBus(),
+            limiters=api_options(config),
+        )
+    )
+    errors = "; ".join(f"{f.target}: {f.error.message}" for f in failures)
+    if not requests:
+        _fail(errors or f"nothing matched {' '.join(targets)}: no files to download", EXIT_NOTHING)
+    models = {r.info.model_name for r in requests if r.info.model_name}
+    title = name or (models.pop() if len(models) == 1 else default_name(parsed))
+
+    async def call(queue: Any) -> dict[str, Any]:
+        extra = {"error": errors} if errors else {}
+        job_id = await queue.add_job(
+            [request_text(r) for r in requests], name=title, priority=priority, extra=extra
+        )
+        [job] = await queue.jobs(files=True, ids=[job_id])
+        return job_view(job, with_files=False)
+
+    return _on_fleet(fleet, call)
 
 
 @main.command("ls")
@@ -691,7 +774,13 @@ def ls(as_json: bool) -> None:
     """List the jobs in queue order (--json: with each file's path, or why it has none)."""
     from civitai_tui.console import print_jobs
 
-    jobs = _with_engine(lambda c: c.jobs(files=as_json))
+    fleet = _fleet()
+    if fleet is not None:
+        from civitai_tui.fleet.commands import views
+
+        jobs = _on_fleet(fleet, lambda q: views(q, with_files=as_json))
+    else:
+        jobs = _with_engine(lambda c: c.jobs(files=as_json))
     if as_json:
         click.echo(json.dumps(jobs))
     else:
@@ -741,7 +830,14 @@ def _job_action(action: str, job_ids: tuple[str, ...]) -> None:
     async def call(client: Any) -> list[dict[str, Any]]:
         return [await client.action(job_id, action) for job_id in job_ids]
 
-    for job in _with_engine(call):
+    fleet = _fleet()
+    if fleet is not None:
+        from civitai_tui.fleet.commands import act
+
+        jobs = _on_fleet(fleet, lambda q: act(q, job_ids, action))
+    else:
+        jobs = _with_engine(call)
+    for job in jobs:
         click.echo(f"{job['id']}: {job['state']}")
 
 
@@ -787,7 +883,13 @@ def max_speed(job_id: str, value: int) -> None:
 @click.argument("value", type=int, metavar="N")
 def priority(job_id: str, value: int) -> None:
     """Set a job's priority (higher runs first)."""
-    job = _with_engine(lambda c: c.set_priority(job_id, value))
+    fleet = _fleet()
+    if fleet is not None:
+        from civitai_tui.fleet.commands import act
+
+        [job] = _on_fleet(fleet, lambda q: act(q, [job_id], "priority", value))
+    else:
+        job = _with_engine(lambda c: c.set_priority(job_id, value))
     click.echo(f"{job['id']}: priority {job['priority']}")
 
 
@@ -815,6 +917,10 @@ def wait(job_ids: tuple[str, ...], timeout: float | None) -> None:
     from civitai_tui.console import QueueProgress
 
     ids = list(job_ids) or None
+    fleet = _fleet()
+    if fleet is not None:
+        _fleet_wait(fleet, ids, timeout)
+        return
 
     async def watch(client: Any, progress: QueueProgress) -> None:
         while True:
@@ -852,6 +958,56 @@ def wait(job_ids: tuple[str, ...], timeout: float | None) -> None:
     if not result["ok"]:
         _fail("some jobs did not complete; see `civitai-tui ls`", WAIT_FAILED)
     click.echo("all jobs completed")
+
+
+def _fleet_wait(fleet: Any, ids: list[str] | None, timeout: float | None) -> None:
+    """``wait`` in fleet mode: the server's job states, polled (same exit statuses)."""
+    from civitai_tui.fleet.commands import wait as fleet_wait
+
+    try:
+        jobs = _on_fleet(fleet, lambda q: fleet_wait(q, ids, timeout))
+    except TimeoutError:
+        _fail(f"not finished within {timeout:g} s", WAIT_TIMEOUT)
+    if not all(j["state"] == "completed" for j in jobs):
+        _fail("some jobs did not complete; see `civitai-tui ls`", WAIT_FAILED)
+    click.echo("all jobs completed")
+
+
+@main.group()
+def fleet() -> None:
+    """Fleet mode: many engines working from one queue on a Valkey/Redis server (fleet.url)."""
+
+
+@fleet.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def fleet_status(as_json: bool) -> None:
+    """The fleet's engines (alive, host, files in flight, throughput, last seen) and queue."""
+    from civitai_tui.fleet.commands import status
+
+    url = _fleet()
+    if url is None:
+        _fail("no fleet: set fleet.url (or CIVITAI_TUI_FLEET) to a Valkey/Redis server", 2)
+    found = _on_fleet(url, status)
+    if as_json:
+        click.echo(json.dumps({"server": str(url), **found}))
+        return
+    click.echo(f"server: {url}")
+    now = time.time()
+    for e in found["engines"]:
+        alive = "alive" if e["alive"] else "gone"
+        click.echo(
+            f"  {printable(e['name'])}: {alive}, host {printable(e['host']) or '?'}, "
+            f"{e['in_flight']} file(s) in flight, {format_speed(int(e['bytes_per_second']))}, "
+            f"last seen {now - e['last_seen']:.0f} s ago"
+        )
+    if not found["engines"]:
+        click.echo("  no engine has joined")
+    queue = found["queue"]
+    jobs = ", ".join(f"{n} {s}" for s, n in sorted(queue["jobs"].items())) or "none"
+    click.echo(
+        f"jobs: {jobs}; files queued {queue['files_queued']}, "
+        f"held by engines {queue['files_leased']}"
+    )
 
 
 # ------------------------------------------------------------------- credentials

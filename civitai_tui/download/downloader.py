@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -82,14 +83,31 @@ class FileDownloader:
             transfer.adjust()
         self._pool.freed(host)
 
-    async def download(self, request: DownloadRequest) -> DownloadResult:
-        """Fetch, verify and place one file; failures are returned, cancellation propagates."""
+    async def download(
+        self,
+        request: DownloadRequest,
+        *,
+        part_tag: str = "",
+        may_publish: Callable[[], Awaitable[bool]] | None = None,
+    ) -> DownloadResult:
+        """Fetch, verify and place one file; failures are returned, cancellation propagates.
+
+        Fleet mode: ``part_tag`` names this engine's own part file; ``may_publish`` is asked
+        once the file is verified, right before the rename into place: False (another engine
+        holds the file now) drops this copy and fails the download as CANCELLED.
+        """
         started = time.monotonic()
         transfer = Transfer(
-            self.session, request, self.settings, self.bus, self._pool, resolve=self.resolve
+            self.session,
+            request,
+            self.settings,
+            self.bus,
+            self._pool,
+            resolve=self.resolve,
+            part_tag=part_tag,
         )
         try:
-            result = await self._download(request, transfer, started)
+            result = await self._download(request, transfer, started, may_publish)
         except CivitaiTuiError as err:
             result = self._failed(request, transfer, err)
         except Exception as exc:  # any surprise ends the file FAILED, never "done"
@@ -97,18 +115,24 @@ class FileDownloader:
         result.duration = time.monotonic() - started
         return result
 
-    def discard_partial(self, request: DownloadRequest, name: str | None = None) -> None:
+    def discard_partial(
+        self, request: DownloadRequest, name: str | None = None, part_tag: str = ""
+    ) -> None:
         """Delete the ``.part`` and control file of ``request`` (a cancelled download)."""
         if name is None and request.filename:
             name = choose_filename(request.filename, None, None, "")
         if name is None:
             return
-        part = part_path(request.dest_dir, name)
+        part = part_path(request.dest_dir, name, part_tag)
         part.unlink(missing_ok=True)
         remove_control(control_path(part))
 
     async def _download(
-        self, request: DownloadRequest, transfer: Transfer, started: float
+        self,
+        request: DownloadRequest,
+        transfer: Transfer,
+        started: float,
+        may_publish: Callable[[], Awaitable[bool]] | None,
     ) -> DownloadResult:
         refuse_flagged(request)
         self._prepare_dest(request, transfer)
@@ -123,7 +147,7 @@ class FileDownloader:
             await transfer.run()
         finally:
             self._active.discard(transfer)
-        return await self._finish(request, transfer, started)
+        return await self._finish(request, transfer, started, may_publish)
 
     def _prepare_dest(self, request: DownloadRequest, transfer: Transfer) -> None:
         """Create the folder and, when the size is listed, check space before any request."""
@@ -165,7 +189,11 @@ class FileDownloader:
         return DownloadResult("skipped", final, bytes=size, sha256=digest, verified=True)
 
     async def _finish(
-        self, request: DownloadRequest, transfer: Transfer, started: float
+        self,
+        request: DownloadRequest,
+        transfer: Transfer,
+        started: float,
+        may_publish: Callable[[], Awaitable[bool]] | None,
     ) -> DownloadResult:
         assert transfer.name is not None and transfer.size is not None
         expect = Expectations(transfer.name, transfer.size, request.sha256, request.blake3)
@@ -179,6 +207,14 @@ class FileDownloader:
         )
         if report.error is not None:
             return self._quarantine(request, transfer, report)
+        if may_publish is not None and not await may_publish():
+            transfer.part.unlink(missing_ok=True)
+            remove_control(transfer.ctl)
+            raise CivitaiTuiError(
+                FailureKind.CANCELLED,
+                "another engine of the fleet holds this file now (this engine's lease "
+                "lapsed); this copy was dropped, the other one is placed",
+            )
         disk.move_into_place(transfer.part, transfer.final)
         remove_control(transfer.ctl)
         result = DownloadResult(

@@ -177,8 +177,10 @@ class Restart(Exception):
 First = tuple[Segment, aiohttp.ClientResponse, int]
 
 
-def part_path(dest_dir: Path, name: str) -> Path:
-    return dest_dir / f"{name}.part"
+def part_path(dest_dir: Path, name: str, tag: str = "") -> Path:
+    """Where ``name`` is written until it is verified; ``tag`` (a fleet engine's) gives each
+    writer of a shared folder its own part file."""
+    return dest_dir / (f"{name}.{tag}.part" if tag else f"{name}.part")
 
 
 class Transfer:
@@ -192,9 +194,11 @@ class Transfer:
         bus: EventBus,
         pool: HostPool | None = None,
         resolve: Resolver = resolve_direct,
+        part_tag: str = "",
     ) -> None:
         self.session = session
         self.pool = pool
+        self.part_tag = part_tag
         self.request = request
         self._resolve = resolve
         self.settings = settings
@@ -260,7 +264,7 @@ class Transfer:
     @property
     def part(self) -> Path:
         assert self.name is not None
-        return part_path(self.request.dest_dir, self.name)
+        return part_path(self.request.dest_dir, self.name, self.part_tag)
 
     @property
     def final(self) -> Path:

@@ -275,6 +275,10 @@ class ControlAPI:
                 "fleet": self.engine.config.shown()["fleet.url"] or None,
                 # Shared or degraded limits (docs/fleet-limits.md), None for a lone engine.
                 "fleet_limits": limits.snapshot() if limits is not None else None,
+                # This engine's fleet work: name, files held, why the server is unreachable.
+                "fleet_engine": (
+                    self.engine.fleet_worker.status() if self.engine.fleet_worker else None
+                ),
                 "clients": {"waiting": self._waiters, "streams": len(self._streams)},
                 # Why writes to state.db fail, while they do (None: everything is saved).
                 "store_error": self.manager.store_error,

@@ -34,8 +34,11 @@ from civitai_tui.credentials import TokenKeeper
 from civitai_tui.engine.hooks import Hooks, JobFacts
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.events import EventBus
+from civitai_tui.fleet.connection import FleetUrl
 from civitai_tui.fleet.limits import FleetLimits, engine_limits
+from civitai_tui.fleet.queue import FleetQueue
 from civitai_tui.fleet.settings import FleetSettings
+from civitai_tui.fleet.worker import FleetWorker
 from civitai_tui.net.network import Network, install
 from civitai_tui.net.policy import UrlPolicy
 from civitai_tui.net.policy import install as install_policy
@@ -73,6 +76,7 @@ class Engine:
         self.credentials = TokenKeeper(state_dir, env.api_key)
         #: Fleet mode (``fleet.*``): None url means this engine works alone from state.db.
         self.fleet = FleetSettings.from_config(self.config, state_dir)
+        self.fleet_worker: FleetWorker | None = None
         self.bus = EventBus()
         self.optimizer = PerformanceOptimizer(
             self.bus,
@@ -144,8 +148,27 @@ class Engine:
         await self.optimizer.start()
         if self.fleet_limits is not None:
             await self.fleet_limits.start()
+        if self.fleet.url is not None:
+            await self._join_fleet(self.fleet.url)
+
+    async def _join_fleet(self, url: FleetUrl) -> None:
+        """Work from the fleet's queue too (``fleet.url``); an unreachable server is said
+        in the log and retried, never fatal."""
+        self.fleet_worker = FleetWorker(
+            FleetQueue(url.client(self.config.get("network.ca_bundle"))),
+            self.fleet,
+            downloader=lambda: self.manager.downloader,
+            bus=self.bus,
+            slots=self.manager.batch.batch_size,
+            state_dir=self.state_dir,
+            checkpoint_seconds=self.manager.settings.download.checkpoint_seconds,
+        )
+        log.info("fleet: joining %s as %s", url, self.fleet.name)
+        await self.fleet_worker.start()
 
     async def stop(self) -> None:
+        if self.fleet_worker is not None:
+            await self.fleet_worker.stop()
         await self.optimizer.stop()
         await self.manager.stop()
         await self.browser.close()

@@ -26,6 +26,8 @@ from civitai_tui.fleet import scripts
 PREFIX = "ctf:"
 #: Files sent to the server in one ADD call (a 10,000-file job goes in chunks).
 ADD_CHUNK = 500
+#: Jobs read by one LIST script (``ls``): the server answers others between chunks.
+LIST_CHUNK = 500
 JOB_ACTIONS = ("pause", "resume", "cancel", "retry", "priority")
 
 
@@ -89,6 +91,7 @@ class FleetQueue:
         self._finish = client.register_script(scripts.full(scripts.FINISH))
         self._control = client.register_script(scripts.full(scripts.CONTROL))
         self._lapse = client.register_script(scripts.full(scripts.LAPSE))
+        self._list = client.register_script(scripts.full(scripts.LIST))
 
     # ------------------------------------------------------------------ writing
 
@@ -178,24 +181,16 @@ class FleetQueue:
     async def jobs(
         self, *, files: bool = False, ids: Iterable[str] | None = None
     ) -> list[FleetJob]:
-        """Every job (in arrival order), with its files when asked."""
+        """Every job (in arrival order), or those of ``ids``, with their files when asked."""
         ids = list(ids) if ids is not None else await self.job_ids()
-        async with self.client.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hgetall(self.prefix + "job:" + job_id)
-                if files:
-                    pipe.lrange(self.prefix + "jfiles:" + job_id, 0, -1)
-            answers = await pipe.execute()
-        step = 2 if files else 1
         jobs = []
-        for i, job_id in enumerate(ids):
-            data = answers[i * step]
-            if not data:
-                continue
-            job_files: tuple[FleetFile, ...] = ()
-            if files:
-                job_files = tuple(await self._files(answers[i * step + 1]))
-            jobs.append(_job(job_id, data, job_files))
+        for start in range(0, len(ids), LIST_CHUNK):  # short scripts: claims go between
+            texts = await self._list(args=[self.prefix, *ids[start : start + LIST_CHUNK]])
+            for job_id, text in zip(ids[start : start + LIST_CHUNK], texts, strict=True):
+                if text:
+                    data = json.loads(text)
+                    found = tuple(_file(row) for row in data["files"]) if files else ()
+                    jobs.append(_job(job_id, data["job"], found))
         return jobs
 
     async def resolve(self, prefix: str) -> str | None:
@@ -207,24 +202,6 @@ class FleetQueue:
         found = [i for i in ids if prefix and i.startswith(prefix)]
         return found[0] if len(found) == 1 else None
 
-    async def _files(self, file_ids: list[str]) -> list[FleetFile]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for file_id in file_ids:
-                pipe.hgetall(self.prefix + "file:" + file_id)
-            answers = await pipe.execute()
-        return [
-            FleetFile(
-                id=file_id,
-                state=data.get("state", ""),
-                engine=data.get("engine") or None,
-                request=_json(data.get("request", "")),
-                attempts=int(data.get("attempts", 0)),
-                detail=_json(data.get("detail", "")),
-                checkpoint=_json(data.get("checkpoint", "")),
-            )
-            for file_id, data in zip(file_ids, answers, strict=True)
-        ]
-
     async def queued(self) -> int:
         """Files waiting for an engine."""
         return int(await self.client.zcard(self.prefix + "ready"))
@@ -232,6 +209,19 @@ class FleetQueue:
     async def leased(self) -> int:
         """Files held by an engine."""
         return int(await self.client.zcard(self.prefix + "leases"))
+
+
+def _file(row: list[str]) -> FleetFile:
+    file_id, state, engine, request, attempts, detail, checkpoint = row
+    return FleetFile(
+        id=file_id,
+        state=state,
+        engine=engine or None,
+        request=_json(request),
+        attempts=int(attempts),
+        detail=_json(detail),
+        checkpoint=_json(checkpoint),
+    )
 
 
 def _ms(seconds: float) -> int:
