@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 from pathlib import Path
 
 import pytest
 import redis.exceptions
+from hypothesis import given
+from hypothesis import strategies as st
 
 from civitai_tui.config import Config
 from civitai_tui.errors import CivitaiTuiError
@@ -144,3 +147,22 @@ async def test_engine_status_and_config_show_the_fleet_without_credentials(
     assert status["fleet"] == "redis://***@127.0.0.1:7000/1"
     assert settings["fleet.url"] == "redis://***@127.0.0.1:7000/1"
     assert SECRET not in json.dumps(status) + json.dumps(settings)
+
+
+@given(
+    scheme=st.sampled_from(["redis", "rediss", "unix", "http", ""]),
+    user=st.text(alphabet=string.ascii_letters + string.digits + "-_.", max_size=12),
+    password=st.text(alphabet=string.ascii_letters + string.digits + "-_.~!$", min_size=8),
+    rest=st.text(max_size=30),
+)
+def test_any_fleet_url_parses_or_is_refused_never_showing_its_password(
+    scheme: str, user: str, password: str, rest: str
+) -> None:
+    secret = "S3cr" + password  # registered secrets shorter than 6 are not masked
+    text = f"{scheme}://{user}:{secret}@{rest}"
+    try:
+        url = parse_fleet_url(text, "fleet.url")
+    except CivitaiTuiError as err:
+        assert secret not in err.message
+        return
+    assert secret not in url.display + repr(url) + str(url)
