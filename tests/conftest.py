@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.helpers import TOKEN
+
 if TYPE_CHECKING:
-    from civitai_tui.engine.client import EngineClient
-    from civitai_tui.engine.core import Engine
     from civitai_tui.simulator.server import Simulator
     from tests.engine_cli import Cli
 
@@ -39,9 +35,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 pytest_plugins = ["tests.redis_server"]
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-#: A realistic-looking CivitAI key (32 lowercase hex) that the simulator accepts.
-TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
 @pytest.fixture(autouse=True)
@@ -70,34 +63,6 @@ async def sim() -> AsyncIterator[Simulator]:
         await simulator.close()
 
 
-@asynccontextmanager
-async def embedded_engine(
-    sim: Simulator, home: Path, config: str
-) -> AsyncIterator[tuple[Engine, EngineClient, Path]]:
-    """An engine on the simulator with its control API on ``home/engine.sock``, and a client."""
-    from civitai_tui.config import Config, Environment
-    from civitai_tui.engine.client import EngineClient
-    from civitai_tui.engine.core import Engine
-    from civitai_tui.engine.server import start_api
-
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(config)
-    engine = Engine(
-        home,
-        config=Config.load(home / "config.toml", environ={}),
-        environment=Environment(sim.api_url, TOKEN),
-    )
-    await engine.start()
-    socket = home / "engine.sock"
-    runner = await start_api(engine, socket)
-    try:
-        async with EngineClient(socket) as client:
-            yield engine, client, socket
-    finally:
-        await runner.cleanup()
-        await engine.stop()
-
-
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (root only; skipped elsewhere): a disk that fills up."""
@@ -116,42 +81,6 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-@dataclass
-class RunningProxy:
-    """A forward proxy process (``civitai_tui.simulator.proxy``) on loopback."""
-
-    port: int
-
-    def url(self, scheme: str = "http", auth: str | None = None) -> str:
-        return f"{scheme}://{auth + '@' if auth else ''}127.0.0.1:{self.port}"
-
-    async def carried(self) -> dict[str, int]:
-        """What the proxy carried: ``{"connect 127.0.0.1:PORT": n, ...}``."""
-        import aiohttp
-
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{self.port}/stats") as resp,
-        ):
-            return (await resp.json())["requests"]
-
-
-@asynccontextmanager
-async def forward_proxy(*args: str) -> AsyncIterator[RunningProxy]:
-    """Run the proxy in its own process with ``args`` (``--auth``, ``--mode``)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "civitai_tui.simulator.proxy", *args, stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line.startswith("listening on "), line
-        yield RunningProxy(int(line.rsplit(":", 1)[1]))
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 
 class Cli:

@@ -24,7 +24,7 @@ from civitai_tui.bulk.store import SCHEMA_VERSION, JobStore
 from civitai_tui.download.request import CivitAISourceRef, DirectSource, DownloadRequest
 from civitai_tui.events import FileInfo
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 from tests.test_civitai_client import small_plain_model
 
 #: ``files`` as schema version 2 declared it (version 1: without the last three columns).

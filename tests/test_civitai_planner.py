@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from civitai_tui.civitai.client import CivitAIClient
-from civitai_tui.civitai.planner import BulkFilters, plan_downloads
+from civitai_tui.civitai.planner import BulkFilters, PlanOptions, plan_downloads, plan_targets
 from civitai_tui.civitai.politeness import Backoff, RateLimiter
 from civitai_tui.civitai.selection import FileSelection
 from civitai_tui.civitai.targets import (
@@ -28,7 +28,8 @@ from civitai_tui.download.request import CivitAISourceRef, DirectSource, Downloa
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.catalogue import FileRef, SimFile, SimModel
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
+from tests.test_civitai_client import small_plain_model
 
 
 @pytest.fixture
@@ -268,3 +269,29 @@ async def test_planned_source_resolves_to_the_bytes(
     assert len(body) == request.expected_size
     assert hashlib.sha256(body).hexdigest().upper() == request.sha256
     assert sim.stats.storage_auth_headers == []
+
+
+NO_SUCH_FORMAT = FileSelection(primary_only=False, formats=("Diffusers",))
+
+
+async def test_a_selection_matching_no_file_names_the_version_and_the_fix(
+    sim: Simulator, client: CivitAIClient, tmp_path: Path
+) -> None:
+    version = small_plain_model(sim).versions[0]
+    requests, failures = await plan_targets(
+        client, [VersionTarget(version.id)], PlanOptions(dest=tmp_path, selection=NO_SUCH_FORMAT)
+    )
+    assert requests == []
+    [failure] = failures
+    assert failure.error.kind is FailureKind.NOT_FOUND
+    assert f"model version {version.id}" in failure.error.message
+    assert "relax --format" in failure.error.message
+
+
+async def test_bulk_targets_skip_versions_without_a_matching_file(
+    sim: Simulator, client: CivitAIClient, tmp_path: Path
+) -> None:
+    tag = sim.catalogue.models[0].tags[0]
+    options = PlanOptions(dest=tmp_path, selection=NO_SUCH_FORMAT, filters=BulkFilters(), limit=3)
+    requests, failures = await plan_targets(client, [TagTarget(tag)], options)
+    assert (requests, failures) == ([], [])  # nothing to fetch is not an error

@@ -15,7 +15,7 @@ import pytest
 from civitai_tui.analytics.analyzer import AnalyticsAnalyzer
 from civitai_tui.download.control import control_path, load_control
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 
 async def run_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,25 +45,74 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         Config.load(path, environ={"CIVITAI_TUI_BULK__STRATEGY": "fastest"})
 
 
+def fresh(tmp_path: Path) -> Config:
+    return Config.load(tmp_path / "config.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("bulk.sidecars", "yes", True),
+        ("bulk.sidecars", "OFF", False),
+        ("bulk.sidecars", False, False),
+        ("bulk.batch_size", 3.0, 3),
+        ("bulk.batch_size", " 12 ", 12),
+        ("bulk.pause_between_batches", "1.5", 1.5),
+        ("bulk.strategy", " Parallel ", "parallel"),
+    ],
+)
+def test_values_from_the_shell_or_toml_are_coerced(
+    tmp_path: Path, key: str, raw: Any, value: Any
+) -> None:
+    cfg = fresh(tmp_path)
+    assert cfg.set(key, raw) == value
+    assert fresh(tmp_path).get(key) == value  # persisted with its type
+
+
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
         ("bulk.batch_size", "0", "too small; expected an integer >= 1 and <= 1000"),
         ("bulk.batch_size", "2.5", "expected an integer"),
+        ("bulk.batch_size", True, "expected an integer >= 1"),
+        ("bulk.batch_size", 2.5, "expected an integer >= 1"),
         ("bulk.strategy", "fastest", "one of sequential, parallel, adaptive"),
+        ("bulk.sidecars", "maybe", "expected true or false"),
+        ("bulk.pause_between_batches", True, "expected a number >= 0 and <= 3600"),
+        ("bulk.pause_between_batches", 4000, "too large"),
         ("analytics.anonymize_users", "maybe", "true or false"),
         ("performance.cpu_threshold", "101", "too large"),
+        ("ui.theme", 5, "expected text"),
     ],
 )
-def test_invalid_values_name_the_key_and_the_rule(
-    tmp_path: Path, key: str, value: str, words: str
+def test_invalid_values_name_the_key_and_the_rule_and_change_nothing(
+    tmp_path: Path, key: str, value: Any, words: str
 ) -> None:
-    cfg = Config.load(tmp_path / "config.toml", environ={})
+    cfg = fresh(tmp_path)
+    before = cfg.get(key)
     with pytest.raises(ConfigError) as err:
         cfg.set(key, value)
-    assert key in str(err.value) and words in str(err.value)
     assert err.value.kind is FailureKind.BAD_CONFIG
+    assert err.value.message.startswith(f"{key}: {value!r}") and words in err.value.message
+    assert cfg.get(key) == before
     assert not (tmp_path / "config.toml").exists()  # nothing written
+
+
+def test_a_live_only_change_leaves_the_file_alone(tmp_path: Path) -> None:
+    cfg = fresh(tmp_path)
+    seen: list[tuple[str, Any]] = []
+    cfg.on_change(lambda k, v: seen.append((k, v)))
+    assert cfg.set("bulk.batch_size", 9, persist=False) == 9
+    assert seen == [("bulk.batch_size", 9)] and cfg.get("bulk.batch_size") == 9
+    assert not (tmp_path / "config.toml").exists()
+
+
+def test_a_config_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_bytes(b"[bulk]\nbatch_size = \xff\xfe\n")
+    with pytest.raises(ConfigError) as err:
+        fresh(tmp_path)
+    assert err.value.kind is FailureKind.BAD_CONFIG
+    assert "config.toml: cannot be read" in err.value.message
 
 
 def test_unknown_key_lists_the_section_keys(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from civitai_tui.config import OPTIONS, Config, ConfigError
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 
 NUMERIC = [k for k, o in OPTIONS.items() if o.kind in (int, float)]
 

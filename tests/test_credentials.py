@@ -15,7 +15,7 @@ from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.redact import mask_text
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 from tests.loopback import serve_app
 
 PASSWORD = "hunter2-base-url-password"

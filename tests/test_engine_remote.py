@@ -30,7 +30,7 @@ from civitai_tui.engine.remote import (
 from civitai_tui.engine.server import start_api
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 SECRET = new_token()
 

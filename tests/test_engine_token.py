@@ -13,8 +13,8 @@ import pytest
 
 from civitai_tui.engine.client import EngineClient
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
 from tests.engine_cli import Cli
+from tests.helpers import TOKEN
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ async def test_a_token_is_never_taken_over_tcp(sim: Simulator, tmp_path: Path) -
     import aiohttp
 
     from civitai_tui.engine.server import start_api
-    from tests.conftest import embedded_engine
+    from tests.helpers import embedded_engine
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

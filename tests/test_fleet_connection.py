@@ -18,7 +18,7 @@ from civitai_tui.fleet.connection import FleetUrl, fleet_url, parse_fleet_url
 from civitai_tui.logs import setup_logging
 from civitai_tui.security.redact import mask_text
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 from tests.redis_server import Factory
 
 SECRET = "fleet-Pa55word-never-shown"

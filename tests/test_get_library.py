@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 from tests.test_cli_get import run_cli
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN, embedded_engine
+from tests.helpers import TOKEN, embedded_engine
 
 RECORDER = """\
 import json, os, sys, pathlib

@@ -9,7 +9,7 @@ from pathlib import Path
 from civitai_tui.events import FileInfo, FileProgress, FileStarted
 from civitai_tui.simulator.server import Simulator
 from civitai_tui.tui.state import EngineState
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 
 
 async def test_a_default_name_becomes_the_model_name_a_given_one_stays(

@@ -12,7 +12,7 @@ import pytest
 
 from civitai_tui.logs import setup_logging
 from civitai_tui.security.redact import RedactingFilter, register_secret
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 
 @pytest.fixture

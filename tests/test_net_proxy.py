@@ -22,8 +22,8 @@ from civitai_tui.net.network import Network, install
 from civitai_tui.net.policy import UrlPolicy
 from civitai_tui.net.proxy import NoProxy, ProxyRoutes, parse_proxy
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN, embedded_engine, forward_proxy
 from tests.engine_cli import Cli, engine_home
+from tests.helpers import TOKEN, embedded_engine, forward_proxy
 
 MiB = 1 << 20
 SECRET = "S3cret-Pa55word"

@@ -26,7 +26,7 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.network import Network, install
 from civitai_tui.net.tls import client_context
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 MiB = 1 << 20
 

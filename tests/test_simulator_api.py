@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from civitai_tui.simulator.server import Simulator, start_simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"}

@@ -14,7 +14,7 @@ import pytest
 
 from civitai_tui.simulator.content import BLOCK, PAGE
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 
 @pytest.fixture

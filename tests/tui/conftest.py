@@ -14,7 +14,7 @@ from civitai_tui.engine.client import EngineClient
 from civitai_tui.engine.core import Engine
 from civitai_tui.simulator.server import Simulator
 from civitai_tui.tui.app import CivitaiTuiApp, make_app
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 
 SIZE = (120, 40)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from civitai_tui.simulator.server import Simulator
 from civitai_tui.tui.screens.add_job import describe_preview
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 
 GIB = 1024**3
 

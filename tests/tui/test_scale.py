@@ -57,3 +57,15 @@ async def test_thousand_jobs_and_an_event_burst_end_in_the_engines_state(live: L
             row = screen.table.get_row(job_id)
             assert [str(c) for c in row] == list(expected[job_id].values())
         assert app.frames - frames < published / 20  # batched: far fewer frames than events
+
+
+async def test_a_flush_tick_during_shutdown_paints_nothing_and_does_not_crash(live: Live) -> None:
+    app = live.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.frames > 0)
+    painted = app.frames
+    assert not app.is_running  # what a timer tick finds once shutdown has begun
+    app.state.set_connection(not app.state.connected, "changed after exit")
+    assert app.state.has_changes
+    app.flush()
+    assert app.frames == painted
