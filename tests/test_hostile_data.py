@@ -222,8 +222,8 @@ async def test_an_unforeseen_exception_fails_that_file_only(
 
 # -- a server that echoes the token never gets it shown ---------------------------------
 
-from civitai_tui.civitai.client import _Answer  # noqa: E402 (the answer shape the client reads)
-from tests.conftest import TOKEN  # noqa: E402
+from civitai_tui.civitai.client import _ReadResponse  # noqa: E402 (the answer shape the client reads)
+from tests.helpers import TOKEN  # noqa: E402
 
 echoes = st.sampled_from(
     [TOKEN, f"Bearer {TOKEN}", f"token={TOKEN}", f"key: {TOKEN}", TOKEN.upper(), f"x{TOKEN}y"]
@@ -242,6 +242,8 @@ def test_an_error_answer_echoing_the_token_never_shows_it(
 ) -> None:
     client = CivitAIClient("https://civitai.com", TOKEN)
     body = json.dumps({field: f"{text}{echo}{text}"}).encode()
-    answer = _Answer(status, {"Content-Type": "application/json"}, body, "https://civitai.com/x")
+    answer = _ReadResponse(
+        status, {"Content-Type": "application/json"}, body, "https://civitai.com/x"
+    )
     err = client._error(answer, "model 1")
     assert TOKEN not in err.message and TOKEN.upper() not in err.message.upper()

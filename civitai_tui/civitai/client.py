@@ -53,6 +53,9 @@ TOKEN_HELP = (
 )
 HASH_BATCH = 100
 MAX_REDIRECTS = 3
+#: The API calls' retried failures: ``errors.RETRYABLE_KINDS`` without STALLED and PROTOCOL,
+#: which are a file transfer's (no forward progress, a broken 206 or Content-Range): an API
+#: call reads its whole answer in one request, and an answer that cannot be read is an API error.
 _RETRY_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.SERVER, FailureKind.NETWORK})
 _DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15, sock_read=30)
 
@@ -74,7 +77,7 @@ Params = Sequence[tuple[str, str]]
 
 
 @dataclass(frozen=True)
-class _Answer:
+class _ReadResponse:
     """A fully read HTTP response."""
 
     status: int
@@ -193,7 +196,7 @@ class CivitAIClient(SessionOwner):
         params: Params | None,
         body: Any,
         limiter: Pacer | None = None,
-    ) -> _Answer:
+    ) -> _ReadResponse:
         if self._session is None:
             raise RuntimeError("use CivitAIClient inside 'async with'")
         await (limiter or self._limiter).acquire()
@@ -208,7 +211,7 @@ class CivitAIClient(SessionOwner):
                 allow_redirects=False,
             ) as resp:
                 data = await self._read_capped(resp, what)
-                return _Answer(resp.status, resp.headers, data, str(resp.url))
+                return _ReadResponse(resp.status, resp.headers, data, str(resp.url))
         except (aiohttp.ClientError, TimeoutError) as exc:
             refused = refusal(exc)
             if refused is not None:
@@ -244,7 +247,7 @@ class CivitAIClient(SessionOwner):
 
     async def _fetch(
         self, method: str, path: str, what: str, params: Params | None, body: Any
-    ) -> _Answer:
+    ) -> _ReadResponse:
         """One request on the API origin, following safe redirects (token stays home)."""
         url = self.base_url + path
         for _ in range(MAX_REDIRECTS + 1):
@@ -273,7 +276,9 @@ class CivitAIClient(SessionOwner):
             )
         return CivitaiTuiError(FailureKind.AUTH_REQUIRED, message, status=status)
 
-    def _error(self, answer: _Answer, what: str, *, download: bool = False) -> CivitaiTuiError:
+    def _error(
+        self, answer: _ReadResponse, what: str, *, download: bool = False
+    ) -> CivitaiTuiError:
         status = answer.status
         if answer.is_challenge():
             return _challenge(what, status)
@@ -340,7 +345,7 @@ class CivitAIClient(SessionOwner):
             FailureKind.API, f"{what}: unexpected answer from CivitAI ({detail})", status=status
         )
 
-    def _json_body(self, answer: _Answer, what: str) -> Any:
+    def _json_body(self, answer: _ReadResponse, what: str) -> Any:
         if not 200 <= answer.status < 300:
             raise self._error(answer, what)
         if answer.is_challenge():

@@ -90,6 +90,7 @@ class JobsScreen(EngineScreen):
     AUTO_FOCUS = "#jobs"
     DEFAULT_CSS = """
     JobsScreen #empty { height: auto; padding: 1 2; color: $text-muted; display: none; }
+    JobsScreen #filter, JobsScreen JobDetail { display: none; }
     """
 
     BINDINGS = [
@@ -208,10 +209,6 @@ class JobsScreen(EngineScreen):
         yield JobsTable(id="jobs")
         yield JobDetail(id="detail")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one(JobDetail).display = False
 
     @property
     def table(self) -> JobsTable:

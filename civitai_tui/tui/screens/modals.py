@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
-MODAL_CSS = """
-{name} {{ align: center middle; }}
-{name} > Vertical {{
-    width: auto; max-width: 90%; height: auto; max-height: 90%;
-    border: thick $primary; background: $surface; padding: 1 2;
-}}
-"""
+R = TypeVar("R")
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class Dialog(ModalScreen[R]):
+    """A small box in the middle of the screen; subclasses compose one ``Vertical``.
+
+    Its CSS applies to every subclass (Textual matches a type selector on any base
+    class's name); a subclass adds only its own rules.
+    """
+
+    DEFAULT_CSS = """
+    Dialog { align: center middle; }
+    Dialog > Vertical {
+        width: auto; max-width: 90%; height: auto; max-height: 90%;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    """
+
+
+class ConfirmScreen(Dialog[bool]):
     """Ask a yes/no question; dismisses True only on ``y``."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="ConfirmScreen")
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Do it."),
         Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="Leave it as it is."),
@@ -39,10 +50,9 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class ExportScreen(ModalScreen[str | None]):
+class ExportScreen(Dialog[str | None]):
     """Pick the report format: HTML, JSON or PDF."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="ExportScreen")
     BINDINGS = [
         Binding("h", "pick('html')", "HTML", id="export.html", tooltip="A self-contained page."),
         Binding("j", "pick('json')", "JSON", id="export.json", tooltip="Data for scripts."),
@@ -63,12 +73,10 @@ class ExportScreen(ModalScreen[str | None]):
         self.dismiss(fmt)
 
 
-class SpeedLimitScreen(ModalScreen[str | None]):
+class SpeedLimitScreen(Dialog[str | None]):
     """Type the overall speed limit (``download.max_speed``); the engine checks it."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="SpeedLimitScreen") + (
-        "SpeedLimitScreen Input { width: 32; }"
-    )
+    DEFAULT_CSS = "SpeedLimitScreen Input { width: 32; }"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="speed.cancel", tooltip="Keep the limit."),
     ]
@@ -90,10 +98,10 @@ class SpeedLimitScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     """Every key that works on the screen below, with what it does."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="HelpScreen") + "HelpScreen DataTable { height: auto; }"
+    DEFAULT_CSS = "HelpScreen DataTable { height: auto; }"
     BINDINGS = [
         Binding("escape,q,question_mark,f1", "close", "Close", id="help.close", tooltip="Back."),
     ]
