@@ -20,8 +20,8 @@ from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.simulator import listing
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator, start_simulator
-from tests.conftest import TOKEN, embedded_engine, forward_proxy
 from tests.engine_cli import Cli, engine_home
+from tests.helpers import TOKEN, embedded_engine, forward_proxy
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from test_engine_truth import small_models
 from test_fleet_pacing import all_server_text
 
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN, embedded_engine
+from tests.helpers import TOKEN, embedded_engine
 from tests.redis_server import RedisServer
 
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from civitai_tui.fleet.keyid import ANONYMOUS, KeyIds, key_id
 from civitai_tui.fleet.link import LimitsLink, LimitsState
 from civitai_tui.fleet.pacing import SharedRateLimiter
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 from tests.redis_server import RedisServer
 
 RATE = 20.0

@@ -19,7 +19,7 @@ from civitai_tui.bulk.manager import BulkDownloadManager, ManagerSettings
 from civitai_tui.fleet.link import LimitsLink
 from civitai_tui.fleet.placements import FleetPlacements, parse_entry, parse_roots
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 from tests.redis_server import RedisServer
 
 

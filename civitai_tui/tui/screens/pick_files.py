@@ -6,14 +6,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, SelectionList
 from textual.widgets.selection_list import Selection
 
 from civitai_tui.browse.records import VersionInfo
 from civitai_tui.security.display import printable
 from civitai_tui.tui.formatting import human_bytes
-from civitai_tui.tui.screens.modals import MODAL_CSS
+from civitai_tui.tui.screens.modals import Dialog
 
 
 def file_label(name: str, size: int, fmt: str, fp: str | None) -> Text:
@@ -22,12 +21,10 @@ def file_label(name: str, size: int, fmt: str, fp: str | None) -> Text:
     return Text(" ".join(parts))
 
 
-class PickFilesScreen(ModalScreen[list[int] | None]):
+class PickFilesScreen(Dialog[list[int] | None]):
     """Dismisses with the chosen file ids (the primary file ticked to start), or None."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="PickFilesScreen") + (
-        "PickFilesScreen SelectionList { height: auto; max-height: 16; }"
-    )
+    DEFAULT_CSS = "PickFilesScreen SelectionList { height: auto; max-height: 16; }"
     BINDINGS = [
         Binding("ctrl+s", "done", "Queue these", id="pick.done", tooltip="Preview the ticked."),
         Binding("escape", "cancel", "Cancel", id="pick.cancel", tooltip="Queue nothing."),
