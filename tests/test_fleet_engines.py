@@ -22,8 +22,8 @@ from civitai_tui.fleet.queue import FleetQueue
 from civitai_tui.fleet.worker import part_tag
 from civitai_tui.simulator.catalogue import SimFile
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import TOKEN
 from tests.engine_cli import until
+from tests.helpers import TOKEN
 from tests.redis_server import Factory, RedisServer
 from tests.test_engine_truth import small_models
 

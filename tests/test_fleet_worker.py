@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from civitai_tui.simulator.server import Simulator
-from tests.conftest import embedded_engine
+from tests.helpers import embedded_engine
 from tests.redis_server import RedisServer
 
 
