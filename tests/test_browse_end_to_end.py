@@ -1,0 +1,72 @@
+"""Browse end to end: the real screen, the real engine, the simulator's gallery on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual_image.widget import HalfcellImage
+
+from civitai_tui.simulator.server import start_simulator
+from civitai_tui.tui.app import make_app
+from civitai_tui.tui.screens.browse import BrowseScreen
+from tests.conftest import TOKEN, embedded_engine
+from tests.tui.conftest import until
+
+
+async def test_search_detail_and_preview_come_from_the_engine(tmp_path: Path) -> None:
+    sim = await start_simulator(tokens={TOKEN}, gallery=60)
+    try:
+        async with embedded_engine(sim, tmp_path / "state", "") as (_, client, _):
+            app = make_app(client, tmp_path / "state", follow_engine=False)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("4")
+                screen = app.screen
+                assert isinstance(screen, BrowseScreen)
+                await until(pilot, lambda: screen.results.row_count >= 20, timeout=60)
+                shown = list(screen.results.models.values())
+                assert all(sim.catalogue.model(m.id).name == m.name for m in shown)
+                drawn = {m.id for m in sim.catalogue.models[-60:]}
+                row = next(i for i, m in enumerate(shown) if m.id in drawn and m.preview)
+                screen.results.move_cursor(row=row)
+                await pilot.press("enter")
+                await until(pilot, lambda: screen.detail is not None, timeout=60)
+                assert screen.detail.summary.id == shown[row].id
+                await until(pilot, lambda: bool(screen.pane.preview.query(HalfcellImage)), 60)
+        assert sim.stats.storage_requests >= 1  # the preview came from the storage origin
+    finally:
+        await sim.close()
+
+
+async def test_the_library_view_badges_an_update_and_u_queues_it_beside(tmp_path: Path) -> None:
+    sim = await start_simulator(tokens={TOKEN}, gallery=40)
+    lib = tmp_path / "lib"
+    model = next(
+        m
+        for m in sim.catalogue.models[-40:]
+        if len(m.versions) >= 2 and m.versions[1].files[0].name.endswith(".safetensors")
+    )
+    old = model.versions[1].files[0]
+    lib.mkdir()
+    (lib / old.name).write_bytes(old.read(0, old.size))
+    config = f'[bulk]\ndest = "{lib}"\n'
+    try:
+        async with embedded_engine(sim, tmp_path / "state", config) as (engine, client, _):
+            app = make_app(client, tmp_path / "state", follow_engine=False)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await pilot.press("4")
+                screen = app.screen
+                assert isinstance(screen, BrowseScreen)
+                await pilot.press("L")
+                await until(pilot, lambda: screen.library.row_count == 1, timeout=60)
+                entry = screen.library.selected
+                assert entry is not None and entry.has_update
+                assert entry.newest_version_id == model.versions[0].id
+                await pilot.press("u")
+                await until(pilot, lambda: len(engine.manager.jobs()) == 1, timeout=60)
+            (job,) = await client.jobs()
+            assert (await client.wait([job["id"]], timeout=60))["ok"]
+        assert sorted(p.name for p in lib.glob("*.safetensors")) == sorted(
+            [old.name, model.versions[0].files[0].name]
+        )
+    finally:
+        await sim.close()
