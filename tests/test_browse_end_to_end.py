@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual_image.widget import HalfcellImage
 
 from civitai_tui.simulator.server import start_simulator
@@ -11,6 +12,9 @@ from civitai_tui.tui.app import make_app
 from civitai_tui.tui.screens.browse import BrowseScreen
 from tests.conftest import TOKEN, embedded_engine
 from tests.tui.conftest import until
+
+# A real engine, simulator and screen in one process: give a loaded machine time.
+pytestmark = pytest.mark.timeout(300)
 
 
 async def test_search_detail_and_preview_come_from_the_engine(tmp_path: Path) -> None:

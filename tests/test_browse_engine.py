@@ -185,6 +185,8 @@ async def test_library_finds_updates_and_queues_them_beside_the_old_file(
     assert caught.value.kind is FailureKind.BAD_TARGET
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # 2,000 files written and hashed: over 2 min on a loaded 2-core box
 async def test_a_2000_file_library_costs_few_paced_calls_then_none(
     tmp_path: Path,
 ) -> None:
