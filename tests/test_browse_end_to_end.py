@@ -1,11 +1,13 @@
-"""Browse end to end: the real screen, the real engine, the simulator's gallery on loopback."""
+"""The library view end to end: the real screen and engine, files from the simulator's gallery.
+
+(Search, detail, preview and queueing through the add preview are in tests/tui/test_browse_live.py.)
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from textual_image.widget import HalfcellImage
 
 from civitai_tui.simulator.server import start_simulator
 from civitai_tui.tui.app import make_app
@@ -15,30 +17,6 @@ from tests.tui.conftest import until
 
 # A real engine, simulator and screen in one process: give a loaded machine time.
 pytestmark = pytest.mark.timeout(300)
-
-
-async def test_search_detail_and_preview_come_from_the_engine(tmp_path: Path) -> None:
-    sim = await start_simulator(tokens={TOKEN}, gallery=60)
-    try:
-        async with embedded_engine(sim, tmp_path / "state", "") as (_, client, _):
-            app = make_app(client, tmp_path / "state", follow_engine=False)
-            async with app.run_test(size=(120, 40)) as pilot:
-                await pilot.press("4")
-                screen = app.screen
-                assert isinstance(screen, BrowseScreen)
-                await until(pilot, lambda: screen.results.row_count >= 20, timeout=60)
-                shown = list(screen.results.models.values())
-                assert all(sim.catalogue.model(m.id).name == m.name for m in shown)
-                drawn = {m.id for m in sim.catalogue.models[-60:]}
-                row = next(i for i, m in enumerate(shown) if m.id in drawn and m.preview)
-                screen.results.move_cursor(row=row)
-                await pilot.press("enter")
-                await until(pilot, lambda: screen.detail is not None, timeout=60)
-                assert screen.detail.summary.id == shown[row].id
-                await until(pilot, lambda: bool(screen.pane.preview.query(HalfcellImage)), 60)
-        assert sim.stats.storage_requests >= 1  # the preview came from the storage origin
-    finally:
-        await sim.close()
 
 
 async def test_the_library_view_badges_an_update_and_u_queues_it_beside(tmp_path: Path) -> None:
