@@ -216,7 +216,8 @@ class Ours(Tool):
         return env
 
 
-TOOL_NAMES = (Aria2c.name, Curl.name, Ours.name, Plain.name, "floor-ssl", "floor-pycurl")
+FLOORS = ("ssl", "bio", "pycurl")
+TOOL_NAMES = (Aria2c.name, Curl.name, Ours.name, Plain.name, *(f"floor-{e}" for e in FLOORS))
 #: What runs unless ``--only`` says otherwise (the floor clients answer one question).
 DEFAULT_TOOLS = TOOL_NAMES[:4]
 
@@ -224,5 +225,5 @@ DEFAULT_TOOLS = TOOL_NAMES[:4]
 def all_tools(ours_executable: Path) -> dict[str, Tool]:
     """Every known tool by name, in :data:`TOOL_NAMES` order."""
     tools: list[Tool] = [Aria2c(), Curl(), Ours(ours_executable), Plain()]
-    tools += [Floor("ssl"), Floor("pycurl")]
+    tools += [Floor(engine) for engine in FLOORS]
     return {tool.name: tool for tool in tools}

@@ -68,32 +68,35 @@ def test_cpu_per_gb_and_the_printed_block() -> None:
     assert "Load average (1 min) at start and end: 0.5 / 1.2." in text
 
 
-async def _floor(dest: Path, url: str) -> int:
+async def _floor(dest: Path, url: str, engine: str = "ssl") -> int:
     """The floor client in a thread (the simulator answers on this loop)."""
-    return await asyncio.to_thread(floor.main, ["--engine", "ssl", "--dest", str(dest), url])
+    return await asyncio.to_thread(floor.main, ["--engine", engine, "--dest", str(dest), url])
 
 
+@pytest.mark.parametrize("engine", ["ssl", "bio"])
 async def test_the_floor_client_fetches_over_tls_with_the_private_ca(
-    tls_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tls_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     assert tls_sim.ca is not None
     file = pick(tls_sim, 1 << 20, 8 << 20)
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_sim.ca.ca_file))
-    assert await _floor(tmp_path, tls_sim.signed_url(file.id)) == 0
+    assert await _floor(tmp_path, tls_sim.signed_url(file.id), engine) == 0
     [written] = tmp_path.iterdir()
     assert hashlib.sha256(written.read_bytes()).hexdigest() == file.sha256.lower()
 
 
+@pytest.mark.parametrize("engine", ["ssl", "bio"])
 async def test_the_floor_client_refuses_an_untrusted_server_and_proxies(
     tls_sim: Simulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    engine: str,
 ) -> None:
     url = tls_sim.signed_url(pick(tls_sim, 1 << 20, 8 << 20).id)
-    assert await _floor(tmp_path, url) == 1  # the CA was not given
+    assert await _floor(tmp_path, url, engine) == 1  # the CA was not given
     assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     with pytest.raises(SystemExit):
-        await _floor(tmp_path, url)
+        await _floor(tmp_path, url, engine)
     assert "never through a proxy" in capsys.readouterr().err
