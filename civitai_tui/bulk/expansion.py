@@ -34,8 +34,8 @@ from civitai_tui.civitai.targets import (
     describe_target,
     parse_target,
 )
+from civitai_tui.download.dedupe import place_copy
 from civitai_tui.download.disk import free_bytes
-from civitai_tui.download.place import place_copy
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.download.settings import DownloadResult
 from civitai_tui.errors import CivitaiTuiError

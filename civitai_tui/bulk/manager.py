@@ -71,7 +71,7 @@ class ManagerSettings:
     download: DownloadSettings = dataclasses.field(default_factory=DownloadSettings)
     sidecars: bool = bound("bulk.sidecars", True)
     #: Content the library has elsewhere: "link" (hard link, else reflink, else copy),
-    #: "copy" (reflink, else copy) or "download" (fetch it again); see download.place.
+    #: "copy" (reflink, else copy) or "download" (fetch it again); see download.dedupe.
     dedupe: str = bound("bulk.dedupe", "link")
     previews: bool = bound("bulk.previews", False)
     preview_nsfw_level: int = bound("bulk.preview_nsfw_level", 1)

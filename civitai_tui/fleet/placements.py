@@ -7,7 +7,7 @@ path, with whether the path is on **shared storage** (under one of
 on every engine) and its size. Before downloading a file, an engine asks for
 its SHA256: a copy another engine placed on shared storage, present here at the
 same path with the same size, is linked or copied by the library's own
-placement code (``bulk.dedupe``, :mod:`civitai_tui.download.place`), which
+placement code (``bulk.dedupe``, :mod:`civitai_tui.download.dedupe`), which
 hashes what it placed before the final rename: a stale or changed entry falls
 back to a download, never to a wrong file. Files on an engine's local disks are
 recorded too (``fleet status`` can tell where a model is) but never used by

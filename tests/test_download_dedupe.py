@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from civitai_tui.download.place import SourceChanged, place_copy, temp_path
+from civitai_tui.download.dedupe import SourceChanged, place_copy, temp_path
 
 DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest().upper()
