@@ -26,9 +26,10 @@ from civitai_tui.civitai.vocabulary import MODEL_TYPES, PERIODS, SORTS, canonica
 from civitai_tui.config import OPTIONS, Config, Environment, state_dir
 from civitai_tui.config import option as config_option
 from civitai_tui.credentials import load_token
-from civitai_tui.download.speed import format_speed, parse_speed
+from civitai_tui.download.speed import parse_speed
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.security.display import printable, rich_text
+from civitai_tui.units import format_speed
 
 if TYPE_CHECKING:
     from civitai_tui.oneshot import GetOptions

@@ -29,7 +29,7 @@ from rich.text import Text
 from civitai_tui.browse.records import LibraryEntry
 from civitai_tui.events import Event, FileCompleted, FileFailed, FileProgress, FileStarted
 from civitai_tui.security.display import printable, rich_text
-from civitai_tui.tui.formatting import human_bytes, human_speed
+from civitai_tui.units import human_bytes, human_speed
 
 #: The width of piped output: long enough that nothing wraps.
 UNWRAPPED = 100_000

@@ -19,7 +19,7 @@ from civitai_tui.civitai.planner import PlanFailure
 from civitai_tui.download.disk import free_bytes
 from civitai_tui.download.request import DownloadRequest
 from civitai_tui.security.display import printable, rich_text
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.units import human_bytes
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_download_support import downloader, fast_settings, request_for
 
-from civitai_tui.download.speed import RateLimiter, SpeedLimits, format_speed, parse_speed
+from civitai_tui.download.speed import RateLimiter, SpeedLimits, parse_speed
 from civitai_tui.events import EventBus, FileInfo, FileProgress
 from civitai_tui.simulator.server import Simulator
+from civitai_tui.units import format_speed, human_bytes, human_speed
 
 MB = 1_000_000
+MiB = 1 << 20
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,18 @@ def test_any_text_is_a_speed_or_a_clear_error(text: str) -> None:
 
 def test_formatting() -> None:
     assert format_speed(0) == "unlimited"
-    assert format_speed(20 * MB) == "20 MB/s" and format_speed(512) == "512 B/s"
+    assert format_speed(20 * MiB) == "20 MiB/s" and format_speed(512) == "512 B/s"
+    assert format_speed(20 * MB) == "19.1 MiB/s"  # typed in decimal, shown in binary
+    assert format_speed(1000 * 1024) == "1000 KiB/s"  # never 1e+03
+
+
+def test_sizes_speeds_and_limits_read_in_one_unit() -> None:
+    """A limit and a download running at it show the same number (binary everywhere)."""
+    limit = parse_speed("20MiB")
+    assert format_speed(limit) == "20 MiB/s" and human_speed(limit) == "20.0 MiB/s"
+    assert human_bytes(limit) == "20.0 MiB"
+    assert human_speed(1536) == "1.5 KiB/s" and human_speed(0) == ""
+    assert human_bytes(None) == "?" and human_bytes(1023) == "1023 B"
 
 
 def test_a_limiter_holds_its_rate_and_starts_fresh_on_a_new_one() -> None:

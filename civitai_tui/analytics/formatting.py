@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from civitai_tui.analytics.summary import AnalyticsReport, Period
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.units import human_bytes
 
 NONE = "n/a"
 
 
 def size(n: float | None) -> str:
-    """Binary units (KiB, MiB, GiB), as everywhere in civitai-tui."""
+    """Binary units (KiB, MiB, GiB), as everywhere in civitai-tui (:mod:`civitai_tui.units`)."""
     return NONE if n is None else human_bytes(n)
 
 

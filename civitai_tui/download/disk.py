@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civitai_tui.errors import CivitaiTuiError, FailureKind
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.units import human_bytes
 
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 

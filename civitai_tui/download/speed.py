@@ -61,16 +61,6 @@ def parse_speed(value: str | int | float) -> int:
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
-def format_speed(rate: int) -> str:
-    """``20 MB/s`` (decimal units), or ``unlimited`` for 0."""
-    if rate <= 0:
-        return "unlimited"
-    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if rate >= size:
-            return f"{rate / size:.3g} {unit}/s"
-    return f"{rate} B/s"
-
-
 class RateLimiter:
     """Bytes per second shared by every connection that takes from it (thread-safe)."""
 

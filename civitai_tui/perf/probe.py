@@ -46,7 +46,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.units import human_bytes
 
 SETTLE_TICKS = 2  # ticks ignored after a change (new connections ramp up)
 MEASURE_TICKS = 3  # ticks averaged into one measurement

@@ -17,7 +17,7 @@ from civitai_tui.perf.modes import MODE_LIMITS, OptimizationMode
 from civitai_tui.perf.monitor import SystemSample
 from civitai_tui.perf.network import NetworkCondition
 from civitai_tui.perf.probe import HostProbe, Measurement
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.units import human_bytes
 
 MB = 1_000_000
 #: A share of samples above which a pattern is worth mentioning.

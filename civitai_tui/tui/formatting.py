@@ -1,26 +1,11 @@
-"""Plain-text cell formats for the TUI: sizes, speeds, ETAs and text progress bars."""
+"""Plain-text cell formats for the TUI: ETAs and text progress bars.
+
+Sizes and speeds are :mod:`civitai_tui.units` (shared with the engine and the CLI).
+"""
 
 from __future__ import annotations
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 BAR_WIDTH = 10
-
-
-def human_bytes(n: float | None) -> str:
-    """``1536`` -> ``"1.5 KiB"``; None -> ``"?"``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in UNITS:
-        if abs(value) < 1024 or unit == UNITS[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def human_speed(bytes_per_s: float) -> str:
-    """A transfer rate, or an empty cell when nothing moves."""
-    return f"{human_bytes(bytes_per_s)}/s" if bytes_per_s > 0 else ""
 
 
 def human_eta(remaining: int, bytes_per_s: float) -> str:

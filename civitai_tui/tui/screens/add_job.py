@@ -25,7 +25,7 @@ from textual.widgets import Input, Label, Static
 from civitai_tui.bulk.jobs import JobOptions, resolve_dest
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.security.display import markup_safe
-from civitai_tui.tui.formatting import human_bytes
+from civitai_tui.units import human_bytes
 
 if TYPE_CHECKING:
     from civitai_tui.tui.bridge import EngineAPI

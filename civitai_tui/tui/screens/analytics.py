@@ -19,11 +19,11 @@ from textual_plotext import PlotextPlot
 
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.security.display import markup_safe
-from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.screens.modals import ExportScreen
 from civitai_tui.tui.state import EngineState
 from civitai_tui.tui.widgets.mode_bar import ModeBar
+from civitai_tui.units import human_bytes, human_speed
 
 PERIODS = {"day": 1, "week": 7, "month": 30}
 TICKS = 8

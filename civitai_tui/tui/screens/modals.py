@@ -88,7 +88,7 @@ class SpeedLimitScreen(Dialog[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Speed limit for all downloads (now {self.current})")
-            yield Input(placeholder="e.g. 20MB, 512KiB, 0 for none", id="speed-limit")
+            yield Input(placeholder="e.g. 20MiB, 512KiB, 0 for none", id="speed-limit")
             yield Label("[b]enter[/b] set   [b]esc[/b] cancel")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

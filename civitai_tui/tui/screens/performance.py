@@ -17,16 +17,15 @@ from textual.containers import Grid
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
-from civitai_tui.download.speed import format_speed
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.security.display import markup_safe
-from civitai_tui.tui.formatting import human_bytes, human_speed
 from civitai_tui.tui.screens.base import EngineScreen
 from civitai_tui.tui.screens.modals import SpeedLimitScreen
 from civitai_tui.tui.state import EngineState, PerfView
 from civitai_tui.tui.themes import JOB_GRAPH_VARIABLES
 from civitai_tui.tui.widgets.graph import Series, TimeGraph
 from civitai_tui.tui.widgets.mode_bar import ModeBar
+from civitai_tui.units import format_speed, human_bytes, human_speed
 
 REDRAW_SECONDS = 1.0
 POLL_SECONDS = 2.0

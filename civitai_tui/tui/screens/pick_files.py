@@ -11,8 +11,8 @@ from textual.widgets.selection_list import Selection
 
 from civitai_tui.browse.records import VersionInfo
 from civitai_tui.security.display import printable
-from civitai_tui.tui.formatting import human_bytes
 from civitai_tui.tui.screens.modals import Dialog
+from civitai_tui.units import human_bytes
 
 
 def file_label(name: str, size: int, fmt: str, fp: str | None) -> Text:

@@ -10,9 +10,10 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from civitai_tui.security.display import markup_safe, printable, rich_text
-from civitai_tui.tui.formatting import human_bytes, human_speed, text_bar
+from civitai_tui.tui.formatting import text_bar
 from civitai_tui.tui.state import FileView, JobView
 from civitai_tui.tui.widgets.state_style import state_text
+from civitai_tui.units import human_bytes, human_speed
 
 FILE_COLUMNS = (
     "File",

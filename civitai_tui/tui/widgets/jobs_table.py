@@ -10,9 +10,10 @@ from textual import events
 from textual.widgets import DataTable
 
 from civitai_tui.security.display import printable, rich_text
-from civitai_tui.tui.formatting import BAR_WIDTH, human_bytes, human_eta, human_speed, text_bar
+from civitai_tui.tui.formatting import BAR_WIDTH, human_eta, text_bar
 from civitai_tui.tui.state import JobView
 from civitai_tui.tui.widgets.state_style import state_text
+from civitai_tui.units import human_bytes, human_speed
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Name"),

@@ -26,9 +26,9 @@ from textual.worker import Worker, WorkerState
 from civitai_tui.browse.records import FileInfo, ImageRef, ModelDetail, VersionInfo
 from civitai_tui.errors import CivitaiTuiError
 from civitai_tui.security.display import printable
-from civitai_tui.tui.formatting import human_bytes
 from civitai_tui.tui.images import PreviewError, Renderer, decode
 from civitai_tui.tui.widgets.browse_results import compact_count
+from civitai_tui.units import human_bytes
 
 if TYPE_CHECKING:
     from textual.widget import Widget
