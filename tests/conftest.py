@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.helpers import TOKEN
+# Test modules import these from tests.helpers; conftest re-exports them only so that a
+# branch written before the move still runs (remove once none imports tests.conftest).
+from tests.helpers import TOKEN, embedded_engine, forward_proxy  # noqa: F401
 
 if TYPE_CHECKING:
     from civitai_tui.simulator.server import Simulator

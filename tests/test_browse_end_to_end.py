@@ -12,7 +12,7 @@ import pytest
 from civitai_tui.simulator.server import start_simulator
 from civitai_tui.tui.app import make_app
 from civitai_tui.tui.screens.browse import BrowseScreen
-from tests.conftest import TOKEN, embedded_engine
+from tests.helpers import TOKEN, embedded_engine
 from tests.tui.conftest import until
 
 # A real engine, simulator and screen in one process: give a loaded machine time.
