@@ -231,3 +231,17 @@ def test_a_429_in_one_process_pauses_the_other_processes(server: str) -> None:
     assert not [t for t in others if reported + 0.3 < t < reported + 1.0]
     # ... and they carried on afterwards.
     assert [t for t in others if t > reported + 1.0]
+
+
+async def test_a_server_refusing_the_scripts_degrades_never_fails(redis: Redis) -> None:
+    """An ACL that forbids EVALSHA/EVAL (or any error answer) leaves pacing local."""
+    await redis.execute_command(
+        "ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-@scripting"
+    )
+    path = redis.connection_pool.connection_kwargs["path"]
+    limited = Redis(unix_socket_path=path, username="limited", password="pw")
+    lim = limiter(limited, "e1")
+    await lim.acquire()  # paced locally, no exception
+    assert lim._link.state is LimitsState.DEGRADED
+    assert "NoPermission" in lim._link.snapshot()["reason"]
+    await limited.aclose()

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Errors that mean "the server is not there now" (redis-py wraps most; sockets may not).
+#: Errors that mean "no shared limits now" (redis-py wraps most; sockets may not).
 UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 
@@ -78,8 +78,9 @@ class LimitsLink:
         """``make()``'s result, or None when the server is unreachable (link degraded).
 
         A degraded link does not call at all until its retry time: callers use their
-        local share meanwhile. Errors other than unreachability (a bug in a script,
-        a refused ACL) propagate: they are not the network's fault.
+        local share meanwhile. A server that answers with an error (an ACL refusing
+        the scripts, a server out of memory) degrades the same way, with its answer as
+        the reason: a limit must never fail a download.
         """
         if not self.worth_trying():
             return None
@@ -87,8 +88,6 @@ class LimitsLink:
             async with asyncio.timeout(self.timeout):
                 result = await make()
         except UNREACHABLE as exc:
-            if isinstance(exc, RedisError) and not _is_network(exc):
-                raise
             self._lost(exc)
             return None
         self._reached()
@@ -114,13 +113,6 @@ class LimitsLink:
             return
         self._state, self._since, self._reason = LimitsState.SHARED, time.time(), ""
         log.warning("fleet limits: the fleet server is back; limits are shared again")
-
-
-def _is_network(exc: RedisError) -> bool:
-    """A redis-py error that means the server could not be reached or went away."""
-    from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
-
-    return isinstance(exc, ConnectionError | TimeoutError | BusyLoadingError)
 
 
 def _now() -> float:
