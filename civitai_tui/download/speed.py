@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from civitai_tui.errors import CivitaiTuiError, FailureKind
+
 _UNITS = {
     "": 1,
     "b": 1,
@@ -130,3 +132,34 @@ class Throttle:
         if not rates:
             return default
         return max(MIN_READ, min(default, int(min(rates) * QUANTUM)))
+
+
+class SpeedCheck:
+    """One connection's floor (``download.min_speed`` B/s over ``min_speed_window`` s):
+    raises ``STALLED`` when less arrives in a window, so another connection can take
+    its range. Time spent waiting on our own speed limits does not count."""
+
+    def __init__(self, min_speed: int, window: float, now: float | None = None) -> None:
+        self._min_speed = min_speed
+        self._window = window
+        self._start = time.monotonic() if now is None else now
+        self._bytes = 0
+
+    def paused(self, seconds: float) -> None:
+        """The connection waited ``seconds`` on a speed limit: not counted as slow."""
+        self._start += seconds
+
+    def add(self, n: int, now: float | None = None) -> None:
+        """``n`` bytes arrived (at ``now``, monotonic; default: the clock now)."""
+        self._bytes += n
+        now = time.monotonic() if now is None else now
+        elapsed = now - self._start
+        if elapsed < self._window:
+            return
+        if self._min_speed and self._bytes < self._min_speed * elapsed:
+            raise CivitaiTuiError(
+                FailureKind.STALLED,
+                f"connection too slow ({self._bytes / elapsed:.0f} B/s); "
+                "dropping it so another can take its range",
+            )
+        self._start, self._bytes = now, 0

@@ -49,7 +49,7 @@ from civitai_tui.download import disk, splice
 from civitai_tui.download.ranges import Segment
 from civitai_tui.download.responses import sniff_body, stalled_error
 from civitai_tui.download.session import USER_AGENT
-from civitai_tui.download.speed import Throttle
+from civitai_tui.download.speed import SpeedCheck, Throttle
 from civitai_tui.download.tls_batch import TlsBatch
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.net.connector import SOCKS_ERRORS
@@ -234,7 +234,7 @@ class RangeStream:
         if self._buffer is None:
             self._buffer = bytearray(self._buffer_size)
         view = memoryview(self._buffer)
-        report, speed = _Reporter(landed), _SpeedCheck(min_speed, window)
+        report, speed = _Reporter(landed), SpeedCheck(min_speed, window)
         pos, outcome = start, Outcome.DONE
         flushed = start
         try:
@@ -500,31 +500,3 @@ class _Reporter:
             self._landed(self._pending)
             self._pending = 0
         self._at = now if now is not None else time.monotonic()
-
-
-class _SpeedCheck:
-    """Raises ``STALLED`` when fewer than ``min_speed`` B/s arrive over a ``window``."""
-
-    def __init__(self, min_speed: int, window: float) -> None:
-        self._min_speed = min_speed
-        self._window = window
-        self._start = time.monotonic()
-        self._bytes = 0
-
-    def paused(self, seconds: float) -> None:
-        """The connection waited ``seconds`` on a speed limit: not counted as slow."""
-        self._start += seconds
-
-    def add(self, n: int) -> None:
-        self._bytes += n
-        now = time.monotonic()
-        elapsed = now - self._start
-        if elapsed < self._window:
-            return
-        if self._min_speed and self._bytes < self._min_speed * elapsed:
-            raise CivitaiTuiError(
-                FailureKind.STALLED,
-                f"connection too slow ({self._bytes / elapsed:.0f} B/s); "
-                "dropping it so another can take its range",
-            )
-        self._start, self._bytes = now, 0

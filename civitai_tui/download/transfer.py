@@ -1,14 +1,16 @@
 """Moving one file's bytes into its ``.part``: first request, segmented connections, resume.
 
 A :class:`Transfer` owns everything between "we have a source" and "every byte
-of the ``.part`` is on disk": the resolved URL (reused from the control file
-while it is unexpired by a safety margin; a 401/403/410 from storage discards it
-and resolves a fresh one, once per attempt), the first ranged request that
-tells size, validators and name, the segments and their connections (work
-stealing, live-adjustable count, AIMD on 429/503), per-connection stall and
-slow-speed detection, retries, checkpoints of the control file, progress
-events, and the running SHA256 of the written prefix. Restarts (the file
-changed on the server, or the server ignores ranges) are handled here too.
+of the ``.part`` is on disk": the run, its attempts and restarts (the file
+changed on the server, or the server ignores ranges), the first ranged request
+that tells size, validators and name, the segments and their connection workers
+(work stealing, live-adjustable count, AIMD on 429/503), per-connection stall
+detection, retries, progress events, the file-wide watchdog, and the running
+SHA256 of the written prefix. Along aria2's seams, three parts are its own:
+the signed link (``download/link.py``: resolved, reused, replaced once when
+refused), the checkpoints of the control file (``download/checkpoint.py``) and
+the slow-connection floor (``download/speed.SpeedCheck``, shared with the
+worker threads' ``download/stream.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import replace
@@ -31,17 +32,13 @@ import aiohttp
 from civitai_tui.aio import wait_event
 from civitai_tui.civitai.urls import REDIRECT_STATUSES, check_redirect
 from civitai_tui.download import disk
-from civitai_tui.download.control import (
-    ControlState,
-    control_path,
-    load_control,
-    remove_control,
-    save_control,
-)
+from civitai_tui.download.checkpoint import Checkpointer
+from civitai_tui.download.control import ControlState, control_path, remove_control
 from civitai_tui.download.digest import PrefixHasher
+from civitai_tui.download.link import SignedLink
 from civitai_tui.download.naming import choose_filename
 from civitai_tui.download.ranges import RangeSet, Segment, worth_stealing
-from civitai_tui.download.request import DownloadRequest, ResolvedURL, Resolver, resolve_direct
+from civitai_tui.download.request import DownloadRequest, Resolver, resolve_direct
 from civitai_tui.download.responses import (
     check_content_type,
     check_encoding,
@@ -57,7 +54,7 @@ from civitai_tui.download.responses import (
     unsatisfied_total,
 )
 from civitai_tui.download.settings import DownloadSettings
-from civitai_tui.download.speed import Throttle
+from civitai_tui.download.speed import SpeedCheck, Throttle
 from civitai_tui.download.stream import Answer, Outcome, RangeStream
 from civitai_tui.errors import CivitaiTuiError, FailureKind
 from civitai_tui.events import EventBus, FileInfo, FileProgress, FileStarted, RetryScheduled
@@ -68,8 +65,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_REDIRECTS = 5
-#: Storage answers that mean "not with this link": a fresh one may work.
-REFUSED = frozenset({401, 403, 410})
 #: While the host's other connections moved bytes in the last ``FLOWING`` seconds, a
 #: request unanswered after ``ANSWER_TTFB_FACTOR`` times the usual time to first byte
 #: (at least ``ANSWER_FLOOR`` s) is a refusal: a server enforcing a connection limit by
@@ -200,7 +195,6 @@ class Transfer:
         self.pool = pool
         self.part_tag = part_tag
         self.request = request
-        self._resolve = resolve
         self.settings = settings
         self.bus = bus
         self.key = request.info.key
@@ -221,12 +215,8 @@ class Transfer:
         self.retries = 0
         self.max_connections = 0
         self.resumed_bytes = 0
-        self._resolved: ResolvedURL | None = None
-        self._host_of: ResolvedURL | None = None
-        self._host_name = ""
-        self._re_resolved = False
-        self._url_lock = asyncio.Lock()
-        self._persist_lock = threading.Lock()
+        #: The storage URL: resolved from the source, reused, replaced once when refused.
+        self.link = SignedLink(request.source, resolve)
         self._restarts = 0
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._busy: set[int] = set()  # workers whose last answer was 429/503
@@ -249,10 +239,8 @@ class Transfer:
         self._floor_since = 0.0
         self._floor_fetched = 0
         self._excused = 0.0
-        self._checkpointing = False
-        self._ckpt_task: asyncio.Future[None] | None = None
-        self._ckpt_time = 0.0
-        self._ckpt_fetched = 0
+        #: Saves progress to the control file (and loads an earlier run's).
+        self.checkpoints = Checkpointer(self, settings)
         #: Smoothed file speed (B/s, the one progress reports) and time to a response's
         #: headers (s): what a split is judged by.
         self._speed = 0.0
@@ -291,7 +279,7 @@ class Transfer:
             if self.hasher is not None:
                 self.sha256 = await self.hasher.finish(self.size)
         except BaseException:
-            self._save_final_checkpoint()
+            self.checkpoints.save_final()
             raise
         finally:
             await self._close()
@@ -300,19 +288,10 @@ class Transfer:
         if self.hasher is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self.hasher.wait())
-        with self._persist_lock:
+        with self.checkpoints.lock:
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None
-
-    def _save_final_checkpoint(self) -> None:
-        """On pause, failure or crash-like exits: persist what is on disk for a resume."""
-        if self.fd is None or self.ranges is None or self.single_stream:
-            return
-        try:
-            self._persist(self._control_state())
-        except OSError as exc:
-            log.warning("could not save resume state for %s: %s", self.name, exc)
 
     def adjust(self) -> None:
         """Apply a changed ``settings.connections`` now: add workers or stop extra ones.
@@ -355,20 +334,12 @@ class Transfer:
         return len(self._workers)
 
     def _host(self) -> str:
-        """The storage host (cached per resolved URL: ``_limit`` runs for every chunk)."""
-        resolved = self._resolved
-        if resolved is not self._host_of:
-            self._host_of = resolved
-            self._host_name = (urlsplit(resolved.url).hostname or "") if resolved else ""
-        return self._host_name
+        """The storage host (what connection budgets go by)."""
+        return self.link.host()
 
     def _route(self) -> tuple[str, Proxy | None]:
         """The storage host and the proxy its requests take (for error messages)."""
-        resolved = self._resolved
-        if resolved is None:
-            return "the storage server", None
-        host = urlsplit(resolved.url).netloc.rsplit("@", 1)[-1]
-        return host, network_of(self.session).routes.for_url(resolved.url)
+        return self.link.route(self.session)
 
     # --------------------------------------------------------------- attempt
     async def _attempt(self) -> None:
@@ -379,7 +350,7 @@ class Transfer:
             return
         self._last_progress = self._floor_since = loop.time()
         self._floor_fetched, self._excused = self.fetched, 0.0
-        self._ckpt_time = loop.time()
+        self.checkpoints.begin(loop.time())
         self._all_done = asyncio.Event()
         ticker = asyncio.create_task(self._tick())
         try:
@@ -432,7 +403,7 @@ class Transfer:
                 await self._after_error(err, attempt)
 
     async def _first_request(self) -> First | None:
-        control = self._load_control() if self.name and self.ranges is None else None
+        control = self.checkpoints.load() if self.name and self.ranges is None else None
         if control is not None:
             self._adopt(control)
         if self.ranges is not None and self.ranges.complete:
@@ -448,7 +419,7 @@ class Transfer:
         if self.pool is None:
             yield
             return
-        await self._url()
+        await self.link.url()
         async with self.pool.first_request(self._host()):
             yield
 
@@ -521,14 +492,14 @@ class Transfer:
                 "not downloading a file that does not match its listing",
             )
         if self.name is None:
-            resolved = self._resolved
+            resolved = self.link.resolved
             self.name = choose_filename(
                 None,
                 resp.headers.get("Content-Disposition"),
                 resolved.filename if resolved else None,
                 str(resp.url),
             )
-            control = self._load_control()
+            control = self.checkpoints.load()
             if control is not None and (control.size, control.etag, control.last_modified) == (
                 size,
                 etag,
@@ -546,22 +517,7 @@ class Transfer:
         )
         self.ranges = RangeSet(control.size, self.settings.min_split, control.done)
         self.resumed_bytes = self.ranges.done_bytes
-        if control.url and self._resolved is None:
-            resolved = ResolvedURL(control.url, control.url_expires_at)
-            if not resolved.expired():
-                self._resolved = resolved
-
-    def _load_control(self) -> ControlState | None:
-        if not self.part.exists():
-            remove_control(self.ctl)
-            return None
-        control = load_control(self.ctl)
-        if control is None:
-            return None
-        if not (control.etag or control.last_modified):
-            log.info("resume state for %s has no validator: starting from zero", self.name)
-            return None
-        return control
+        self.link.adopt(control.url, control.url_expires_at)
 
     def _claim(self, start: int, end: int) -> Segment | None:
         assert self.ranges is not None and self.size is not None
@@ -598,34 +554,6 @@ class Transfer:
         self.hasher = self._new_hasher()
 
     # ----------------------------------------------------------------- HTTP
-    async def _url(self) -> str:
-        async with self._url_lock:
-            if self._resolved is None or self._resolved.expired():
-                self._resolved = await self._resolve(self.request.source)
-            return self._resolved.url
-
-    async def _re_resolve(self, used: str, status: int) -> bool:
-        """After storage refused ``used`` (401/403/410): a fresh link, once per attempt.
-
-        The refused link is dropped first (so it is never saved for a resume); False
-        when no fresh link is to be had (already tried, or the source gives the same).
-        """
-        if status not in REFUSED:
-            return False
-        async with self._url_lock:
-            if self._resolved is not None and self._resolved.url != used:
-                return True  # another connection already refreshed it
-            if self._re_resolved:
-                return False
-            self._re_resolved = True
-            self._resolved = None
-            log.info(
-                "storage refused the link for %s (HTTP %d); resolving again", self.name, status
-            )
-            fresh = await self._resolve(self.request.source)
-            self._resolved = fresh
-            return fresh.url != used
-
     async def _send(
         self, start: int, end: int, *, conditional: bool, close: bool = False
     ) -> aiohttp.ClientResponse:
@@ -636,9 +564,9 @@ class Transfer:
         """
         headers = self._range_headers(start, end, conditional=conditional, close=close)
         while True:
-            url = await self._url()
+            url = await self.link.url()
             resp = await self._get(url, headers)
-            if await self._re_resolve(url, resp.status):
+            if await self.link.refused(url, resp.status, self.name):
                 resp.release()
                 continue
             try:
@@ -916,7 +844,7 @@ class Transfer:
         """
         headers = self._range_headers(start, end, conditional=True, close=close)
         while True:
-            url = await self._url()
+            url = await self.link.url()
             answer = await self._answered(stream.run(partial(stream.request, url, headers)))
             self._observe(answer)
             try:
@@ -924,7 +852,7 @@ class Transfer:
                     self.threaded = False
                     stream.close()
                     return False
-                if await self._re_resolve(url, answer.status):
+                if await self.link.refused(url, answer.status, self.name):
                     stream.close()
                     continue
                 self._check_answer(answer.status, answer.headers, url)
@@ -1023,11 +951,10 @@ class Transfer:
         assert self.ranges is not None and self.fd is not None
         loop = asyncio.get_running_loop()
         fd, where, ranges = self.fd, self.part, self.ranges
-        stall, min_speed = self.settings.stall_timeout, self.settings.min_speed
-        window = self.settings.min_speed_window
+        stall = self.settings.stall_timeout
         body_end = min(resp_end, self.size or resp_end)
-        win_start = next_push = loop.time()
-        win_bytes = 0
+        next_push = loop.time()
+        speed = SpeedCheck(self.settings.min_speed, self.settings.min_speed_window, next_push)
         complete = stopped = False
         try:
             async for chunk in resp.content.iter_any():
@@ -1041,21 +968,13 @@ class Transfer:
                 wait = self._throttle(len(view))
                 if wait > 0:
                     await asyncio.sleep(wait)
-                    win_start += wait  # our own limit is not a slow server
+                    speed.paused(wait)  # our own limit is not a slow server
                     self._excused += wait
                 now = self._last_progress = self._bytes_at = loop.time()
                 if now >= next_push:
                     deadline.reschedule(now + stall)
                     next_push = now + 0.5
-                win_bytes += len(view)
-                if now - win_start >= window:
-                    if min_speed and win_bytes < min_speed * (now - win_start):
-                        raise CivitaiTuiError(
-                            FailureKind.STALLED,
-                            f"connection too slow ({win_bytes / (now - win_start):.0f} B/s); "
-                            "dropping it so another can take its range",
-                        )
-                    win_start, win_bytes = now, 0
+                speed.add(len(view), now)
                 if seg.pos >= body_end or seg.finished:
                     break
                 if self._stop_now():
@@ -1091,10 +1010,7 @@ class Transfer:
             self._publish_progress(self._speed)
             if self.hasher is not None:
                 self.hasher.follow(self.ranges.contiguous_prefix())
-            if self._checkpoint_due(now):
-                self._checkpointing = True
-                self._ckpt_time, self._ckpt_fetched = now, self.fetched
-                self._ckpt_task = asyncio.ensure_future(self._checkpoint())
+            self.checkpoints.tick(now, self.fetched)
             self._watchdog(now)
 
     def _publish_progress(self, speed: float) -> None:
@@ -1123,24 +1039,11 @@ class Transfer:
         since = asyncio.get_running_loop().time() - wait
         return sum(1 for asked in self._asking.values() if asked < since)
 
-    def _checkpoint_due(self, now: float) -> bool:
-        return not self._checkpointing and (
-            now - self._ckpt_time >= self.settings.checkpoint_seconds
-            or self.fetched - self._ckpt_fetched >= self.settings.checkpoint_bytes
-        )
-
-    async def _checkpoint(self) -> None:
-        try:
-            if not self.single_stream and self.fd is not None:
-                await asyncio.to_thread(self._persist, self._control_state())
-        except OSError as exc:
-            log.warning("checkpoint of %s failed: %s", self.name, exc)
-        finally:
-            self._checkpointing = False
-
-    def _control_state(self) -> ControlState:
-        assert self.ranges is not None
-        resolved = self._resolved
+    def control_state(self) -> ControlState | None:
+        """The progress a checkpoint saves; None while there is nothing to resume from."""
+        if self.ranges is None or self.single_stream:
+            return None
+        resolved = self.link.resolved
         return ControlState(
             size=self.ranges.size,
             etag=self.etag,
@@ -1149,15 +1052,6 @@ class Transfer:
             url_expires_at=resolved.expires_at if resolved else None,
             done=self.ranges.finished_spans(),
         )
-
-    def _persist(self, state: ControlState) -> None:
-        """fsync the data, then record the spans snapshotted before it (thread-safe)."""
-        with self._persist_lock:
-            fd = self.fd
-            if fd is None:
-                return
-            os.fsync(fd)
-            save_control(self.ctl, state)
 
     def _meaningful_progress(self) -> int:
         """Bytes a connection must gain for its failure to count as progress."""
@@ -1188,7 +1082,7 @@ class Transfer:
 
     def file_info(self, url: str | None = None) -> FileInfo:
         """The request's file info with what the server told us (name, size, host)."""
-        url = url or (self._resolved.url if self._resolved else "")
+        url = url or (self.link.resolved.url if self.link.resolved else "")
         return replace(
             self.request.info,
             name=self.name or self.request.info.name,
