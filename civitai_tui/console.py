@@ -204,6 +204,9 @@ def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
         ("name", "left"),
     ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    waiting = any(job.get("waiting") for job in jobs)
+    if waiting:  # why queued jobs do not move (the engine's words)
+        table.add_column("waiting", overflow="fold")
     for job in jobs:
         total = job["total_bytes"] or 0
         pct = f"{100 * job['done_bytes'] / total:.0f}%" if total else "-"
@@ -215,6 +218,7 @@ def print_jobs(console: Console, jobs: Sequence[dict[str, Any]]) -> None:
             f"{job['files_done']}/{job['files_total']}",
             human_bytes(total),
             rich_text(job["name"]),
+            *([rich_text(job.get("waiting") or "")] if waiting else []),
         )
     console.print(table)
 

@@ -128,6 +128,11 @@ _OPTION_CHECKS = {
 }
 
 
+#: JobFile attributes not in its progress record (the request has its own; ``waiting``
+#: is worked out when asked).
+_UNSAVED = frozenset({"request", "waiting"})
+
+
 @dataclass
 class JobFile:
     """One file of a job: what to fetch (its saveable request) and how far along it is.
@@ -153,6 +158,8 @@ class JobFile:
     method: str | None = None
     #: Something that went wrong beside the file itself (its sidecar), shown, not fatal.
     warning: str | None = None
+    #: Why it is not moving now (``bulk.waiting``; worked out when asked, never stored).
+    waiting: str | None = None
 
     @property
     def info(self) -> FileInfo:
@@ -180,7 +187,7 @@ class JobFile:
 
     def progress_record(self) -> dict[str, Any]:
         """The progress as JSON-ready data."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "request"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSAVED}
 
     @classmethod
     def from_records(cls, request: dict[str, Any], progress: dict[str, Any]) -> JobFile:
@@ -205,7 +212,8 @@ class JobFile:
             "error_kind": self.error_kind,
             "error": self.error,
             "path": self.path if done else None,
-            "reason": None if done else (self.error or _WAITING[self.state]),
+            "reason": None if done else (self.error or self.waiting or _WAITING[self.state]),
+            "waiting": self.waiting,
             "content_from": self.method,
             "content_source": self.origin,
             "warning": self.warning,
@@ -239,6 +247,8 @@ class BulkDownloadJob:
     expanded: bool = False
     error: str | None = None  # job-level failure (e.g. a target that does not exist)
     files: list[JobFile] = field(default_factory=list)
+    #: Why it is not moving now (``bulk.waiting``; worked out when asked, never stored).
+    waiting: str | None = None
 
     def transition(self, new: JobState) -> JobState:
         """Move to ``new`` (raising on an illegal change); returns the old state."""
@@ -297,4 +307,5 @@ class BulkDownloadJob:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.failure_summary() or None,
+            "waiting": self.waiting,
         }

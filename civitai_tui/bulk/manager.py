@@ -32,13 +32,14 @@ from typing import Any
 import aiohttp
 
 from civitai_tui.binding import bound
-from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome
+from civitai_tui.bulk.batches import AdaptiveSizer, BatchConfig, BatchOutcome, BatchStrategy
 from civitai_tui.bulk.expansion import JobExpander, default_name
 from civitai_tui.bulk.jobs import BulkDownloadJob, FileState, JobFile, JobOptions
 from civitai_tui.bulk.library import Placements
 from civitai_tui.bulk.queue import JobQueue
 from civitai_tui.bulk.states import JobState
 from civitai_tui.bulk.store import JobStore, StoreError
+from civitai_tui.bulk.waiting import SchedulerView, explain, target
 from civitai_tui.civitai.client import CivitAIClient
 from civitai_tui.civitai.targets import UrlTarget, parse_target
 from civitai_tui.download.downloader import FileDownloader, unexpected
@@ -103,6 +104,7 @@ class BulkDownloadManager:
         self._scheduler: asyncio.Task[None] | None = None
         self._expanding: dict[str, asyncio.Task[None]] = {}
         self._slots: list[asyncio.Task[None]] = []
+        self._pausing = 0  # slots waiting out bulk.pause_between_batches
         self._file_tasks: dict[str, asyncio.Task[DownloadResult]] = {}
         self._inflight: dict[str, tuple[BulkDownloadJob, JobFile]] = {}
         self._busy_paths: set[Path] = set()
@@ -192,9 +194,30 @@ class BulkDownloadManager:
         return self._downloader
 
     def jobs(self) -> list[BulkDownloadJob]:
-        """Every job: waiting ones in run order first, then the rest by arrival."""
+        """Every job: waiting ones in run order first, then the rest by arrival; each
+        with why it waits (``waiting``), as of now."""
         order = {job_id: i for i, job_id in enumerate(self._queue.ordered())}
-        return sorted(self._jobs.values(), key=lambda j: (order.get(j.id, len(order)), j.seq))
+        jobs = sorted(self._jobs.values(), key=lambda j: (order.get(j.id, len(order)), j.seq))
+        explain(jobs, self._scheduler_view())
+        return jobs
+
+    def explain_waiting(self) -> None:
+        """Set every job's and file's ``waiting`` (why it is not moving) as of now."""
+        self.jobs()
+
+    def _scheduler_view(self) -> SchedulerView:
+        key = self.settings.api_key
+        token = key() if callable(key) else key
+        return SchedulerView(
+            slots=self.batch.slots,
+            running=len([t for t in self._slots if not t.done()]),
+            pausing=self._pausing,
+            pause=self.batch.pause_between_batches,
+            sequential=self.batch.strategy is BatchStrategy.SEQUENTIAL,
+            writing={path: job.id for job, f in self._inflight.values() if (path := target(f))},
+            held=self._downloader.held() if self._downloader is not None else {},
+            token=bool(token),
+        )
 
     def get(self, job_id: str) -> BulkDownloadJob:
         """The job with this id, or the only one whose id starts with it (as git takes
@@ -381,6 +404,7 @@ class BulkDownloadManager:
         while True:
             self._slots = [t for t in self._slots if not t.done()]
             try:
+                self._expand_ahead()
                 while len(self._slots) < self.batch.slots and self._start_next_batch():
                     pass
             except StoreError:
@@ -389,6 +413,14 @@ class BulkDownloadManager:
                 log.exception("scheduling failed; trying again on the next change")
             self._wake.clear()
             await self._wake.wait()
+
+    def _expand_ahead(self) -> None:
+        """List every queued job's files now (concurrently), not when a slot frees up:
+        sizes, names and why a job waits show while the slots are busy."""
+        for job_id in self._queue.ordered():
+            job = self._jobs[job_id]
+            if not job.expanded and job_id not in self._expanding:
+                self._expanding[job_id] = asyncio.create_task(self._expand(job))
 
     def _start_next_batch(self) -> bool:
         """Start one batch from the first job in priority order that has work.
@@ -400,9 +432,7 @@ class BulkDownloadManager:
         waiting_for_expansion = False
         for job_id in self._queue.ordered():
             job = self._jobs[job_id]
-            if not job.expanded:
-                if job_id not in self._expanding:
-                    self._expanding[job_id] = asyncio.create_task(self._expand(job))
+            if not job.expanded:  # being expanded (``_expand_ahead``)
                 waiting_for_expansion = True
                 continue
             if waiting_for_expansion:
@@ -455,7 +485,11 @@ class BulkDownloadManager:
         )
         self._sizer.record(outcome)
         if self.batch.pause_between_batches > 0:
-            await asyncio.sleep(self.batch.pause_between_batches)
+            self._pausing += 1
+            try:
+                await asyncio.sleep(self.batch.pause_between_batches)
+            finally:
+                self._pausing -= 1
         self._wake.set()
 
     async def _download(self, job: BulkDownloadJob, f: JobFile) -> DownloadResult:

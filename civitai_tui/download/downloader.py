@@ -83,6 +83,15 @@ class FileDownloader:
             transfer.adjust()
         self._pool.freed(host)
 
+    def held(self) -> dict[str, str]:
+        """Files waiting for a connection to their host, by key: why, in words."""
+        pool = self._pool
+        return {
+            key: f"waiting for a connection to {host}: its {pool.budget(host)} allowed "
+            "connection(s) are in use"
+            for key, host in pool.waiting.items()
+        }
+
     async def download(
         self,
         request: DownloadRequest,

@@ -87,6 +87,8 @@ class HostPool:
         self.settings = settings
         self.transfers: set[Transfer] = set()
         self._first: Counter[str] = Counter()  # first requests in flight, by host
+        #: Files whose first request waits for a slot: file key -> host.
+        self.waiting: dict[str, str] = {}
         self._freed: asyncio.Event | None = None
 
     def _on(self, host: str) -> list[Transfer]:
@@ -104,13 +106,18 @@ class HostPool:
             return None
         return max(ANSWER_FLOOR, ANSWER_TTFB_FACTOR * max(t._ttfb for t in flowing))
 
-    def room(self, host: str) -> int:
-        """How many more connections ``host`` may have now (large: no budget set)."""
+    def budget(self, host: str) -> int | None:
+        """The most connections ``host`` may have now (None: no budget set)."""
         budget = self.settings.host_budget.get(host, self.settings.default_host_budget)
         shared = self.settings.shared_budget
         if shared is not None:
             granted = shared.granted(host)
             budget = granted if budget is None else min(budget, granted)
+        return budget
+
+    def room(self, host: str) -> int:
+        """How many more connections ``host`` may have now (large: no budget set)."""
+        budget = self.budget(host)
         if budget is None:
             return 1 << 30
         return budget - self._used(host)
@@ -145,12 +152,17 @@ class HostPool:
             self._freed = None
 
     @contextlib.asynccontextmanager
-    async def first_request(self, host: str) -> AsyncIterator[None]:
-        """Hold a slot of ``host``'s budget for a file's first request (waiting for one)."""
-        while self.room(host) <= 0:
-            if self._freed is None:
-                self._freed = asyncio.Event()
-            await self._freed.wait()
+    async def first_request(self, host: str, key: str) -> AsyncIterator[None]:
+        """Hold a slot of ``host``'s budget for file ``key``'s first request (waiting for
+        one: ``waiting`` names it meanwhile)."""
+        try:
+            while self.room(host) <= 0:
+                self.waiting[key] = host
+                if self._freed is None:
+                    self._freed = asyncio.Event()
+                await self._freed.wait()
+        finally:
+            self.waiting.pop(key, None)
         self._first[host] += 1
         try:
             yield
@@ -420,7 +432,7 @@ class Transfer:
             yield
             return
         await self.link.url()
-        async with self.pool.first_request(self._host()):
+        async with self.pool.first_request(self._host(), self.key):
             yield
 
     async def _first_answer(self, conditional: bool) -> First | None:

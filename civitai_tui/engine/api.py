@@ -308,7 +308,9 @@ class ControlAPI:
         )
 
     async def get_job(self, request: web.Request) -> web.Response:
-        return web.json_response(job_detail(self.manager.get(request.match_info["id"])))
+        job = self.manager.get(request.match_info["id"])
+        self.manager.explain_waiting()
+        return web.json_response(job_detail(job))
 
     async def job_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]

@@ -88,6 +88,8 @@ class JobView:
     total_bytes: int = 0
     done_bytes: int = 0
     error: str = ""
+    #: Why it is not moving now, as the engine says (empty: it is, or it is not queued).
+    waiting: str = ""
     types: set[str] = field(default_factory=set)
     files: dict[str, FileView] = field(default_factory=dict)
 
@@ -118,6 +120,7 @@ class JobView:
         self.total_bytes = int(data.get("total_bytes") or 0)
         self.done_bytes = int(data.get("done_bytes") or 0)
         self.error = data.get("error") or ""
+        self.waiting = data.get("waiting") or ""
         if self.state is not JobState.PROCESSING:
             self.stop_files()
         return self._shown() != before
@@ -161,6 +164,7 @@ class JobView:
             self.total_bytes,
             self.done_bytes,
             self.error,
+            self.waiting,
         )
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the fixed clock
 GIB = 1024**3
+#: What the engine says of the PENDING job (``bulk.waiting``).
+WAITING = "all 2 batch slot(s) busy (bulk.concurrent_batches); 4 job(s) ahead in the queue"
 
 
 def _job(
@@ -29,6 +31,7 @@ def _job(
         "started_at": T0,
         "finished_at": None,
         "error": "not_found: model 4004 is gone" if state == "FAILED" else None,
+        "waiting": WAITING if state == "PENDING" else None,
         "files": [
             {
                 "key": f"{job_id}:civitai:{n}:{i}",

@@ -51,27 +51,6 @@ ALLOWED: dict[str, frozenset[JobState]] = {
 }
 
 
-def waiting_reason(job: JobView, queue: list[JobView]) -> str:
-    """Why a PENDING job has not started, from its place in the queue ("" for others).
-
-    The engine runs jobs in queue order (priority, then arrival): a job waits for
-    the active ones ahead of it.
-    """
-    if job.state is not JobState.PENDING:
-        return ""
-    ahead = []
-    for other in queue:
-        if other.id == job.id:
-            break
-        if other.state in (JobState.PENDING, JobState.PROCESSING):
-            ahead.append(other)
-    if not ahead:
-        return "waiting: next in the queue (starts when a batch slot frees up)"
-    higher = sum(1 for other in ahead if other.priority > job.priority)
-    why = f", {higher} of higher priority" if higher else ""
-    return f"waiting: {len(ahead)} active job(s) ahead in the queue{why}"
-
-
 def matches(job: JobView, text: str) -> bool:
     """The filter: every word appears in the name, id, state, type or targets."""
     haystack = " ".join((job.name, job.id, job.state, job.kind, *job.targets)).lower()
@@ -254,7 +233,7 @@ class JobsScreen(EngineScreen):
         self.selected_state = job.state if job else None
         self.tui.bridge.watched_job = job.id if job and self.details_open else None
         if self.details_open and repaint_detail:
-            reason = waiting_reason(job, state.ordered_jobs()) if job else ""
+            reason = f"waiting: {job.waiting}" if job and job.waiting else ""
             self.query_one(JobDetail).show(job, self.app.theme_variables, reason)
 
     @on(DataTable.RowHighlighted, "#jobs")
