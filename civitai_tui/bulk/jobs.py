@@ -130,7 +130,7 @@ _OPTION_CHECKS = {
 
 #: JobFile attributes not in its progress record (the request has its own; ``waiting``
 #: is worked out when asked).
-_UNSAVED = frozenset({"request", "waiting"})
+NOT_SAVED = frozenset({"request", "waiting"})
 
 
 @dataclass
@@ -187,7 +187,7 @@ class JobFile:
 
     def progress_record(self) -> dict[str, Any]:
         """The progress as JSON-ready data."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSAVED}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_SAVED}
 
     @classmethod
     def from_records(cls, request: dict[str, Any], progress: dict[str, Any]) -> JobFile:
