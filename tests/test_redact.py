@@ -44,6 +44,16 @@ def test_registered_secret_is_masked_whatever_its_shape() -> None:
     assert mask_text("abc") == "abc"
 
 
+def test_a_secret_containing_a_shorter_registered_one_is_masked_whole() -> None:
+    # Registration order decided the result before (set order: hash-seed dependent).
+    register_secret("inner-part")
+    register_secret("outer-inner-part-tail")
+    register_secret("also-short")
+    text = mask_text("x outer-inner-part-tail y inner-part z")
+    assert text == f"x {MASK} y {MASK} z"
+    assert "tail" not in text
+
+
 def test_bare_civitai_key_masked_but_hashes_untouched() -> None:
     assert mask_text("key 0f1e2d3c4b5a69788796a5b4c3d2e1f0 end") == f"key {MASK} end"
     assert mask_text(f"sha256 {SHA256}") == f"sha256 {SHA256}"

@@ -88,7 +88,8 @@ def register_secret(secret: str | None) -> None:
 def mask_text(text: str) -> str:
     """``text`` with tokens, keys, signatures and registered secrets replaced by ``***``."""
     with _secrets_lock:
-        secrets = tuple(_secrets)
+        # Longest first: a secret that contains a shorter registered one is masked whole.
+        secrets = tuple(sorted(_secrets, key=len, reverse=True))
     folded = text.lower() if secrets else text
     for secret in secrets:  # in any case: a server may echo it upper-cased
         if secret.lower() in folded:
