@@ -167,6 +167,20 @@ async def holder(queue: FleetQueue) -> tuple[str | None, int]:
     return f.engine, int(f.checkpoint.get("done", 0))
 
 
+async def downloading_on_node_a(fleet: Fleet, queue: FleetQueue, model_id: int) -> str:
+    """Start engine node-a, queue the model and wait until node-a checkpointed bytes of it."""
+    await fleet.start("node-a")
+    await alive(queue, "node-a")
+    job_id = await fleet.add(f"model:{model_id}")
+
+    async def a_has_bytes() -> bool:
+        engine, done = await holder(queue)
+        return engine == "node-a" and done > 0
+
+    await poll(a_has_bytes)
+    return job_id
+
+
 def slow(sim: Simulator, file: SimFile, seconds: float = 20) -> None:
     sim.faults.set(file.id, per_connection_rate=max(file.size // int(seconds * 8), 1))
 
@@ -207,15 +221,7 @@ async def test_kill_9_mid_file_another_engine_resumes_and_verifies_it(
 ) -> None:
     [(model, primary)] = small_models(fleet.sim, 1, max_size=4 << 20)
     slow(fleet.sim, primary)
-    await fleet.start("node-a")
-    await alive(queue, "node-a")
-    await fleet.add(f"model:{model.id}")
-
-    async def a_has_bytes() -> bool:
-        engine, done = await holder(queue)
-        return engine == "node-a" and done > 0
-
-    await poll(a_has_bytes)
+    await downloading_on_node_a(fleet, queue, model.id)
     fleet.signal("node-a", signal.SIGKILL)
     fleet.sim.faults.reset()
     await fleet.start("node-b")
@@ -232,15 +238,7 @@ async def test_a_partitioned_engine_is_fenced_out_when_it_returns(
 ) -> None:
     [(model, primary)] = small_models(fleet.sim, 1, max_size=4 << 20)
     slow(fleet.sim, primary, seconds=30)
-    await fleet.start("node-a")
-    await alive(queue, "node-a")
-    await fleet.add(f"model:{model.id}")
-
-    async def a_has_bytes() -> bool:
-        engine, done = await holder(queue)
-        return engine == "node-a" and done > 0
-
-    await poll(a_has_bytes)
+    await downloading_on_node_a(fleet, queue, model.id)
     fleet.signal("node-a", signal.SIGSTOP)  # cut off: no renewal reaches the server
     await fleet.start("node-b")
 
@@ -265,15 +263,7 @@ async def test_a_pause_from_the_cli_stops_a_file_on_another_engine_within_one_re
 ) -> None:
     [(model, primary)] = small_models(fleet.sim, 1, max_size=4 << 20)
     slow(fleet.sim, primary, seconds=60)
-    await fleet.start("node-a")
-    await alive(queue, "node-a")
-    job_id = await fleet.add(f"model:{model.id}")
-
-    async def a_has_bytes() -> bool:
-        engine, done = await holder(queue)
-        return engine == "node-a" and done > 0
-
-    await poll(a_has_bytes)
+    job_id = await downloading_on_node_a(fleet, queue, model.id)
     await fleet.cli("pause", job_id)
     started = asyncio.get_running_loop().time()
 
